@@ -1,0 +1,11 @@
+//! Reading the host into typed values: the `inspect` stage of the pipeline.
+//!
+//! Every read goes through a [`Root`], so the same code runs on `/` and on a captured
+//! sysfs/procfs tree. Parsing is kept apart from I/O so parsers can be tested on inline text.
+
+pub mod cpus;
+pub mod cpuset;
+pub mod root;
+
+pub use cpuset::CpuSet;
+pub use root::{ReadError, Root};

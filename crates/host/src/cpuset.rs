@@ -285,11 +285,19 @@ mod tests {
             ("empty", "", vec![]),
             ("newline only", "\n", vec![]),
             ("single", "5", vec![5]),
-            ("range and singles", "0-3,8,10-11\n", vec![0, 1, 2, 3, 8, 10, 11]),
+            (
+                "range and singles",
+                "0-3,8,10-11\n",
+                vec![0, 1, 2, 3, 8, 10, 11],
+            ),
             ("stride group", "0-9:2/5", vec![0, 1, 5, 6]),
         ];
         for (what, text, ids) in cases {
-            assert_eq!(CpuSet::parse_list(text).unwrap(), CpuSet::from_ids(ids), "{what}");
+            assert_eq!(
+                CpuSet::parse_list(text).unwrap(),
+                CpuSet::from_ids(ids),
+                "{what}"
+            );
         }
     }
 
@@ -320,7 +328,10 @@ mod tests {
 
     #[test]
     fn formats_like_the_kernel() {
-        assert_eq!(CpuSet::from_ids([0, 1, 2, 3, 8, 10, 11]).to_list(), "0-3,8,10-11");
+        assert_eq!(
+            CpuSet::from_ids([0, 1, 2, 3, 8, 10, 11]).to_list(),
+            "0-3,8,10-11"
+        );
         assert_eq!(CpuSet::new().to_list(), "");
     }
 

@@ -5,7 +5,9 @@
 
 pub mod cpus;
 pub mod cpuset;
+pub mod finding;
 pub mod root;
 
 pub use cpuset::CpuSet;
+pub use finding::{Finding, Mechanism, Severity, Unknown};
 pub use root::{ReadError, Root};

@@ -141,7 +141,10 @@ mod tests {
     #[test]
     fn host_paths_resolve_under_the_root() {
         let root = Root::new("/snap");
-        assert_eq!(root.path("/proc/cmdline"), PathBuf::from("/snap/proc/cmdline"));
+        assert_eq!(
+            root.path("/proc/cmdline"),
+            PathBuf::from("/snap/proc/cmdline")
+        );
         assert_eq!(root.path("sys/x"), PathBuf::from("/snap/sys/x"));
     }
 

@@ -3,10 +3,14 @@
 //! Every read goes through a [`Root`], so the same code runs on `/` and on a captured
 //! sysfs/procfs tree. Parsing is kept apart from I/O so parsers can be tested on inline text.
 
+mod collect;
 pub mod cpus;
 pub mod cpuset;
 pub mod finding;
+pub mod irq;
+pub mod power;
 pub mod root;
+mod wording;
 
 pub use cpuset::CpuSet;
 pub use finding::{Finding, Mechanism, Severity, Unknown};

@@ -1,0 +1,5 @@
+//! Integration tests of nearnative-host: one module per inspect area.
+
+mod irq;
+mod power;
+mod sysfs_tree;

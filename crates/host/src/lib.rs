@@ -8,6 +8,7 @@ pub mod cpus;
 pub mod cpuset;
 pub mod finding;
 pub mod irq;
+pub mod knobs;
 pub mod power;
 pub mod root;
 mod wording;

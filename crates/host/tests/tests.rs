@@ -1,5 +1,6 @@
 //! Integration tests of nearnative-host: one module per inspect area.
 
 mod irq;
+mod knobs;
 mod power;
 mod sysfs_tree;

@@ -9,6 +9,7 @@ pub mod cpuset;
 pub mod finding;
 pub mod irq;
 pub mod knobs;
+pub mod nic;
 pub mod power;
 pub mod root;
 mod wording;

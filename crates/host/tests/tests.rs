@@ -2,5 +2,6 @@
 
 mod irq;
 mod knobs;
+mod nic;
 mod power;
 mod sysfs_tree;

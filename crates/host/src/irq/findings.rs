@@ -87,8 +87,10 @@ impl Irqs {
             .filter_map(|cpu| irq.count_on(&self.cpus, cpu))
             .sum();
         let mut evidence = format!("lands on {}", cpus_phrase(&overlap));
-        if fired > 0 {
-            evidence.push_str(&format!(" ({fired} interrupts there since boot)"));
+        match fired {
+            0 => {}
+            1 => evidence.push_str(" (1 interrupt there since boot)"),
+            _ => evidence.push_str(&format!(" ({fired} interrupts there since boot)")),
         }
         if irq.affinity_settable == Some(false) {
             evidence.push_str("; affinity is kernel-managed and cannot be changed");

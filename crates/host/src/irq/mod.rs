@@ -162,8 +162,7 @@ fn read_line(
     if let Some(actions) =
         collect.parsed_if_present(object("actions"), format!("{sys}/actions"), text)
     {
-        irq.actions = actions.split(',').map(str::to_owned).collect();
-        irq.actions.retain(|a| !a.is_empty());
+        irq.actions = split_sysfs_actions(&actions);
     }
     if irq.actions.is_empty() {
         irq.actions = action_dirs(collect.root, &proc);
@@ -194,6 +193,23 @@ fn read_effective(collect: &mut Collector, object: &str, proc: &str) -> Option<C
         return None;
     }
     read_affinity(collect, object, proc, "effective_affinity")
+}
+
+/// The action names of IRQ `number`: `/sys/kernel/irq/N/actions`, else the
+/// `/proc/irq/N/<action>` directories; empty when neither names any.
+pub fn action_names(root: &Root, number: u32) -> Vec<String> {
+    match root.read_trimmed(format!("/sys/kernel/irq/{number}/actions")) {
+        Ok(text) if !text.is_empty() => split_sysfs_actions(&text),
+        _ => action_dirs(root, &format!("/proc/irq/{number}")),
+    }
+}
+
+/// sysfs joins action names with a bare `,` (`/proc/interrupts` uses `", "`).
+fn split_sysfs_actions(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `/proc/irq/N/<action>` directories: the action names when nothing better was found.

@@ -39,4 +39,12 @@ impl Tree {
         std::fs::set_permissions(full, std::fs::Permissions::from_mode(mode)).unwrap();
         self
     }
+
+    /// A symlink at `path` pointing to `target`; relative targets resolve as in sysfs.
+    pub fn link(&self, path: &str, target: &str) -> &Self {
+        let full = self.dir.path().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, full).unwrap();
+        self
+    }
 }

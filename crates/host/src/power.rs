@@ -97,10 +97,23 @@ pub fn read(root: &Root) -> (Power, Vec<Unknown>) {
     };
     let cpus = match online_cpus(root) {
         Ok(cpus) => cpus,
-        Err(err) => collect.failed("online CPUs", &err).unwrap_or_default(),
+        Err(err) => {
+            collect.failed::<()>("online CPUs", &err);
+            cpu_dirs(root)
+        }
     };
     power.cpus = cpus.iter().map(|cpu| read_cpu(&mut collect, cpu)).collect();
     (power, collect.finish())
+}
+
+/// Without the online list, every `cpuN` directory stands for a CPU.
+fn cpu_dirs(root: &Root) -> CpuSet {
+    let names = root.list_dir(CPU_DIR).unwrap_or_default();
+    let ids = names
+        .iter()
+        .filter_map(|name| name.strip_prefix("cpu")?.parse::<u32>().ok())
+        .filter(|&id| id <= crate::cpuset::MAX_CPU_ID);
+    CpuSet::from_ids(ids)
 }
 
 /// `current_governor` appeared in 5.x; older kernels only have `current_governor_ro`.
@@ -270,6 +283,14 @@ impl Power {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn resume_latency_parse_never_panics(text in "(?s).{0,20}") {
+            let _ = ResumeLatency::parse(&text);
+        }
+    }
 
     #[test]
     fn resume_latency_special_values() {

@@ -1,5 +1,6 @@
 //! Integration tests of nearnative-host: one module per inspect area.
 
+mod captured_hosts;
 mod irq;
 mod knobs;
 mod nic;

@@ -141,6 +141,15 @@ fn unquote(value: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic(text in "(?s).{0,200}") {
+            let _ = banned_from_vars(&shell_assignments(&text));
+            let _ = banned_from_vars(&environ_vars(&text));
+        }
+    }
 
     #[test]
     fn config_files_parse_like_the_shell() {

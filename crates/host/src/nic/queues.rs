@@ -113,6 +113,15 @@ pub fn queue_of(name: &str, ifname: &str, device: Option<&str>) -> Option<QueueR
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn queue_of_never_panics(name in ".{0,40}", ifname in ".{0,16}", device in ".{0,16}") {
+            let _ = queue_of(&name, &ifname, Some(&device));
+            let _ = queue_of(&name, &ifname, None);
+        }
+    }
 
     #[test]
     fn vector_names_map_to_queues() {

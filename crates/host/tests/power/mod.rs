@@ -119,3 +119,24 @@ fn live_host_has_haltpoll_cpuidle() {
         assert!(cpu.resume_latency.is_some());
     }
 }
+
+#[test]
+fn captured_hybrid_laptop_has_powersave_through_policy_links() {
+    let hosts = crate::sysfs_tree::fixture_hosts_without_topology("hybrid");
+    let Some((_, tree)) = hosts.first() else {
+        eprintln!("!!! hybrid laptop snapshot missing: nothing to check");
+        return;
+    };
+    let (power, unknowns) = power::read(&tree.root());
+    assert_eq!(power.cpus.len(), 20);
+    assert!(power
+        .cpus
+        .iter()
+        .all(|c| c.cpufreq_governor.as_deref() == Some("powersave")));
+    let governor = power.findings();
+    assert_eq!(governor.len(), 1, "{governor:?}");
+    assert_eq!(governor[0].object, "cpufreq governor on CPUs 0-19");
+    assert!(unknowns
+        .iter()
+        .any(|u| u.object == "PM QoS resume latency of cpu0"));
+}

@@ -30,10 +30,8 @@ impl<'a> Collector<'a> {
         host_path: impl AsRef<Path>,
         parse: impl FnOnce(&str) -> Result<T, E>,
     ) -> Option<T> {
-        match self.root.read_parsed(host_path, parse) {
-            Ok(value) => Some(value),
-            Err(err) => self.failed(object, &err),
-        }
+        let result = self.root.read_parsed(host_path, parse);
+        self.keep(object, result)
     }
 
     /// Like [`Collector::parsed`], but a missing file means the kernel has no such object
@@ -64,10 +62,8 @@ impl<'a> Collector<'a> {
         object: impl Into<String>,
         host_path: impl AsRef<Path>,
     ) -> Option<String> {
-        match self.root.read_to_string(host_path) {
-            Ok(text) => Some(text),
-            Err(err) => self.failed(object, &err),
-        }
+        let result = self.root.read_to_string(host_path);
+        self.keep(object, result)
     }
 
     pub(crate) fn list_dir(
@@ -75,10 +71,8 @@ impl<'a> Collector<'a> {
         object: impl Into<String>,
         host_path: impl AsRef<Path>,
     ) -> Option<Vec<String>> {
-        match self.root.list_dir(host_path) {
-            Ok(names) => Some(names),
-            Err(err) => self.failed(object, &err),
-        }
+        let result = self.root.list_dir(host_path);
+        self.keep(object, result)
     }
 
     /// Records a failure that is not a read error: a line or field the parser refused.
@@ -93,6 +87,18 @@ impl<'a> Collector<'a> {
             path: self.root.path(host_path),
             reason: reason.into(),
         });
+    }
+
+    /// The value of a read, or `None` with the failure recorded as unknown `object`.
+    pub(crate) fn keep<T>(
+        &mut self,
+        object: impl Into<String>,
+        result: Result<T, ReadError>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(err) => self.failed(object, &err),
+        }
     }
 
     pub(crate) fn failed<T>(&mut self, object: impl Into<String>, err: &ReadError) -> Option<T> {

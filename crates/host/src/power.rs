@@ -95,13 +95,10 @@ pub fn read(root: &Root) -> (Power, Vec<Unknown>) {
         cpuidle_governor: read_governor(&mut collect, &idle_dir),
         cpus: Vec::new(),
     };
-    let cpus = match online_cpus(root) {
-        Ok(cpus) => cpus,
-        Err(err) => {
-            collect.failed::<()>("online CPUs", &err);
-            cpu_dirs(root)
-        }
-    };
+    let online = online_cpus(root);
+    let cpus = collect
+        .keep("online CPUs", online)
+        .unwrap_or_else(|| cpu_dirs(root));
     power.cpus = cpus.iter().map(|cpu| read_cpu(&mut collect, cpu)).collect();
     (power, collect.finish())
 }

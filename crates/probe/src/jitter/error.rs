@@ -47,8 +47,8 @@ pub enum JitterError {
         #[source]
         source: Errno,
     },
-    #[error("the timer on CPU {cpu} failed to sleep")]
-    Sleep {
+    #[error("the wake-up timer on CPU {cpu} failed")]
+    Timer {
         cpu: u32,
         #[source]
         source: Errno,

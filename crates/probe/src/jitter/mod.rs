@@ -15,6 +15,7 @@ mod threads;
 mod timer;
 
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use nearnative_host::cpus::online_cpus;
 use nearnative_host::Root;
@@ -33,48 +34,64 @@ use crate::stats::new_histogram;
 pub fn run(config: &JitterConfig, stop: &AtomicBool) -> Result<JitterReport, JitterError> {
     let online = online_cpus(&Root::default()).map_err(JitterError::Online)?;
     config.validate(&online)?;
-    let duration_ns = duration_ns(config);
     match config.mode {
-        Mode::Spin => {
-            let cpus = threads::on_each_cpu(&config.cpus, config.rt_priority, new_histogram, {
-                |cpu, mut gaps| {
-                    let deadline = now_ns() + duration_ns;
-                    let tally = spin::spin(config.threshold_ns, deadline, stop, &mut gaps);
-                    Ok(spin::cpu_report(cpu, &tally, &gaps))
-                }
-            })?;
-            Ok(JitterReport::Spin(SpinReport {
-                threshold_ns: config.threshold_ns,
-                duration_ns,
-                rt_priority: config.rt_priority,
-                cpus,
-            }))
-        }
-        Mode::Timer { interval } => {
-            let interval_ns = interval.as_nanos() as u64;
-            let cpus = threads::on_each_cpu(&config.cpus, config.rt_priority, new_histogram, {
-                |cpu, mut lateness| {
-                    let deadline = now_ns() + duration_ns;
-                    let tally = timer::tick(
-                        interval_ns,
-                        config.threshold_ns,
-                        deadline,
-                        stop,
-                        &mut lateness,
-                    )
-                    .map_err(|source| JitterError::Sleep { cpu, source })?;
-                    Ok(timer::cpu_report(cpu, &tally, &lateness))
-                }
-            })?;
-            Ok(JitterReport::Timer(TimerReport {
-                threshold_ns: config.threshold_ns,
-                duration_ns,
-                interval_ns,
-                rt_priority: config.rt_priority,
-                cpus,
-            }))
-        }
+        Mode::Spin => run_spin(config, stop).map(JitterReport::Spin),
+        Mode::Timer { interval } => run_timer(config, interval, stop).map(JitterReport::Timer),
     }
+}
+
+fn run_spin(config: &JitterConfig, stop: &AtomicBool) -> Result<SpinReport, JitterError> {
+    let duration_ns = duration_ns(config);
+    let cpus = threads::on_each_cpu(
+        &config.cpus,
+        config.rt_priority,
+        new_histogram,
+        |cpu, mut gaps| {
+            let deadline = now_ns() + duration_ns;
+            let tally = spin::spin(config.threshold_ns, deadline, stop, &mut gaps);
+            Ok(spin::cpu_report(cpu, &tally, &gaps))
+        },
+    )?;
+    Ok(SpinReport {
+        threshold_ns: config.threshold_ns,
+        duration_ns,
+        rt_priority: config.rt_priority,
+        cpus,
+    })
+}
+
+fn run_timer(
+    config: &JitterConfig,
+    interval: Duration,
+    stop: &AtomicBool,
+) -> Result<TimerReport, JitterError> {
+    let duration_ns = duration_ns(config);
+    // Validation bounds the interval to a second.
+    let interval_ns = interval.as_nanos() as u64;
+    let cpus = threads::on_each_cpu(
+        &config.cpus,
+        config.rt_priority,
+        new_histogram,
+        |cpu, mut lateness| {
+            let deadline = now_ns() + duration_ns;
+            let tally = timer::tick(
+                interval_ns,
+                config.threshold_ns,
+                deadline,
+                stop,
+                &mut lateness,
+            )
+            .map_err(|source| JitterError::Timer { cpu, source })?;
+            Ok(timer::cpu_report(cpu, &tally, &lateness))
+        },
+    )?;
+    Ok(TimerReport {
+        threshold_ns: config.threshold_ns,
+        duration_ns,
+        interval_ns,
+        rt_priority: config.rt_priority,
+        cpus,
+    })
 }
 
 /// The run's length in ns; validation bounds it to a day, far below `u64::MAX`.

@@ -85,7 +85,10 @@ fn timer_table_has_a_row_per_cpu() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
-    assert!(lines[0].starts_with("timer: interval 1000 µs"), "{stdout}");
+    assert!(
+        lines[0].starts_with("timer: interval 1000 µs, threshold 100000 ns"),
+        "{stdout}"
+    );
     assert!(lines[2].trim_start().starts_with('0'), "{stdout}");
 }
 

@@ -22,9 +22,9 @@ pub struct JitterArgs {
     #[arg(long, value_name = "LIST")]
     cpus: Option<String>,
     /// Spin: a gap between two clock reads above this counts as an interruption.
-    /// Timer: a wake-up later than this counts as late.
-    #[arg(long, value_name = "N", default_value_t = JitterConfig::DEFAULT_THRESHOLD_NS)]
-    threshold_ns: u64,
+    /// Timer: a wake-up later than this counts as late [default: 1000 (spin), 100000 (timer)]
+    #[arg(long, value_name = "N")]
+    threshold_ns: Option<u64>,
     /// How long to measure each CPU, in seconds (fractions allowed, at most one day)
     #[arg(long, value_name = "S", default_value = "10")]
     duration: String,
@@ -72,11 +72,9 @@ fn config(args: &JitterArgs) -> anyhow::Result<JitterConfig> {
         },
     };
     Ok(JitterConfig {
-        cpus,
-        duration: parse_seconds(&args.duration)?,
-        threshold_ns: args.threshold_ns,
+        threshold_ns: args.threshold_ns.unwrap_or(mode.default_threshold_ns()),
         rt_priority: args.rt,
-        mode,
+        ..JitterConfig::new(cpus, parse_seconds(&args.duration)?, mode)
     })
 }
 

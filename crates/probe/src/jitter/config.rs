@@ -35,6 +35,19 @@ pub enum Mode {
     Timer { interval: Duration },
 }
 
+impl Mode {
+    /// Spin: 1 µs, above the clock-read cost of any machine we run on and below the shortest
+    /// interrupt handler, so every interruption counts and the loop itself never does.
+    /// Timer: 100 µs, because even a tuned host needs a few µs to wake a thread; what matters
+    /// there is the tail.
+    pub fn default_threshold_ns(self) -> u64 {
+        match self {
+            Mode::Spin => 1_000,
+            Mode::Timer { .. } => 100_000,
+        }
+    }
+}
+
 /// One jitter run. Invariant after [`JitterConfig::validate`]: `cpus` is non-empty and online,
 /// `0 < threshold_ns <= MAX_THRESHOLD_NS`, `threshold < duration <= MAX_DURATION`, and the
 /// priority and interval are within their ranges.
@@ -50,19 +63,20 @@ pub struct JitterConfig {
 }
 
 impl JitterConfig {
-    /// Default threshold: above the clock-read cost of any machine we run on, below the
-    /// shortest interrupt handler, so every interruption counts and the loop itself never does.
-    pub const DEFAULT_THRESHOLD_NS: u64 = 1_000;
-
-    /// A spin run over `cpus` with the default threshold and no real-time priority.
-    pub fn spin(cpus: CpuSet, duration: Duration) -> Self {
+    /// A run over `cpus` with the mode's default threshold and no real-time priority.
+    pub fn new(cpus: CpuSet, duration: Duration, mode: Mode) -> Self {
         JitterConfig {
             cpus,
             duration,
-            threshold_ns: Self::DEFAULT_THRESHOLD_NS,
+            threshold_ns: mode.default_threshold_ns(),
             rt_priority: None,
-            mode: Mode::Spin,
+            mode,
         }
+    }
+
+    /// A spin run over `cpus` with the default threshold and no real-time priority.
+    pub fn spin(cpus: CpuSet, duration: Duration) -> Self {
+        JitterConfig::new(cpus, duration, Mode::Spin)
     }
 
     /// Checks every field against its bounds and `cpus` against the `online` CPUs.

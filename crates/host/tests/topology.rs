@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use nearnative_host::topology::Topology;
-use nearnative_host::Root;
+use nearnative_host::{Host, InspectOptions, Root};
 
 use crate::fixtures::{lstopo, shared, SNAPSHOTS};
 
@@ -43,6 +43,12 @@ fn counts_and_siblings_match_hwloc_on_every_snapshot() {
                 cpu.id
             );
         }
+        let host = Host::read(&Root::new(shared(name)), &InspectOptions::default());
+        let allowed = host.isolation.process_cpuset.map(|own| own.cpus);
+        assert!(
+            allowed.is_none_or(|cpus| topology.online.is_subset(&cpus)),
+            "{name}: lstopo hides CPUs outside the snapshot's own cpuset; none are here"
+        );
         let objects: Vec<&str> = unknowns.iter().map(|u| u.object.as_str()).collect();
         assert_eq!(objects, expected_unknowns(name), "{name}: {unknowns:?}");
     }

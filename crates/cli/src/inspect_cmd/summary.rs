@@ -238,6 +238,13 @@ fn isolation(iso: &Isolation) -> Vec<String> {
         ),
     ];
     lines.extend(cgroups(&iso.cgroups));
+    if let Some(own) = &iso.process_cpuset {
+        lines.push(format!(
+            "  this process: cpuset {}, CPUs {}",
+            own.cgroup,
+            list_or_none(Some(&own.cpus))
+        ));
+    }
     lines
 }
 

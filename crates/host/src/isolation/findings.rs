@@ -113,6 +113,7 @@ mod tests {
                 cpusets: Vec::new(),
                 truncated: false,
             },
+            process_cpuset: None,
         }
     }
 

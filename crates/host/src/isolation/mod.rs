@@ -6,6 +6,7 @@ mod cmdline;
 mod cpusets;
 mod findings;
 mod mounts;
+mod own;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +15,7 @@ use crate::{CpuSet, Root, Unknown};
 pub use cmdline::{BootIsolation, Isolcpus, IsolcpusFlag};
 pub use cpusets::{CgroupMode, Cgroups, Cpuset, WalkLimits};
 pub use findings::findings;
+pub use own::ProcessCpuset;
 
 const CMDLINE: &str = "/proc/cmdline";
 const ISOLATED: &str = "/sys/devices/system/cpu/isolated";
@@ -30,15 +32,24 @@ pub struct Isolation {
     /// CPUs running tickless. `None` when the kernel is built without `NO_HZ_FULL`.
     pub nohz_full: Option<CpuSet>,
     pub cgroups: Cgroups,
+    /// The cpuset of the process that read the host (`/proc/self`). hwloc's `lstopo` shows
+    /// only these CPUs by default. `None` without a cpuset hierarchy or `/proc/self`.
+    pub process_cpuset: Option<ProcessCpuset>,
 }
 
 impl Isolation {
     pub fn read(root: &Root, limits: WalkLimits, unknowns: &mut Vec<Unknown>) -> Isolation {
+        let cgroups = cpusets::read(root, limits, unknowns);
+        let process_cpuset = match (cgroups.cpuset_version, &cgroups.cpuset_mount) {
+            (Some(version), Some(mount)) => own::read(root, version, mount, unknowns),
+            _ => None,
+        };
         Isolation {
             cmdline: read_cmdline(root, unknowns),
             isolated: read_cpu_file(root, ISOLATED, "isolated CPUs", unknowns),
             nohz_full: read_cpu_file(root, NOHZ_FULL, "nohz_full CPUs", unknowns),
-            cgroups: cpusets::read(root, limits, unknowns),
+            cgroups,
+            process_cpuset,
         }
     }
 }

@@ -87,11 +87,25 @@ impl ResumeLatency {
     }
 }
 
+/// A cpufreq or cpuidle driver or governor name: a kernel identifier such as `intel_idle`,
+/// `schedutil` or `acpi-cpufreq`; anything else in the file is not a name.
+pub fn parse_kernel_name(text: &str) -> Result<String, String> {
+    let is_name_char = |c: char| c.is_ascii_alphanumeric() || "_-.+".contains(c);
+    match !text.is_empty() && text.chars().all(is_name_char) {
+        true => Ok(text.to_owned()),
+        false => Err("not a kernel driver or governor name".to_owned()),
+    }
+}
+
 pub fn read(root: &Root) -> (Power, Vec<Unknown>) {
     let mut collect = Collector::new(root);
     let idle_dir = format!("{CPU_DIR}/cpuidle");
     let mut power = Power {
-        cpuidle_driver: collect.trimmed("cpuidle driver", format!("{idle_dir}/current_driver")),
+        cpuidle_driver: collect.parsed(
+            "cpuidle driver",
+            format!("{idle_dir}/current_driver"),
+            parse_kernel_name,
+        ),
         cpuidle_governor: read_governor(&mut collect, &idle_dir),
         cpus: Vec::new(),
     };
@@ -116,14 +130,10 @@ fn cpu_dirs(root: &Root) -> CpuSet {
 /// `current_governor` appeared in 5.x; older kernels only have `current_governor_ro`.
 fn read_governor(collect: &mut Collector, idle_dir: &str) -> Option<String> {
     let read_only = format!("{idle_dir}/current_governor_ro");
-    let text = |s: &str| Ok::<_, String>(s.to_owned());
+    let writable = format!("{idle_dir}/current_governor");
     collect
-        .parsed_if_present(
-            "cpuidle governor",
-            format!("{idle_dir}/current_governor"),
-            text,
-        )
-        .or_else(|| collect.trimmed("cpuidle governor", read_only))
+        .parsed_if_present("cpuidle governor", writable, parse_kernel_name)
+        .or_else(|| collect.parsed("cpuidle governor", read_only, parse_kernel_name))
 }
 
 fn read_cpu(collect: &mut Collector, cpu: u32) -> CpuPower {
@@ -145,9 +155,10 @@ fn read_cpu(collect: &mut Collector, cpu: u32) -> CpuPower {
     // No cpufreq directory means no cpufreq driver; a directory without a governor is odd.
     let cpufreq_dir = format!("{dir}/cpufreq");
     let cpufreq_governor = match collect.root.exists(&cpufreq_dir) {
-        true => collect.trimmed(
+        true => collect.parsed(
             format!("cpufreq governor of cpu{cpu}"),
             format!("{cpufreq_dir}/scaling_governor"),
+            parse_kernel_name,
         ),
         false => None,
     };
@@ -304,6 +315,11 @@ mod tests {
             assert_eq!(ResumeLatency::parse(text), want, "{what}");
         }
         assert!(ResumeLatency::parse("").is_err());
+        assert_eq!(
+            parse_kernel_name("acpi-cpufreq").as_deref(),
+            Ok("acpi-cpufreq")
+        );
+        assert!(parse_kernel_name("").is_err() && parse_kernel_name("#0 x").is_err());
         assert!(ResumeLatency::parse("-1").is_err());
         assert!(ResumeLatency::NoLimit.allows(133));
         assert!(ResumeLatency::ZeroLatency.allows(0) && !ResumeLatency::ZeroLatency.allows(1));

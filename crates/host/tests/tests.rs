@@ -1,8 +1,13 @@
-//! Integration tests of nearnative-host: one module per inspect area.
+//! Integration tests of nearnative-host, one module per area.
 
+mod capture;
 mod captured_hosts;
+mod fixtures;
+mod inspect;
 mod irq;
 mod knobs;
 mod nic;
 mod power;
+mod robustness;
 mod sysfs_tree;
+mod topology;

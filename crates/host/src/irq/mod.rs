@@ -60,7 +60,7 @@ pub struct Irq {
     /// The CPUs it is actually routed to (`effective_affinity_list`), a subset of `affinity`.
     pub effective_affinity: Option<CpuSet>,
     /// False for kernel-managed and per-CPU lines, whose affinity user space cannot set: a
-    /// write fails with EIO, which apply reports as "unchangeable".
+    /// write fails with EIO, which apply reports as "unchangeable". `None` off the live host.
     pub affinity_settable: Option<bool>,
 }
 
@@ -169,10 +169,19 @@ fn read_line(
     }
     irq.affinity = read_affinity(collect, &object("affinity"), &proc, "smp_affinity");
     irq.effective_affinity = read_effective(collect, &object("effective affinity"), &proc);
-    irq.affinity_settable = std::fs::metadata(collect.root.path(format!("{proc}/smp_affinity")))
-        .ok()
-        .map(|meta| meta.permissions().mode() & 0o200 != 0);
+    irq.affinity_settable = affinity_settable(collect.root, &proc);
     irq
+}
+
+/// The kernel creates `smp_affinity` without its write bit when user space may not set the
+/// line's affinity. Only the live host keeps that mode: captures store every file as 0644,
+/// so elsewhere settability is unknown rather than guessed.
+fn affinity_settable(root: &Root, proc: &str) -> Option<bool> {
+    if !root.is_live() {
+        return None;
+    }
+    let meta = std::fs::metadata(root.path(format!("{proc}/smp_affinity"))).ok()?;
+    Some(meta.permissions().mode() & 0o200 != 0)
 }
 
 /// The list form first (exact), then the mask form (kernels before 2.6.28 lack the list).
@@ -219,7 +228,7 @@ fn action_dirs(root: &Root, proc: &str) -> Vec<String> {
     };
     names
         .into_iter()
-        .filter(|name| root.path(format!("{proc}/{name}")).is_dir())
+        .filter(|name| root.list_dir(format!("{proc}/{name}")).is_ok())
         .collect()
 }
 

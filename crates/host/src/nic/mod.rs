@@ -185,12 +185,18 @@ fn read_nic(collect: &mut Collector, name: &str) -> Nic {
         nic.kind = virtual_kind(collect.root, &net, name);
         return nic;
     }
-    nic.driver = link_name(collect.root, &format!("{device_link}/driver"));
+    // uevent is read through the Root (so `capture` keeps it); the symlinks are the
+    // fallback for snapshots taken without it.
+    nic.driver = uevent_value(collect.root, &device_link, "DRIVER")
+        .or_else(|| link_name(collect.root, &format!("{device_link}/driver")));
     let device_name = link_name(collect.root, &device_link);
     let bus_dir = bus_device_dir(collect.root, &device_link);
     nic.bus_device = bus_dir
         .as_deref()
-        .and_then(|dir| canonical_name(collect.root, dir))
+        .and_then(|dir| {
+            uevent_value(collect.root, dir, "PCI_SLOT_NAME")
+                .or_else(|| canonical_name(collect.root, dir))
+        })
         .or_else(|| device_name.clone());
     if let Some(bus_dir) = &bus_dir {
         nic.numa_node = collect
@@ -326,6 +332,16 @@ fn ethtool_outcome<T>(
             None
         }
     }
+}
+
+/// `KEY=value` from a device's `uevent` file.
+fn uevent_value(root: &Root, device_dir: &str, key: &str) -> Option<String> {
+    let text = root.read_to_string(format!("{device_dir}/uevent")).ok()?;
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
 }
 
 /// The last component of a symlink's target (`../../bus/virtio/drivers/virtio_net`).

@@ -39,9 +39,9 @@ fn host_tree() -> Tree {
     let eth2 = format!("{IXGBE_PCI}/net/eth2");
     tree.link("/sys/class/net/eth2", &format!("../../..{eth2}"))
         .link(&format!("{eth2}/device"), "../../../0000:03:00.0")
-        .link(
-            &format!("{IXGBE_PCI}/driver"),
-            "../../../../bus/pci/drivers/ixgbe",
+        .file(
+            &format!("{IXGBE_PCI}/uevent"),
+            "DRIVER=ixgbe\nPCI_SLOT_NAME=0000:03:00.0\n",
         )
         .file(&format!("{IXGBE_PCI}/numa_node"), "1\n")
         .file(&format!("{IXGBE_PCI}/sriov_totalvfs"), "63\n")
@@ -81,7 +81,11 @@ fn virtio_nic_on_pci_has_driver_queues_and_vectors() {
     assert_eq!(names, ["br0", "eth0", "eth2", "lo"]);
     let eth0 = &nics.interfaces[1];
     assert_eq!(eth0.kind, NicKind::Physical);
-    assert_eq!(eth0.driver.as_deref(), Some("virtio_net"));
+    assert_eq!(
+        eth0.driver.as_deref(),
+        Some("virtio_net"),
+        "from the driver link"
+    );
     assert_eq!(eth0.bus_device.as_deref(), Some("0000:00:03.0"));
     assert_eq!(eth0.numa_node, None, "-1 is no node");
     assert_eq!(eth0.default_route, [IpFamily::Ipv4]);
@@ -108,7 +112,8 @@ fn physical_nic_with_sriov_and_steering() {
     let tree = host_tree();
     let (nics, unknowns) = nic::read(&tree.root());
     let eth2 = &nics.interfaces[2];
-    assert_eq!(eth2.driver.as_deref(), Some("ixgbe"));
+    assert_eq!(eth2.driver.as_deref(), Some("ixgbe"), "from uevent");
+    assert_eq!(eth2.bus_device.as_deref(), Some("0000:03:00.0"));
     assert_eq!(eth2.numa_node, Some(1));
     assert_eq!(
         eth2.sriov,

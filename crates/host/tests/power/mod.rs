@@ -122,12 +122,8 @@ fn live_host_has_haltpoll_cpuidle() {
 
 #[test]
 fn captured_hybrid_laptop_has_powersave_through_policy_links() {
-    let hosts = crate::sysfs_tree::fixture_hosts_without_topology("hybrid");
-    let Some((_, tree)) = hosts.first() else {
-        eprintln!("!!! hybrid laptop snapshot missing: nothing to check");
-        return;
-    };
-    let (power, unknowns) = power::read(&tree.root());
+    let root = Root::new(crate::fixtures::shared("20em64t-hybrid-1p6c2t+2ca4co1t"));
+    let (power, unknowns) = power::read(&root);
     assert_eq!(power.cpus.len(), 20);
     assert!(power
         .cpus

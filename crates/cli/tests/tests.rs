@@ -1,0 +1,4 @@
+//! Tests of the `nearnative` binary as a user runs it, one module per command.
+
+mod inspect;
+mod probe_jitter;

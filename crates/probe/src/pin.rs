@@ -19,9 +19,9 @@ pub enum PinError {
     Empty { text: String },
     #[error("CPU {cpu} is not online (online CPUs: {online})")]
     Offline { cpu: u32, online: CpuSet },
-    #[error("cannot read the online CPUs: {0}")]
+    #[error("cannot read the online CPUs")]
     Online(#[source] ReadError),
-    #[error("cannot pin to CPUs {cpus}: {source}")]
+    #[error("cannot pin to CPUs {cpus}")]
     Affinity {
         cpus: CpuSet,
         #[source]

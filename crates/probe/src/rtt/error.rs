@@ -1,5 +1,6 @@
 //! Everything that can stop an rtt client or server, each naming the address, CPU or argument
-//! at fault and the reason, in one line.
+//! at fault. A variant with a `#[source]` leaves the reason to that source, so printing the
+//! chain (`{:#}` in the binary) gives one line with no repetition.
 
 use std::io;
 use std::path::PathBuf;
@@ -11,19 +12,19 @@ use crate::pin::PinError;
 pub enum RttError {
     #[error("address {text:?}: expected HOST:PORT")]
     BadAddress { text: String },
-    #[error("cannot resolve {text}: {source}")]
+    #[error("cannot resolve {text}")]
     Resolve {
         text: String,
         #[source]
         source: io::Error,
     },
-    #[error("cannot bind {addr}: {source}")]
+    #[error("cannot bind {addr}")]
     Bind {
         addr: String,
         #[source]
         source: io::Error,
     },
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     Connect {
         addr: String,
         #[source]
@@ -45,26 +46,26 @@ pub enum RttError {
     PayloadTooLarge { given: usize, max: usize },
     #[error("{what}: {reason}")]
     BadArgument { what: &'static str, reason: String },
-    #[error("{op} on {addr}: {source}")]
+    #[error("{op} on {addr}")]
     Socket {
         op: &'static str,
         addr: String,
         #[source]
         source: io::Error,
     },
-    #[error("cannot write histogram to {path}: {source}")]
+    #[error("cannot write histogram to {path}")]
     HistogramOut {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("cannot start thread {name}: {source}")]
+    #[error("cannot start thread {name}")]
     Spawn {
         name: String,
         #[source]
         source: io::Error,
     },
-    #[error("cannot install the {signal} handler: {source}")]
+    #[error("cannot install the {signal} handler")]
     Signal {
         signal: String,
         #[source]

@@ -1,0 +1,3 @@
+//! Integration tests of the `nearnative` binary, one module per command.
+
+mod probe_rtt;

@@ -1,0 +1,3 @@
+//! Integration tests of the probe crate, one module per area.
+
+mod rtt;

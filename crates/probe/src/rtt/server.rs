@@ -79,7 +79,7 @@ impl Server {
         }
         let wait = self.config.wait;
         match &self.socket {
-            Bound::Udp(socket) => server_udp::serve(socket, wait, stop, &self.stats),
+            Bound::Udp(socket) => server_udp::serve(socket, stop, &self.stats),
             Bound::Tcp(listener) => server_tcp::serve(listener, wait, stop, &self.stats),
         }
     }

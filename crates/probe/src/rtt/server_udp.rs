@@ -9,7 +9,6 @@
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::config::Wait;
 use super::link::is_transient;
 use super::server_stats::{ServerStats, SharedStats};
 use super::wire::{self, MAX_MESSAGE_LEN};
@@ -17,7 +16,6 @@ use super::RttError;
 
 pub fn serve(
     socket: &UdpSocket,
-    wait: Wait,
     stop: &AtomicBool,
     shared: &SharedStats,
 ) -> Result<ServerStats, RttError> {
@@ -26,12 +24,8 @@ pub fn serve(
     while !stop.load(Ordering::Relaxed) {
         let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(received) => received,
-            Err(e) if is_transient(&e) => {
-                if wait == Wait::Spin {
-                    std::hint::spin_loop();
-                }
-                continue;
-            }
+            // Spinning needs no pause: the system call itself paces the loop.
+            Err(e) if is_transient(&e) => continue,
             Err(e) => {
                 let local = socket.local_addr().map(|a| a.to_string());
                 return Err(RttError::socket("receive", local.unwrap_or_default(), e));

@@ -54,7 +54,6 @@ fn spin_until(link: &mut Link, buf: &mut [u8], deadline_ns: u64) -> io::Result<O
         if spins % SPINS_PER_CLOCK_READ == 0 && now_ns() >= deadline_ns {
             return Ok(None);
         }
-        std::hint::spin_loop();
     }
 }
 

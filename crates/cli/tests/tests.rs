@@ -1,3 +1,5 @@
-//! Integration tests of the `nearnative` binary, one module per command.
+//! Tests of the `nearnative` binary as a user runs it, one module per command.
 
+mod inspect;
+mod probe_jitter;
 mod probe_rtt;

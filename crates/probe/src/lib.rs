@@ -4,6 +4,7 @@
 //! histograms and summarised by [`stats::Summary`].
 
 pub mod clock;
+pub mod jitter;
 pub mod pin;
 pub mod rtt;
 pub mod stats;

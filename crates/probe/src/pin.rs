@@ -1,37 +1,76 @@
-//! Pinning the calling thread to CPUs, for probe threads that must not migrate.
+//! Pinning the calling thread to one CPU or a CPU list, and checking a user's CPU list first.
 //!
-//! A probe pins *before* its warm-up so the caches, the branch predictors and the scheduler's
-//! placement that the warm-up settles are the ones the measurement then runs on. The CPU list is
-//! checked against the online CPUs first, so a typo fails with a message that names the CPU
-//! instead of an opaque `EINVAL` from `sched_setaffinity`. Both `probe rtt` and `probe jitter`
-//! pin this way.
+//! A measuring thread pins itself first thing after it starts, before it allocates or touches
+//! the clock, so its memory is placed near that CPU and no sample is taken elsewhere (`probe
+//! rtt` pins before its warm-up for the same reason). Only the calling thread is affected:
+//! other threads and processes keep their affinity. A user's list is checked against the online
+//! CPUs before anything starts, so a typo fails with a message that names the CPU instead of an
+//! opaque `EINVAL` from `sched_setaffinity`.
 
 use nearnative_host::cpus::online_cpus;
-use nearnative_host::{CpuSet, ReadError, Root};
-use nix::sched::{sched_setaffinity, CpuSet as AffinityMask};
+use nearnative_host::{CpuSet as CpuList, ReadError, Root};
+use nix::errno::Errno;
+use nix::sched::{sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 
+/// Why a CPU list was refused or the calling thread could not be pinned. The kernel answers
+/// `EINVAL` for a CPU that is offline or outside the process's cpuset.
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {
+    #[error("CPU {cpu} is above the largest id a cpu_set_t holds ({max})")]
+    OutOfRange { cpu: u32, max: usize },
+    #[error("cannot pin this thread to CPU {cpu} (offline, or outside this process's cpuset?)")]
+    SetAffinity {
+        cpu: u32,
+        #[source]
+        source: Errno,
+    },
+    #[error("cannot pin this thread to CPUs {cpus} (outside this process's cpuset?)")]
+    SetAffinityList {
+        cpus: CpuList,
+        #[source]
+        source: Errno,
+    },
     #[error("CPU list {text:?}: {reason}")]
     BadList { text: String, reason: String },
     #[error("CPU list {text:?} is empty")]
     Empty { text: String },
     #[error("CPU {cpu} is not online (online CPUs: {online})")]
-    Offline { cpu: u32, online: CpuSet },
+    Offline { cpu: u32, online: CpuList },
     #[error("cannot read the online CPUs")]
     Online(#[source] ReadError),
-    #[error("cannot pin to CPUs {cpus}")]
-    Affinity {
-        cpus: CpuSet,
-        #[source]
-        source: nix::Error,
-    },
+}
+
+/// Restricts the calling thread to `cpu`.
+pub fn pin_current_thread(cpu: u32) -> Result<(), PinError> {
+    let mut set = CpuSet::new();
+    set.set(cpu as usize).map_err(|_| PinError::OutOfRange {
+        cpu,
+        max: CpuSet::count() - 1,
+    })?;
+    // Pid 0 is the calling thread, not the whole process.
+    sched_setaffinity(Pid::from_raw(0), &set)
+        .map_err(|source| PinError::SetAffinity { cpu, source })
+}
+
+/// Restricts the calling thread to the CPUs of `cpus`.
+pub fn pin_current_thread_to(cpus: &CpuList) -> Result<(), PinError> {
+    let mut set = CpuSet::new();
+    for cpu in cpus.iter() {
+        set.set(cpu as usize).map_err(|_| PinError::OutOfRange {
+            cpu,
+            max: CpuSet::count() - 1,
+        })?;
+    }
+    sched_setaffinity(Pid::from_raw(0), &set).map_err(|source| PinError::SetAffinityList {
+        cpus: cpus.clone(),
+        source,
+    })
 }
 
 /// Parses a CPU list such as `1`, `0-3` or `2,4`, refusing an empty one.
-pub fn parse_cpu_list(text: &str) -> Result<CpuSet, PinError> {
-    let cpus = CpuSet::parse_list(text).map_err(|e| PinError::BadList {
+pub fn parse_cpu_list(text: &str) -> Result<CpuList, PinError> {
+    let cpus = CpuList::parse_list(text).map_err(|e| PinError::BadList {
         text: text.to_owned(),
         reason: e.to_string(),
     })?;
@@ -44,7 +83,7 @@ pub fn parse_cpu_list(text: &str) -> Result<CpuSet, PinError> {
 }
 
 /// Fails unless every CPU of `cpus` is online under `root`, naming the first one that is not.
-pub fn check_online(cpus: &CpuSet, root: &Root) -> Result<(), PinError> {
+pub fn check_online(cpus: &CpuList, root: &Root) -> Result<(), PinError> {
     let online = online_cpus(root).map_err(PinError::Online)?;
     match cpus.difference(&online).first() {
         Some(cpu) => Err(PinError::Offline { cpu, online }),
@@ -52,34 +91,57 @@ pub fn check_online(cpus: &CpuSet, root: &Root) -> Result<(), PinError> {
     }
 }
 
-/// Restricts the calling thread to `cpus`. Other threads of the process are left alone.
-pub fn pin_current_thread(cpus: &CpuSet) -> Result<(), PinError> {
-    let mut mask = AffinityMask::new();
-    for cpu in cpus.iter() {
-        mask.set(cpu as usize)
-            .map_err(|source| PinError::Affinity {
-                cpus: cpus.clone(),
-                source,
-            })?;
-    }
-    // Pid 0 is the calling thread, not the whole process.
-    sched_setaffinity(Pid::from_raw(0), &mask).map_err(|source| PinError::Affinity {
-        cpus: cpus.clone(),
-        source,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sched::sched_getaffinity;
 
-    fn root_with_online(list: &str) -> (tempfile::TempDir, Root) {
-        let dir = tempfile::tempdir().unwrap();
-        let cpu = dir.path().join("sys/devices/system/cpu");
-        std::fs::create_dir_all(&cpu).unwrap();
-        std::fs::write(cpu.join("online"), list).unwrap();
-        let root = Root::new(dir.path());
-        (dir, root)
+    fn first_allowed_cpu() -> u32 {
+        let allowed = sched_getaffinity(Pid::from_raw(0)).unwrap();
+        (0..CpuSet::count())
+            .find(|&c| allowed.is_set(c).unwrap())
+            .unwrap() as u32
+    }
+
+    fn pinned_mask(pin: impl FnOnce() + Send + 'static) -> CpuSet {
+        std::thread::Builder::new()
+            .name("pin-test".into())
+            .spawn(move || {
+                pin();
+                sched_getaffinity(Pid::from_raw(0)).unwrap()
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn pins_only_the_calling_thread() {
+        let allowed = sched_getaffinity(Pid::from_raw(0)).unwrap();
+        let cpu = first_allowed_cpu();
+        let pinned = pinned_mask(move || pin_current_thread(cpu).unwrap());
+        assert!(pinned.is_set(cpu as usize).unwrap());
+        let others = (0..CpuSet::count()).filter(|&c| pinned.is_set(c).unwrap());
+        assert_eq!(others.count(), 1);
+        assert_eq!(sched_getaffinity(Pid::from_raw(0)).unwrap(), allowed);
+    }
+
+    #[test]
+    fn pins_to_a_list() {
+        let cpu = first_allowed_cpu();
+        let pinned = pinned_mask(move || {
+            pin_current_thread_to(&CpuList::from_ids([cpu])).unwrap();
+        });
+        let set: Vec<usize> = (0..CpuSet::count())
+            .filter(|&c| pinned.is_set(c).unwrap())
+            .collect();
+        assert_eq!(set, vec![cpu as usize]);
+    }
+
+    #[test]
+    fn refuses_ids_beyond_cpu_set_t() {
+        let err = pin_current_thread(1_000_000).unwrap_err();
+        assert!(matches!(err, PinError::OutOfRange { .. }), "{err}");
     }
 
     #[test]
@@ -99,27 +161,13 @@ mod tests {
 
     #[test]
     fn offline_cpu_is_named() {
-        let (_dir, root) = root_with_online("0-1\n");
-        check_online(&CpuSet::from_ids([1]), &root).unwrap();
-        let err = check_online(&CpuSet::from_ids([0, 5]), &root).unwrap_err();
+        let dir = tempfile::tempdir().unwrap();
+        let cpu_dir = dir.path().join("sys/devices/system/cpu");
+        std::fs::create_dir_all(&cpu_dir).unwrap();
+        std::fs::write(cpu_dir.join("online"), "0-1\n").unwrap();
+        let root = Root::new(dir.path());
+        check_online(&CpuList::from_ids([1]), &root).unwrap();
+        let err = check_online(&CpuList::from_ids([0, 5]), &root).unwrap_err();
         assert_eq!(err.to_string(), "CPU 5 is not online (online CPUs: 0-1)");
-    }
-
-    #[test]
-    fn pins_the_calling_thread_only() {
-        let online = online_cpus(&Root::default()).unwrap();
-        let target = CpuSet::from_ids([online.first().unwrap()]);
-        let handle = std::thread::Builder::new()
-            .name("pin-test".into())
-            .spawn(move || {
-                pin_current_thread(&target).unwrap();
-                nix::sched::sched_getaffinity(Pid::from_raw(0)).unwrap()
-            })
-            .unwrap();
-        let mask = handle.join().unwrap();
-        let count = (0..AffinityMask::count())
-            .filter(|&c| mask.is_set(c).unwrap())
-            .count();
-        assert_eq!(count, 1);
     }
 }

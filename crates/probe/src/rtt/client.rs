@@ -14,14 +14,14 @@ use super::report::{Histograms, Mode, RateReport, RttReport};
 use super::sockopt::tighten_timer_slack;
 use super::RttError;
 use crate::clock::now_ns;
-use crate::pin::pin_current_thread;
+use crate::pin::pin_current_thread_to;
 use crate::stats::{new_histogram, Summary};
 
 /// Runs one measurement on the calling thread, which it pins to `config.cpus` first.
 pub fn run_client(config: &ClientConfig) -> Result<RttReport, RttError> {
     config.validate(&Root::default())?;
     if let Some(cpus) = &config.cpus {
-        pin_current_thread(cpus)?;
+        pin_current_thread_to(cpus)?;
     }
     tighten_timer_slack();
     let peer = resolve(&config.target)?;

@@ -19,7 +19,7 @@ use super::config::{resolve, ServerConfig, Transport, Wait};
 use super::server_stats::{ServerStats, SharedStats};
 use super::sockopt::set_busy_poll;
 use super::{server_tcp, server_udp, RttError};
-use crate::pin::pin_current_thread;
+use crate::pin::pin_current_thread_to;
 
 /// The most TCP connections served at once; more are accepted and closed at once.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -75,7 +75,7 @@ impl Server {
     /// Pins the calling thread, then serves until `stop` is set. Returns the final counts.
     pub fn run(self, stop: &AtomicBool) -> Result<ServerStats, RttError> {
         if let Some(cpus) = &self.config.cpus {
-            pin_current_thread(cpus)?;
+            pin_current_thread_to(cpus)?;
         }
         let wait = self.config.wait;
         match &self.socket {

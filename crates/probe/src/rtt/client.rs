@@ -97,7 +97,10 @@ fn closed_loop(ex: &mut Exchange, config: &ClientConfig) -> Result<Measured, Rtt
 }
 
 fn fixed_rate(ex: &mut Exchange, config: &ClientConfig, rate: u64) -> Result<Measured, RttError> {
-    let requests_in = |d: Duration| (d.as_secs_f64() * rate as f64).ceil() as u64;
+    let requests_in = |d: Duration| {
+        let requests = (d.as_nanos() * u128::from(rate)).div_ceil(1_000_000_000);
+        u64::try_from(requests).unwrap_or(u64::MAX)
+    };
     let plan = Plan {
         rate,
         warmup_requests: requests_in(config.warmup),

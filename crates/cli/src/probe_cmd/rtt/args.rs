@@ -48,10 +48,16 @@ pub struct ClientArgs {
     #[arg(long, default_value_t = 64, value_name = "BYTES")]
     pub payload: usize,
     /// Time spent exchanging before measuring; left out of the results.
-    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "500ms", value_parser = parse_duration, value_name = "DURATION")]
     pub warmup: Duration,
     /// Measure for this long (e.g. 10s, 500ms).
-    #[arg(long, default_value = "5s", value_parser = parse_duration, conflicts_with = "count")]
+    #[arg(
+        long,
+        default_value = "5s",
+        value_parser = parse_duration,
+        value_name = "DURATION",
+        conflicts_with = "count"
+    )]
     pub duration: Duration,
     /// Measure this many requests instead of a duration.
     #[arg(long, value_name = "N")]
@@ -60,7 +66,7 @@ pub struct ClientArgs {
     #[arg(long, value_name = "N/s", value_parser = parse_rate)]
     pub rate: Option<u64>,
     /// A reply later than this counts as lost.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
     /// Print the report as JSON.
     #[arg(long)]
@@ -90,7 +96,7 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Measured time per scenario.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Duration,
     /// Message length in bytes, the 32-byte header included.
     #[arg(long, default_value_t = 64, value_name = "BYTES")]

@@ -2,3 +2,4 @@
 
 mod inspect;
 mod probe_jitter;
+mod probe_rtt;

@@ -6,4 +6,5 @@
 pub mod clock;
 pub mod jitter;
 pub mod pin;
+pub mod rtt;
 pub mod stats;

@@ -1,15 +1,20 @@
-//! Pinning the calling thread to one CPU.
+//! Pinning the calling thread to one CPU or a CPU list, and checking a user's CPU list first.
 //!
 //! A measuring thread pins itself first thing after it starts, before it allocates or touches
-//! the clock, so its memory is placed near that CPU and no sample is taken elsewhere. Only the
-//! calling thread is affected: other threads and processes keep their affinity.
+//! the clock, so its memory is placed near that CPU and no sample is taken elsewhere (`probe
+//! rtt` pins before its warm-up for the same reason). Only the calling thread is affected:
+//! other threads and processes keep their affinity. A user's list is checked against the online
+//! CPUs before anything starts, so a typo fails with a message that names the CPU instead of an
+//! opaque `EINVAL` from `sched_setaffinity`.
 
+use nearnative_host::cpus::online_cpus;
+use nearnative_host::{CpuSet as CpuList, ReadError, Root};
 use nix::errno::Errno;
 use nix::sched::{sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 
-/// Why the calling thread could not be pinned. The kernel answers `EINVAL` for a CPU that is
-/// offline or outside the process's cpuset.
+/// Why a CPU list was refused or the calling thread could not be pinned. The kernel answers
+/// `EINVAL` for a CPU that is offline or outside the process's cpuset.
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {
     #[error("CPU {cpu} is above the largest id a cpu_set_t holds ({max})")]
@@ -20,6 +25,20 @@ pub enum PinError {
         #[source]
         source: Errno,
     },
+    #[error("cannot pin this thread to CPUs {cpus} (outside this process's cpuset?)")]
+    SetAffinityList {
+        cpus: CpuList,
+        #[source]
+        source: Errno,
+    },
+    #[error("CPU list {text:?}: {reason}")]
+    BadList { text: String, reason: String },
+    #[error("CPU list {text:?} is empty")]
+    Empty { text: String },
+    #[error("CPU {cpu} is not online (online CPUs: {online})")]
+    Offline { cpu: u32, online: CpuList },
+    #[error("cannot read the online CPUs")]
+    Online(#[source] ReadError),
 }
 
 /// Restricts the calling thread to `cpu`.
@@ -34,23 +53,73 @@ pub fn pin_current_thread(cpu: u32) -> Result<(), PinError> {
         .map_err(|source| PinError::SetAffinity { cpu, source })
 }
 
+/// Restricts the calling thread to the CPUs of `cpus`.
+pub fn pin_current_thread_to(cpus: &CpuList) -> Result<(), PinError> {
+    let mut set = CpuSet::new();
+    for cpu in cpus.iter() {
+        set.set(cpu as usize).map_err(|_| PinError::OutOfRange {
+            cpu,
+            max: CpuSet::count() - 1,
+        })?;
+    }
+    sched_setaffinity(Pid::from_raw(0), &set).map_err(|source| PinError::SetAffinityList {
+        cpus: cpus.clone(),
+        source,
+    })
+}
+
+/// Parses a CPU list such as `1`, `0-3` or `2,4`, refusing an empty one.
+pub fn parse_cpu_list(text: &str) -> Result<CpuList, PinError> {
+    let cpus = CpuList::parse_list(text).map_err(|e| PinError::BadList {
+        text: text.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if cpus.is_empty() {
+        return Err(PinError::Empty {
+            text: text.to_owned(),
+        });
+    }
+    Ok(cpus)
+}
+
+/// Fails unless every CPU of `cpus` is online under `root`, naming the first one that is not.
+pub fn check_online(cpus: &CpuList, root: &Root) -> Result<(), PinError> {
+    let online = online_cpus(root).map_err(PinError::Online)?;
+    match cpus.difference(&online).first() {
+        Some(cpu) => Err(PinError::Offline { cpu, online }),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use nix::sched::sched_getaffinity;
 
+    fn first_allowed_cpu() -> u32 {
+        let allowed = sched_getaffinity(Pid::from_raw(0)).unwrap();
+        (0..CpuSet::count())
+            .find(|&c| allowed.is_set(c).unwrap())
+            .unwrap() as u32
+    }
+
+    fn pinned_mask(pin: impl FnOnce() + Send + 'static) -> CpuSet {
+        std::thread::Builder::new()
+            .name("pin-test".into())
+            .spawn(move || {
+                pin();
+                sched_getaffinity(Pid::from_raw(0)).unwrap()
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
     #[test]
     fn pins_only_the_calling_thread() {
         let allowed = sched_getaffinity(Pid::from_raw(0)).unwrap();
-        let cpu = (0..CpuSet::count())
-            .find(|&c| allowed.is_set(c).unwrap())
-            .unwrap() as u32;
-        let pinned = std::thread::spawn(move || {
-            pin_current_thread(cpu).unwrap();
-            sched_getaffinity(Pid::from_raw(0)).unwrap()
-        })
-        .join()
-        .unwrap();
+        let cpu = first_allowed_cpu();
+        let pinned = pinned_mask(move || pin_current_thread(cpu).unwrap());
         assert!(pinned.is_set(cpu as usize).unwrap());
         let others = (0..CpuSet::count()).filter(|&c| pinned.is_set(c).unwrap());
         assert_eq!(others.count(), 1);
@@ -58,8 +127,47 @@ mod tests {
     }
 
     #[test]
+    fn pins_to_a_list() {
+        let cpu = first_allowed_cpu();
+        let pinned = pinned_mask(move || {
+            pin_current_thread_to(&CpuList::from_ids([cpu])).unwrap();
+        });
+        let set: Vec<usize> = (0..CpuSet::count())
+            .filter(|&c| pinned.is_set(c).unwrap())
+            .collect();
+        assert_eq!(set, vec![cpu as usize]);
+    }
+
+    #[test]
     fn refuses_ids_beyond_cpu_set_t() {
         let err = pin_current_thread(1_000_000).unwrap_err();
         assert!(matches!(err, PinError::OutOfRange { .. }), "{err}");
+    }
+
+    #[test]
+    fn parses_and_refuses_lists() {
+        let cases = [
+            ("single CPU", "1", Some("1")),
+            ("range", "0-2", Some("0-2")),
+            ("garbage", "0-x", None),
+            ("empty", " ", None),
+            ("backwards", "3-1", None),
+        ];
+        for (what, text, want) in cases {
+            let got = parse_cpu_list(text).ok().map(|c| c.to_list());
+            assert_eq!(got.as_deref(), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn offline_cpu_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let cpu_dir = dir.path().join("sys/devices/system/cpu");
+        std::fs::create_dir_all(&cpu_dir).unwrap();
+        std::fs::write(cpu_dir.join("online"), "0-1\n").unwrap();
+        let root = Root::new(dir.path());
+        check_online(&CpuList::from_ids([1]), &root).unwrap();
+        let err = check_online(&CpuList::from_ids([0, 5]), &root).unwrap_err();
+        assert_eq!(err.to_string(), "CPU 5 is not online (online CPUs: 0-1)");
     }
 }

@@ -1,3 +1,4 @@
 //! Integration tests of the probe library, one module per instrument.
 
 mod jitter;
+mod rtt;

@@ -1,0 +1,34 @@
+//! Stopping a foreground server cleanly on SIGINT or SIGTERM, so it can report its counts.
+//!
+//! The handlers only set a flag. They are installed without `SA_RESTART`, so a blocked
+//! `recvfrom` or `poll` returns `EINTR` at once and the serving loop sees the flag.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+
+use super::RttError;
+
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_signal: libc::c_int) {
+    STOP_REQUESTED.store(true, Ordering::Relaxed);
+}
+
+/// Installs the handlers and returns the flag they raise.
+pub fn stop_on_signals() -> Result<&'static AtomicBool, RttError> {
+    let action = SigAction::new(
+        SigHandler::Handler(request_stop),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe, and it
+        // replaces no handler that other code relies on (the binary installs none).
+        unsafe { sigaction(signal, &action) }.map_err(|source| RttError::Signal {
+            signal: signal.to_string(),
+            source,
+        })?;
+    }
+    Ok(&STOP_REQUESTED)
+}

@@ -3,3 +3,4 @@
 mod inspect;
 mod probe_jitter;
 mod probe_rtt;
+mod usage;

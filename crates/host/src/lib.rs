@@ -7,6 +7,7 @@ pub mod cpus;
 pub mod cpuset;
 pub mod finding;
 pub mod root;
+pub mod tasks;
 
 pub use cpuset::CpuSet;
 pub use finding::{Finding, Mechanism, Severity, Unknown};

@@ -1,0 +1,4 @@
+//! Integration tests of the host crate: one binary, a module per area.
+
+mod fake_proc;
+mod tasks;

@@ -8,6 +8,7 @@ pub mod cpuset;
 pub mod finding;
 pub mod root;
 pub mod tasks;
+pub mod workloads;
 
 pub use cpuset::CpuSet;
 pub use finding::{Finding, Mechanism, Severity, Unknown};

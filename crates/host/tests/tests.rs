@@ -2,3 +2,4 @@
 
 mod fake_proc;
 mod tasks;
+mod workloads;

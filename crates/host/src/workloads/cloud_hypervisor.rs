@@ -32,10 +32,7 @@ pub fn vcpu_index(comm: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(line: &str) -> Vec<String> {
-        line.split(' ').map(str::to_owned).collect()
-    }
+    use crate::workloads::cmdline::args_of_line as args;
 
     #[test]
     fn names_from_the_api_socket() {

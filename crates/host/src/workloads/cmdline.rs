@@ -51,6 +51,12 @@ pub fn option_values<'a>(args: &'a [String], names: &[&str]) -> Vec<&'a str> {
     values
 }
 
+/// A command line written with spaces, for tests.
+#[cfg(test)]
+pub fn args_of_line(line: &str) -> Vec<String> {
+    line.split(' ').map(str::to_owned).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

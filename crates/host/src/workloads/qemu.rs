@@ -76,10 +76,7 @@ fn qemu_option_values<'a>(args: &'a [String], option: &str) -> Vec<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(line: &str) -> Vec<String> {
-        line.split(' ').map(str::to_owned).collect()
-    }
+    use crate::workloads::cmdline::args_of_line as args;
 
     #[test]
     fn recognised_by_comm_or_program() {

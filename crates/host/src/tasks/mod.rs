@@ -14,7 +14,7 @@ mod status;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CpuSet, Unknown};
+use crate::CpuSet;
 
 pub use cgroup::{parse_cgroup, CgroupError, ProcessCgroup};
 pub use read::read_tasks;
@@ -80,7 +80,7 @@ pub struct Process {
     pub pid: u32,
     /// The main thread's name (another thread's, if the main thread could not be read).
     pub comm: String,
-    /// `None` when the cgroup file could not be read (the reason is in [`Tasks::unknowns`]).
+    /// `None` when the cgroup file could not be read (the reason is among the unknowns).
     /// Read per process: cgroup v1 allows threads of one process in different cpusets, which
     /// this does not show.
     pub cgroup: Option<ProcessCgroup>,
@@ -100,11 +100,10 @@ impl Process {
     }
 }
 
-/// Every process on the host in pid order, and what could not be read.
+/// Every process on the host, in pid order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tasks {
     pub processes: Vec<Process>,
-    pub unknowns: Vec<Unknown>,
 }
 
 impl Tasks {

@@ -12,14 +12,15 @@ use super::{
 };
 use crate::{ReadError, Root, Unknown};
 
-/// Reads every process and thread under `root`'s `/proc`. Never fails as a whole: a tree with
-/// no `/proc` (a sysfs-only snapshot) gives no processes and one unknown.
-pub fn read_tasks(root: &Root) -> Tasks {
+/// Reads every process and thread under `root`'s `/proc`, adding what cannot be read to
+/// `unknowns`. Never fails as a whole: a tree with no `/proc` (a sysfs-only snapshot) gives no
+/// processes and one unknown.
+pub fn read_tasks(root: &Root, unknowns: &mut Vec<Unknown>) -> Tasks {
     let mut tasks = Tasks::default();
     let pids = match numeric_entries(root, "/proc") {
         Ok(pids) => pids,
         Err(err) => {
-            tasks.unknowns.push(Unknown::from_error("tasks", &err));
+            unknowns.push(Unknown::from_error("tasks", &err));
             return tasks;
         }
     };
@@ -34,7 +35,7 @@ pub fn read_tasks(root: &Root) -> Tasks {
     })
     .into_iter();
     for listing in listings {
-        let process = assemble(root, listing, &mut threads, &mut tasks.unknowns);
+        let process = assemble(root, listing, &mut threads, unknowns);
         tasks.processes.extend(process);
     }
     tasks

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::tasks::{SchedPolicy, Task};
-use crate::{CpuSet, Unknown};
+use crate::CpuSet;
 
 pub use findings::findings;
 pub use qmp::{query_threads, QmpError, QmpThreads};
@@ -133,7 +133,7 @@ pub struct Workload {
     pub name: String,
     pub pid: u32,
     /// In index order. Empty when the vCPU threads could not be told apart (`vcpu_source`
-    /// is then `None`, and the reason is in [`Workloads::unknowns`]).
+    /// is then `None`, and the reason is among the unknowns).
     pub vcpus: Vec<Vcpu>,
     pub vcpu_source: Option<VcpuSource>,
     /// The main thread (tid == pid): QEMU's emulator thread, the VMM thread of the others.
@@ -146,11 +146,4 @@ pub struct Workload {
     pub other_threads: Vec<VmThread>,
     /// The QMP socket that mapped the vCPUs, when QMP was used.
     pub qmp_socket: Option<PathBuf>,
-}
-
-/// Every VM found, and what could not be determined about them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Workloads {
-    pub workloads: Vec<Workload>,
-    pub unknowns: Vec<Unknown>,
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::cmdline::read_args;
 use super::qmp::{query_threads, QmpError, QmpThreads};
-use super::{qemu, IoThread, Vcpu, VcpuSource, VmThread, VmmKind, Workload, Workloads};
+use super::{qemu, IoThread, Vcpu, VcpuSource, VmThread, VmmKind, Workload};
 use crate::tasks::{Process, Tasks};
 use crate::{Root, Unknown};
 
@@ -30,39 +30,37 @@ pub enum WorkloadsError {
     QmpNoVm { socket: PathBuf },
 }
 
-/// Finds the VMs among `tasks` (read from the same `root`). `qmp_sockets` are asked first and
-/// matched to VMs by their thread ids; a QEMU whose threads are not named and that no given
-/// socket covers is asked over the QMP socket its command line opens.
+/// Finds the VMs among `tasks` (read from the same `root`), in pid order, adding what cannot
+/// be determined to `unknowns`. `qmp_sockets` are asked first and matched to VMs by their
+/// thread ids; a QEMU whose threads are not named and that no given socket covers is asked
+/// over the QMP socket its command line opens.
 pub fn read_workloads(
     root: &Root,
     tasks: &Tasks,
     qmp_sockets: &[PathBuf],
-) -> Result<Workloads, WorkloadsError> {
+    unknowns: &mut Vec<Unknown>,
+) -> Result<Vec<Workload>, WorkloadsError> {
     let given = query_given_sockets(root, qmp_sockets)?;
     let vhost = vhost_threads_by_owner(tasks);
-    let mut found = Workloads::default();
+    let mut found = Vec::new();
     for process in &tasks.processes {
-        let Some((kind, args)) = recognise(root, process, &mut found.unknowns) else {
+        let Some((kind, args)) = recognise(root, process, unknowns) else {
             continue;
         };
         let mut workload = sort_threads(kind, process, &args, &vhost);
         match given.iter().find(|(_, threads)| covers(process, threads)) {
             Some((socket, threads)) => {
-                apply_qmp(&mut workload, process, socket, threads, &mut found.unknowns);
+                apply_qmp(&mut workload, process, socket, threads, unknowns);
             }
             None if workload.vcpus.is_empty() => {
-                ask_own_socket(root, &mut workload, process, &args, &mut found.unknowns);
+                ask_own_socket(root, &mut workload, process, &args, unknowns);
             }
             None => {}
         }
-        found.workloads.push(workload);
+        found.push(workload);
     }
     for (socket, _) in &given {
-        if !found
-            .workloads
-            .iter()
-            .any(|w| w.qmp_socket.as_ref() == Some(socket))
-        {
+        if !found.iter().any(|w| w.qmp_socket.as_ref() == Some(socket)) {
             return Err(WorkloadsError::QmpNoVm {
                 socket: socket.clone(),
             });

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use nearnative_host::tasks::{parse_stat, parse_status, read_tasks, SchedPolicy, TaskKind, Tasks};
-use nearnative_host::{CpuSet, Root};
+use nearnative_host::{CpuSet, Root, Unknown};
 use proptest::prelude::*;
 
 use crate::fake_proc::{FakeProc, ThreadSpec, PF_NO_SETAFFINITY};
@@ -55,6 +55,12 @@ proptest! {
     }
 }
 
+fn read(root: &Root) -> (Tasks, Vec<Unknown>) {
+    let mut unknowns = Vec::new();
+    let tasks = read_tasks(root, &mut unknowns);
+    (tasks, unknowns)
+}
+
 fn fake_host() -> FakeProc {
     let host = FakeProc::new();
     host.kernel_thread(2, &ThreadSpec::kernel("kthreadd", "0-3", 0))
@@ -78,8 +84,8 @@ fn fake_host() -> FakeProc {
 
 #[test]
 fn synthetic_tree_gives_every_thread_with_its_kind() {
-    let tasks = read_tasks(&fake_host().root());
-    assert!(tasks.unknowns.is_empty(), "{:?}", tasks.unknowns);
+    let (tasks, unknowns) = read(&fake_host().root());
+    assert!(unknowns.is_empty(), "{unknowns:?}");
     let kinds: Vec<(u32, &str, TaskKind)> = tasks
         .threads()
         .map(|(_, t)| (t.tid, t.comm.as_str(), t.kind))
@@ -124,15 +130,14 @@ fn missing_empty_or_malformed_files_become_unknowns_with_their_path() {
             Some(text) => fs::write(host.path(path), text).unwrap(),
         }
     }
-    let tasks = read_tasks(&host.root());
+    let (tasks, unknowns) = read(&host.root());
     for (what, path, _) in cases {
         assert!(
-            tasks.unknowns.iter().any(|u| u.path == host.path(path)),
-            "{what}: {:?}",
-            tasks.unknowns
+            unknowns.iter().any(|u| u.path == host.path(path)),
+            "{what}: {unknowns:?}"
         );
     }
-    assert_eq!(tasks.unknowns.len(), 4, "{:?}", tasks.unknowns);
+    assert_eq!(unknowns.len(), 4, "{unknowns:?}");
     let trader = tasks.process(300).unwrap();
     assert!(trader.cgroup.is_none());
     assert_eq!(
@@ -149,15 +154,15 @@ fn missing_empty_or_malformed_files_become_unknowns_with_their_path() {
 #[test]
 fn a_tree_without_proc_is_one_unknown_not_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let tasks = read_tasks(&Root::new(dir.path()));
+    let (tasks, unknowns) = read(&Root::new(dir.path()));
     assert!(tasks.processes.is_empty());
-    assert_eq!(tasks.unknowns.len(), 1);
-    assert!(tasks.unknowns[0].path.ends_with("proc"));
+    assert_eq!(unknowns.len(), 1);
+    assert!(unknowns[0].path.ends_with("proc"));
 }
 
 #[test]
 fn tasks_serialise_with_affinity_as_a_list() {
-    let tasks = read_tasks(&fake_host().root());
+    let (tasks, _) = read(&fake_host().root());
     let json = serde_json::to_value(&tasks).unwrap();
     let feed = &json["processes"][4]["threads"][1];
     assert_eq!(feed["affinity"], serde_json::json!([2]));
@@ -180,7 +185,7 @@ fn live_host_shows_this_thread_with_an_odd_name_and_its_affinity() {
         })
         .unwrap();
     let tid = ready_rx.recv().unwrap();
-    let tasks = read_tasks(&Root::default());
+    let (tasks, _) = read(&Root::default());
     let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(tid as i32)).unwrap();
     done_tx.send(()).unwrap();
     worker.join().unwrap();
@@ -221,9 +226,8 @@ fn live_threads_that_exit_mid_read_are_skipped_silently() {
     };
     let mut seen_processes = 0;
     for _ in 0..20 {
-        let tasks = read_tasks(&Root::default());
-        let mine: Vec<_> = tasks
-            .unknowns
+        let (tasks, unknowns) = read(&Root::default());
+        let mine: Vec<_> = unknowns
             .iter()
             .filter(|u| u.path.starts_with(format!("/proc/{}", std::process::id())))
             .collect();

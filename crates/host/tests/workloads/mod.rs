@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use nearnative_host::tasks::read_tasks;
 use nearnative_host::workloads::{
-    findings, read_workloads, VcpuSource, VmmKind, Workload, Workloads, WorkloadsError,
+    findings, read_workloads, VcpuSource, VmmKind, Workload, WorkloadsError,
 };
-use nearnative_host::{CpuSet, Severity};
+use nearnative_host::{CpuSet, Root, Severity, Unknown};
 
 use crate::fake_proc::{FakeProc, ThreadSpec, PF_NO_SETAFFINITY};
 
@@ -94,17 +94,33 @@ fn fake_vms() -> FakeProc {
     host
 }
 
-fn read(host: &FakeProc) -> Workloads {
-    let root = host.root();
-    read_workloads(&root, &read_tasks(&root), &[]).unwrap()
+/// What one read found, with the unknowns of both the task table and the VMs.
+#[derive(Debug)]
+struct Found {
+    workloads: Vec<Workload>,
+    unknowns: Vec<Unknown>,
 }
 
-fn vm(workloads: &Workloads, pid: u32) -> &Workload {
-    workloads
+fn read_with_sockets(root: &Root, sockets: &[PathBuf]) -> Result<Found, WorkloadsError> {
+    let mut unknowns = Vec::new();
+    let tasks = read_tasks(root, &mut unknowns);
+    let workloads = read_workloads(root, &tasks, sockets, &mut unknowns)?;
+    Ok(Found {
+        workloads,
+        unknowns,
+    })
+}
+
+fn read(host: &FakeProc) -> Found {
+    read_with_sockets(&host.root(), &[]).unwrap()
+}
+
+fn vm(found: &Found, pid: u32) -> &Workload {
+    found
         .workloads
         .iter()
         .find(|w| w.pid == pid)
-        .unwrap_or_else(|| panic!("no VM with pid {pid} in {workloads:#?}"))
+        .unwrap_or_else(|| panic!("no VM with pid {pid} in {found:#?}"))
 }
 
 fn vcpu_map(workload: &Workload) -> Vec<(u32, u32, Vec<u32>)> {
@@ -189,9 +205,7 @@ fn unnamed_qemu_vcpus_on_a_captured_tree_are_unknown_not_guessed() {
 #[test]
 fn qmp_sockets_are_refused_on_a_captured_tree() {
     let host = fake_vms();
-    let root = host.root();
-    let err =
-        read_workloads(&root, &read_tasks(&root), &[PathBuf::from("/run/db.qmp")]).unwrap_err();
+    let err = read_with_sockets(&host.root(), &[PathBuf::from("/run/db.qmp")]).unwrap_err();
     assert!(matches!(err, WorkloadsError::QmpNotLive { .. }));
     assert!(
         err.to_string().starts_with("QMP socket /run/db.qmp: "),
@@ -214,10 +228,12 @@ fn broken_files_of_a_vm_become_unknowns_with_their_path() {
     let web1 = vm(&workloads, 1000);
     assert_eq!(web1.name, "qemu-1000", "no command line, so named by pid");
     assert_eq!(web1.vcpus.len(), 2, "threads still found by name");
-    let tasks = read_tasks(&host.root());
     for broken in ["/proc/4000/task/4002/stat", "/proc/3000/task/3002/status"] {
         assert!(
-            tasks.unknowns.iter().any(|u| u.path == host.path(broken)),
+            workloads
+                .unknowns
+                .iter()
+                .any(|u| u.path == host.path(broken)),
             "{broken}"
         );
     }
@@ -279,30 +295,25 @@ fn findings_name_the_vm_and_the_vcpu() {
 #[test]
 fn json_has_kind_name_pid_and_vcpus_with_affinity_lists() {
     let workloads = read(&fake_vms());
-    let json = serde_json::to_value(&workloads).unwrap();
-    let web1 = &json["workloads"][0];
+    let json = serde_json::to_value(&workloads.workloads).unwrap();
+    let web1 = &json[0];
     assert_eq!(web1["kind"], "qemu");
     assert_eq!(web1["name"], "web1");
     assert_eq!(web1["pid"], 1000);
     assert_eq!(web1["vcpus"][0]["index"], 0);
     assert_eq!(web1["vcpus"][0]["tid"], 1004);
     assert_eq!(web1["vcpus"][0]["affinity"], serde_json::json!([2]));
-    assert_eq!(json["workloads"][2]["kind"], "cloud_hypervisor");
-    let back: Workloads = serde_json::from_value(json).unwrap();
-    assert_eq!(back, workloads);
-    assert_eq!(
-        back.workloads[0].vcpus[1].thread.affinity,
-        CpuSet::from_ids([3])
-    );
+    assert_eq!(json[2]["kind"], "cloud_hypervisor");
+    let back: Vec<Workload> = serde_json::from_value(json).unwrap();
+    assert_eq!(back, workloads.workloads);
+    assert_eq!(back[0].vcpus[1].thread.affinity, CpuSet::from_ids([3]));
 }
 
 #[test]
 fn a_given_qmp_socket_that_fails_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.sock");
-    let root = nearnative_host::Root::default();
-    let err =
-        read_workloads(&root, &read_tasks(&root), std::slice::from_ref(&missing)).unwrap_err();
+    let err = read_with_sockets(&Root::default(), std::slice::from_ref(&missing)).unwrap_err();
     assert!(matches!(err, WorkloadsError::Qmp { .. }), "{err}");
     let message = err.to_string();
     assert!(

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nearnative_host::tasks::read_tasks;
-use nearnative_host::workloads::{query_threads, read_workloads, VcpuSource, VmmKind, Workload};
+use nearnative_host::workloads::{query_threads, VcpuSource, VmmKind, Workload};
 use nearnative_host::{CpuSet, Root};
 use nix::sched::{sched_getaffinity, sched_setaffinity};
 use nix::sys::signal::{kill, Signal};
@@ -108,17 +107,17 @@ fn pin(tid: u32, cpu: u32) {
 }
 
 fn inspect(qemu: &RunningQemu, sockets: &[PathBuf]) -> Workload {
-    let root = Root::default();
-    let workloads = read_workloads(&root, &read_tasks(&root), sockets).unwrap();
-    let found = workloads
+    let found = super::read_with_sockets(&Root::default(), sockets).unwrap();
+    let vm = found
         .workloads
-        .into_iter()
-        .find(|w| w.pid == qemu.pid());
-    found.unwrap_or_else(|| {
+        .iter()
+        .find(|w| w.pid == qemu.pid())
+        .cloned();
+    vm.unwrap_or_else(|| {
         panic!(
             "QEMU {} not found; unknowns {:?}",
             qemu.pid(),
-            workloads.unknowns
+            found.unknowns
         )
     })
 }

@@ -40,6 +40,8 @@ fn fake_vms() -> FakeProc {
         .thread(1000, 1003, &ThreadSpec::user("CPU 1/KVM", "3").fifo(10))
         .thread(1000, 1004, &ThreadSpec::user("CPU 0/KVM", "2").fifo(10))
         .thread(1000, 1005, &ThreadSpec::user("worker", "0-3"))
+        // Linux 6.4+ runs vhost workers as threads of the VM's own process.
+        .thread(1000, 1006, &ThreadSpec::user("vhost-1000", "0-3"))
         .kernel_thread(1010, &ThreadSpec::kernel("vhost-1000", "0-3", 0))
         // QEMU without debug-threads, renamed with -name process=: only its program says QEMU.
         .process(
@@ -168,7 +170,11 @@ fn qemu_threads_are_sorted_by_role() {
         .collect();
     assert_eq!(io, [("disk0", 1002)]);
     let vhost: Vec<u32> = web1.vhost_threads.iter().map(|t| t.tid).collect();
-    assert_eq!(vhost, [1010]);
+    assert_eq!(
+        vhost,
+        [1006, 1010],
+        "in-process and kernel-thread vhost workers"
+    );
     let others: Vec<&str> = web1.other_threads.iter().map(|t| t.comm.as_str()).collect();
     assert_eq!(others, ["call_rcu", "worker"]);
 }

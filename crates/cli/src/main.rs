@@ -1,6 +1,7 @@
 //! The `nearnative` binary: argument parsing and printing only. The work lives in the
 //! library crates, one per pipeline stage.
 
+mod inspect_cmd;
 mod output;
 mod probe_cmd;
 
@@ -20,6 +21,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Read the host: topology, isolation, findings. `--json` for the full record.
+    Inspect(inspect_cmd::InspectArgs),
+    /// Save the files inspect reads as a .tar.gz, to plan offline or attach to a bug report.
+    Capture(inspect_cmd::CaptureArgs),
     /// Measure: network round-trip time and CPU jitter.
     #[command(subcommand)]
     Probe(probe_cmd::ProbeCommand),
@@ -37,6 +42,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Inspect(args) => inspect_cmd::inspect(args),
+        Command::Capture(args) => inspect_cmd::capture(args),
         Command::Probe(cmd) => probe_cmd::run(cmd),
     }
 }

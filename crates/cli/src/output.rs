@@ -3,7 +3,6 @@
 use serde::Serialize;
 
 /// Prints `value` as pretty JSON on stdout.
-#[expect(dead_code, reason = "the probe commands adopt it as they are built")]
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())

@@ -3,13 +3,18 @@
 //! Every read goes through a [`Root`], so the same code runs on `/` and on a captured
 //! sysfs/procfs tree. Parsing is kept apart from I/O so parsers can be tested on inline text.
 
+pub mod capture;
 pub mod cpus;
 pub mod cpuset;
 pub mod finding;
+pub mod inspect;
+pub mod isolation;
 pub mod root;
 pub mod tasks;
+pub mod topology;
 pub mod workloads;
 
 pub use cpuset::CpuSet;
 pub use finding::{Finding, Mechanism, Severity, Unknown};
-pub use root::{ReadError, Root};
+pub use inspect::{Host, InspectOptions, SCHEMA_VERSION};
+pub use root::{ReadError, Recorder, Recording, Root};

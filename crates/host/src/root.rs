@@ -3,8 +3,10 @@
 //! A missing knob is normal on real machines (old kernels, containers, other
 //! architectures), so "not found" is kept apart from every other failure.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A failed read of one host file. Every variant carries the full path that was read.
 #[derive(Debug, thiserror::Error)]
@@ -54,11 +56,22 @@ impl ReadError {
 /// A directory that stands for `/`: the live host, or an extracted snapshot.
 ///
 /// Paths given to its methods are absolute host paths such as `/proc/interrupts`; they are
-/// resolved under the root, never outside it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// resolved under the root, never outside it. A root made by [`Root::recording`] also keeps
+/// what every successful read and listing returned, so `capture` can save exactly the files
+/// inspect used. Every method that reads host state must record through it.
+#[derive(Debug, Clone)]
 pub struct Root {
     dir: PathBuf,
+    recorder: Option<Recorder>,
 }
+
+impl PartialEq for Root {
+    fn eq(&self, other: &Self) -> bool {
+        self.dir == other.dir
+    }
+}
+
+impl Eq for Root {}
 
 impl Default for Root {
     fn default() -> Self {
@@ -68,7 +81,21 @@ impl Default for Root {
 
 impl Root {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Root { dir: dir.into() }
+        Root {
+            dir: dir.into(),
+            recorder: None,
+        }
+    }
+
+    /// The same root, recording every successful read into the returned [`Recorder`], which
+    /// keeps at most `max_bytes` of file content (later files are counted as dropped).
+    pub fn recording(&self, max_bytes: u64) -> (Root, Recorder) {
+        let recorder = Recorder::new(max_bytes);
+        let root = Root {
+            dir: self.dir.clone(),
+            recorder: Some(recorder.clone()),
+        };
+        (root, recorder)
     }
 
     /// True when this root is the running host, so live-only sources (QMP, ioctls) apply.
@@ -88,13 +115,23 @@ impl Root {
     }
 
     pub fn read_to_string(&self, host_path: impl AsRef<Path>) -> Result<String, ReadError> {
+        let host_path = host_path.as_ref();
         let path = self.path(host_path);
-        std::fs::read_to_string(&path).map_err(|e| ReadError::from_io(path, e))
+        let text = std::fs::read_to_string(&path).map_err(|e| ReadError::from_io(path, e))?;
+        if let Some(recorder) = &self.recorder {
+            recorder.record_file(host_path, text.as_bytes());
+        }
+        Ok(text)
     }
 
     /// The file's content with surrounding whitespace trimmed, as sysfs single-value files want.
+    /// Trailing NUL bytes are trimmed too: sysfs binary attributes (the topology `*_cpus`
+    /// files since Linux 5.14) can carry them into snapshots.
     pub fn read_trimmed(&self, host_path: impl AsRef<Path>) -> Result<String, ReadError> {
-        self.read_to_string(host_path).map(|s| s.trim().to_owned())
+        self.read_to_string(host_path).map(|s| {
+            s.trim_matches(|c: char| c.is_whitespace() || c == '\0')
+                .to_owned()
+        })
     }
 
     /// Reads and parses one value, turning a parse failure into a [`ReadError::Parse`] that
@@ -116,7 +153,7 @@ impl Root {
     /// The names of a directory's entries, sorted. Names that are not UTF-8 are skipped: no
     /// kernel object we read has one.
     pub fn list_dir(&self, host_path: impl AsRef<Path>) -> Result<Vec<String>, ReadError> {
-        let path = self.path(host_path);
+        let path = self.path(host_path.as_ref());
         let entries = std::fs::read_dir(&path).map_err(|e| ReadError::from_io(path.clone(), e))?;
         let mut names = Vec::new();
         for entry in entries {
@@ -126,11 +163,86 @@ impl Root {
             }
         }
         names.sort();
+        if let Some(recorder) = &self.recorder {
+            recorder.record_dir(host_path.as_ref(), &names);
+        }
         Ok(names)
     }
 
+    /// Whether the path exists. A recording root keeps an existing directory (with no
+    /// entries), so a capture has it too.
     pub fn exists(&self, host_path: impl AsRef<Path>) -> bool {
-        self.path(host_path).exists()
+        let host_path = host_path.as_ref();
+        let path = self.path(host_path);
+        let exists = path.exists();
+        if let Some(recorder) = self.recorder.as_ref().filter(|_| path.is_dir()) {
+            recorder.record_existing_dir(host_path);
+        }
+        exists
+    }
+}
+
+/// What a recording [`Root`] saw: file contents and directory listings, keyed by host path.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recording {
+    pub files: BTreeMap<PathBuf, Vec<u8>>,
+    /// Directory listings: the entry names each directory had when it was listed.
+    pub dirs: BTreeMap<PathBuf, Vec<String>>,
+    /// Bytes of file content kept.
+    pub bytes: u64,
+    /// Files read but not kept because the byte budget was spent.
+    pub dropped_files: u64,
+}
+
+/// The shared store behind a recording [`Root`]; clones share it.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    max_bytes: u64,
+    recording: Arc<Mutex<Recording>>,
+}
+
+impl Recorder {
+    fn new(max_bytes: u64) -> Self {
+        Recorder {
+            max_bytes,
+            recording: Arc::default(),
+        }
+    }
+
+    /// Everything recorded so far.
+    pub fn snapshot(&self) -> Recording {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Recording> {
+        // A panic elsewhere while holding the lock leaves a recording that is still valid data.
+        self.recording.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record_file(&self, host_path: &Path, content: &[u8]) {
+        let mut recording = self.lock();
+        let size = content.len() as u64;
+        if recording.files.contains_key(host_path) {
+            return;
+        }
+        if recording.bytes + size > self.max_bytes {
+            recording.dropped_files += 1;
+            return;
+        }
+        recording.bytes += size;
+        recording
+            .files
+            .insert(host_path.to_owned(), content.to_vec());
+    }
+
+    fn record_existing_dir(&self, host_path: &Path) {
+        self.lock().dirs.entry(host_path.to_owned()).or_default();
+    }
+
+    fn record_dir(&self, host_path: &Path, names: &[String]) {
+        self.lock()
+            .dirs
+            .insert(host_path.to_owned(), names.to_vec());
     }
 }
 
@@ -165,5 +277,30 @@ mod tests {
             .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("\"abc\"") && msg.contains("/n"), "{msg}");
+    }
+
+    #[test]
+    fn trimmed_reads_drop_sysfs_trailing_nuls() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cpus"), "0-3\n\0").unwrap();
+        assert_eq!(Root::new(dir.path()).read_trimmed("/cpus").unwrap(), "0-3");
+    }
+
+    #[test]
+    fn recording_root_keeps_reads_and_listings_within_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("d/a"), "12345").unwrap();
+        std::fs::write(dir.path().join("d/b"), "67890").unwrap();
+        let (root, recorder) = Root::new(dir.path()).recording(8);
+        assert_eq!(root, Root::new(dir.path()));
+        assert_eq!(root.list_dir("/d").unwrap(), ["a", "b"]);
+        root.read_to_string("/d/a").unwrap();
+        root.read_to_string("/d/b").unwrap();
+        assert!(root.read_to_string("/d/missing").is_err());
+        let recording = recorder.snapshot();
+        assert_eq!(recording.dirs[Path::new("/d")], ["a", "b"]);
+        assert_eq!(recording.files[Path::new("/d/a")], b"12345");
+        assert_eq!((recording.files.len(), recording.dropped_files), (1, 1));
     }
 }

@@ -4,4 +4,6 @@
 //! histograms and summarised by [`stats::Summary`].
 
 pub mod clock;
+pub mod jitter;
+pub mod pin;
 pub mod stats;

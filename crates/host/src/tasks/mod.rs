@@ -73,6 +73,13 @@ pub struct Task {
     pub last_cpu: u32,
 }
 
+impl Task {
+    /// True for a zombie (`Z`) or dead (`X`) thread: it has exited and only waits to be reaped.
+    pub fn has_exited(&self) -> bool {
+        matches!(self.state, 'Z' | 'X')
+    }
+}
+
 /// One process (thread group) and the threads read from it, in thread-id order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {

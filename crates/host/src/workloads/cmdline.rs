@@ -3,28 +3,20 @@
 
 use crate::{ReadError, Root};
 
-/// The arguments of a process. Bytes that are not UTF-8 become U+FFFD: option names and the
-/// values we look at (VM names, socket paths) are compared as text anyway.
+/// The arguments of a process. Read as text through the root, so a capture keeps it: a
+/// command line that is not UTF-8 is an error, which only matters for a VMM-named process.
 pub fn read_args(root: &Root, pid: u32) -> Result<Vec<String>, ReadError> {
-    let path = root.path(format!("/proc/{pid}/cmdline"));
-    let bytes = std::fs::read(&path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => ReadError::NotFound { path },
-        std::io::ErrorKind::PermissionDenied => ReadError::PermissionDenied { path },
-        _ => ReadError::Io { path, source },
-    })?;
-    Ok(split_args(&bytes))
+    let text = root.read_to_string(format!("/proc/{pid}/cmdline"))?;
+    Ok(split_args(&text))
 }
 
 /// Splits NUL-separated arguments; the kernel ends the last one with a NUL too.
-pub fn split_args(bytes: &[u8]) -> Vec<String> {
-    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
-    if bytes.is_empty() {
+fn split_args(text: &str) -> Vec<String> {
+    let text = text.strip_suffix('\0').unwrap_or(text);
+    if text.is_empty() {
         return Vec::new();
     }
-    bytes
-        .split(|&b| b == 0)
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
-        .collect()
+    text.split('\0').map(str::to_owned).collect()
 }
 
 /// The file name of the program (`argv[0]` without its directory).
@@ -67,14 +59,14 @@ mod tests {
 
     #[test]
     fn nul_separated_arguments_split() {
-        let cases: [(&str, &[u8], &[&str]); 4] = [
-            ("kernel thread", b"", &[]),
-            ("trailing nul", b"/bin/qemu\0-S\0", &["/bin/qemu", "-S"]),
-            ("no trailing nul", b"a\0b", &["a", "b"]),
-            ("empty argument kept", b"a\0\0b\0", &["a", "", "b"]),
+        let cases: [(&str, &str, &[&str]); 4] = [
+            ("kernel thread", "", &[]),
+            ("trailing nul", "/bin/qemu\0-S\0", &["/bin/qemu", "-S"]),
+            ("no trailing nul", "a\0b", &["a", "b"]),
+            ("empty argument kept", "a\0\0b\0", &["a", "", "b"]),
         ];
-        for (what, bytes, expected) in cases {
-            assert_eq!(split_args(bytes), args(expected), "{what}");
+        for (what, text, expected) in cases {
+            assert_eq!(split_args(text), args(expected), "{what}");
         }
     }
 

@@ -8,6 +8,9 @@ use super::{VmThread, Workload};
 use crate::tasks::SchedPolicy;
 use crate::{CpuSet, Finding, Mechanism, Severity};
 
+/// Threads or vCPUs named in one finding before "and N more".
+const MAX_LISTED: usize = 4;
+
 /// Every finding about `workloads`, VM by VM, then CPUs shared between vCPUs.
 pub fn findings(workloads: &[Workload]) -> Vec<Finding> {
     let pinned = pinned_vcpus(workloads);
@@ -16,7 +19,7 @@ pub fn findings(workloads: &[Workload]) -> Vec<Finding> {
     for workload in workloads {
         found.extend(wide_vcpus(workload));
         found.extend(fair_class_vcpus(workload));
-        found.extend(helpers_on_vcpu_cpus(workload, &pinned_cpus));
+        found.extend(helpers_on_vcpu_cpus(workload, &pinned));
         found.extend(unpinned_vhost(workload, &pinned_cpus));
     }
     found.extend(shared_cpus(&pinned));
@@ -99,8 +102,9 @@ fn fair_class_vcpus(workload: &Workload) -> Option<Finding> {
 /// role.
 fn helpers_on_vcpu_cpus<'a>(
     workload: &'a Workload,
-    pinned_cpus: &'a CpuSet,
+    pinned: &'a BTreeMap<u32, Vec<(&'a str, u32)>>,
 ) -> impl Iterator<Item = Finding> + 'a {
+    let pinned_cpus: CpuSet = pinned.keys().copied().collect();
     let roles: [(&str, Vec<&VmThread>); 4] = [
         ("emulator thread", workload.emulator.iter().collect()),
         (
@@ -113,18 +117,25 @@ fn helpers_on_vcpu_cpus<'a>(
     roles.into_iter().filter_map(move |(role, threads)| {
         let intruding: Vec<&VmThread> = threads
             .into_iter()
-            .filter(|t| !t.affinity.is_disjoint(pinned_cpus))
+            .filter(|t| !t.affinity.is_disjoint(&pinned_cpus))
             .collect();
         let overlap = intruding
             .iter()
             .fold(CpuSet::new(), |all, t| all.union(&t.affinity))
-            .intersection(pinned_cpus);
+            .intersection(&pinned_cpus);
+        let victims: Vec<String> = overlap
+            .iter()
+            .flat_map(|cpu| pinned.get(&cpu).into_iter().flatten())
+            .map(|(vm, index)| format!("vCPU {index} of VM {vm}"))
+            .collect();
         (!intruding.is_empty()).then(|| Finding {
             severity: Severity::Warning,
             object: format!("{role} of VM {}", workload.name),
             evidence: format!(
-                "{} may run on CPUs {overlap}, where vCPUs are pinned",
-                thread_list(&intruding)
+                "{} may run on {}, where {} pinned",
+                thread_list(&intruding),
+                cpus_phrase(&overlap),
+                listed(&victims, "is", "are"),
             ),
             mechanism: Mechanism::Exclusivity,
         })
@@ -142,11 +153,13 @@ fn unpinned_vhost(workload: &Workload, pinned_cpus: &CpuSet) -> Option<Finding> 
         severity: Severity::Info,
         object: format!("vhost threads of VM {}", workload.name),
         evidence: format!(
-            "{} not pinned: may run on CPUs {}",
+            "{} not pinned: may run on {}",
             thread_list(&unpinned),
-            unpinned
-                .iter()
-                .fold(CpuSet::new(), |all, t| all.union(&t.affinity))
+            cpus_phrase(
+                &unpinned
+                    .iter()
+                    .fold(CpuSet::new(), |all, t| all.union(&t.affinity))
+            )
         ),
         mechanism: Mechanism::Exclusivity,
     })
@@ -178,7 +191,31 @@ fn thread_list(threads: &[&VmThread]) -> String {
         .iter()
         .map(|t| format!("{} ({})", t.comm, t.tid))
         .collect();
-    names.join(", ")
+    listed(&names, "", "")
+}
+
+/// Items joined by commas, at most [`MAX_LISTED`] of them, then the verb for their number.
+fn listed(items: &[String], verb_one: &str, verb_many: &str) -> String {
+    let mut text = items[..items.len().min(MAX_LISTED)].join(", ");
+    if items.len() > MAX_LISTED {
+        text.push_str(&format!(" and {} more", items.len() - MAX_LISTED));
+    }
+    let verb = if items.len() == 1 {
+        verb_one
+    } else {
+        verb_many
+    };
+    match verb {
+        "" => text,
+        verb => format!("{text} {verb}"),
+    }
+}
+
+fn cpus_phrase(cpus: &CpuSet) -> String {
+    match cpus.len() {
+        1 => format!("CPU {cpus}"),
+        _ => format!("CPUs {cpus}"),
+    }
 }
 
 fn policy_name(policy: SchedPolicy) -> String {
@@ -301,13 +338,21 @@ mod tests {
         let found = findings(&[web]);
         assert_eq!(
             evidence_of(&found, "helper threads of VM web1"),
-            ["worker (104) may run on CPUs 2-3, where vCPUs are pinned"]
+            ["worker (104) may run on CPUs 2-3, where vCPU 0 of VM web1, vCPU 1 of VM web1 are pinned"]
         );
         assert_eq!(
             evidence_of(&found, "vhost threads of VM web1"),
             ["vhost-100 (150) not pinned: may run on CPUs 0-1"]
         );
         assert!(evidence_of(&found, "emulator thread of VM web1").is_empty());
+    }
+
+    #[test]
+    fn long_lists_are_cut() {
+        let items: Vec<String> = (0..6).map(|i| i.to_string()).collect();
+        assert_eq!(listed(&items, "is", "are"), "0, 1, 2, 3 and 2 more are");
+        assert_eq!(listed(&items[..1], "is", "are"), "0 is");
+        assert_eq!(cpus_phrase(&CpuSet::from_ids([1])), "CPU 1");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::CpuSet;
 
 pub use findings::findings;
 pub use qmp::{query_threads, QmpError, QmpThreads};
-pub use read::{read_workloads, WorkloadsError, QMP_TIMEOUT};
+pub use read::{check_qmp_sockets, read_workloads, WorkloadsError, QMP_TIMEOUT};
 
 /// Which virtual machine monitor runs the VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

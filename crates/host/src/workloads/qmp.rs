@@ -18,17 +18,17 @@ const MAX_LINE: u64 = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QmpError {
-    #[error("cannot connect: {0}")]
+    #[error("cannot connect")]
     Connect(#[source] io::Error),
     #[error("no answer within {0:?} (is another client holding the monitor?)")]
     Timeout(Duration),
     #[error("connection closed by QEMU")]
     Closed,
-    #[error("{0}")]
+    #[error("I/O failed")]
     Io(#[source] io::Error),
     #[error("a message longer than {MAX_LINE} bytes")]
     TooLong,
-    #[error("not JSON: {0}")]
+    #[error("not JSON")]
     Json(#[source] serde_json::Error),
     #[error("no QMP greeting, got {0}")]
     NotQmp(String),

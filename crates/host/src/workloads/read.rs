@@ -8,26 +8,32 @@ use std::time::Duration;
 use super::cmdline::read_args;
 use super::qmp::{query_threads, QmpError, QmpThreads};
 use super::{qemu, IoThread, Vcpu, VcpuSource, VmThread, VmmKind, Workload};
-use crate::tasks::{Process, Tasks};
+use crate::tasks::{Process, Task, Tasks};
 use crate::{Root, Unknown};
 
 /// How long one QEMU may take to answer all our QMP commands.
 pub const QMP_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A QMP socket the user named could not be used. Sockets found on a command line never
-/// cause this: their failures are reported as unknowns.
+/// A QMP socket the user named cannot be used. [`check_qmp_sockets`] returns it before
+/// anything is read, so a mistyped `--qmp` stops inspect with one line; sockets found on a
+/// command line never cause it (their failures are unknowns).
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadsError {
     #[error("QMP socket {socket}: QMP is only used on the live host, not on the tree at {root}")]
     QmpNotLive { socket: PathBuf, root: PathBuf },
-    #[error("QMP socket {socket}: {source}")]
+    #[error("QMP socket {socket}")]
     Qmp {
         socket: PathBuf,
         #[source]
         source: QmpError,
     },
-    #[error("QMP socket {socket}: its vCPU threads are not threads of any QEMU process found")]
-    QmpNoVm { socket: PathBuf },
+}
+
+/// Checks that every given socket answers QMP, on the live host.
+pub fn check_qmp_sockets(root: &Root, sockets: &[PathBuf]) -> Result<(), WorkloadsError> {
+    sockets
+        .iter()
+        .try_for_each(|socket| query_given_socket(root, socket).map(drop))
 }
 
 /// Finds the VMs among `tasks` (read from the same `root`), in pid order, adding what cannot
@@ -39,8 +45,17 @@ pub fn read_workloads(
     tasks: &Tasks,
     qmp_sockets: &[PathBuf],
     unknowns: &mut Vec<Unknown>,
-) -> Result<Vec<Workload>, WorkloadsError> {
-    let given = query_given_sockets(root, qmp_sockets)?;
+) -> Vec<Workload> {
+    let given: Vec<(PathBuf, QmpThreads)> = qmp_sockets
+        .iter()
+        .filter_map(|socket| match query_given_socket(root, socket) {
+            Ok(threads) => Some((socket.clone(), threads)),
+            Err(err) => {
+                unknowns.push(given_socket_unknown(socket, with_causes(&err)));
+                None
+            }
+        })
+        .collect();
     let vhost = vhost_threads_by_owner(tasks);
     let mut found = Vec::new();
     for process in &tasks.processes {
@@ -61,45 +76,54 @@ pub fn read_workloads(
     }
     for (socket, _) in &given {
         if !found.iter().any(|w| w.qmp_socket.as_ref() == Some(socket)) {
-            return Err(WorkloadsError::QmpNoVm {
-                socket: socket.clone(),
-            });
+            let reason = "its vCPU threads are not threads of any QEMU process found";
+            unknowns.push(given_socket_unknown(socket, reason.to_owned()));
         }
     }
-    Ok(found)
+    found
 }
 
-fn query_given_sockets(
-    root: &Root,
-    sockets: &[PathBuf],
-) -> Result<Vec<(PathBuf, QmpThreads)>, WorkloadsError> {
-    sockets
-        .iter()
-        .map(|socket| {
-            if !root.is_live() {
-                return Err(WorkloadsError::QmpNotLive {
-                    socket: socket.clone(),
-                    root: root.dir().to_owned(),
-                });
-            }
-            query_threads(socket, QMP_TIMEOUT)
-                .map(|threads| (socket.clone(), threads))
-                .map_err(|source| WorkloadsError::Qmp {
-                    socket: socket.clone(),
-                    source,
-                })
-        })
-        .collect()
+fn query_given_socket(root: &Root, socket: &Path) -> Result<QmpThreads, WorkloadsError> {
+    if !root.is_live() {
+        return Err(WorkloadsError::QmpNotLive {
+            socket: socket.to_owned(),
+            root: root.dir().to_owned(),
+        });
+    }
+    query_threads(socket, QMP_TIMEOUT).map_err(|source| WorkloadsError::Qmp {
+        socket: socket.to_owned(),
+        source,
+    })
 }
 
-/// The VMM kind and arguments of a process, if it is a VMM. Kernel threads are never VMMs;
-/// a command line that cannot be read only matters when the name already says VMM.
+/// The error's message followed by each of its causes', as `a: b: c`.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        text = format!("{text}: {err}");
+        cause = err.source();
+    }
+    text
+}
+
+fn given_socket_unknown(socket: &Path, reason: String) -> Unknown {
+    Unknown {
+        object: "the VM behind a given QMP socket".to_owned(),
+        path: socket.to_owned(),
+        reason,
+    }
+}
+
+/// The VMM kind and arguments of a process, if it is a VMM. Kernel threads are never VMMs,
+/// nor are exited processes not yet reaped (such as the parent QEMU leaves behind when it
+/// daemonizes); a command line that cannot be read only matters when the name says VMM.
 fn recognise(
     root: &Root,
     process: &Process,
     unknowns: &mut Vec<Unknown>,
 ) -> Option<(VmmKind, Vec<String>)> {
-    if process.threads.first()?.kind.is_kernel() {
+    if process.threads.first()?.kind.is_kernel() || process.threads.iter().all(Task::has_exited) {
         return None;
     }
     let args = match read_args(root, process.pid) {
@@ -277,7 +301,7 @@ fn ask_own_socket(
         Err(err) => unknowns.push(Unknown {
             object,
             path: reachable,
-            reason: format!("QMP: {err}"),
+            reason: format!("QMP: {}", with_causes(&err)),
         }),
     }
 }

@@ -14,6 +14,7 @@ pub const PF_NO_SETAFFINITY: u64 = 0x0400_0000;
 pub struct ThreadSpec<'a> {
     pub comm: &'a str,
     pub affinity: &'a str,
+    pub state: char,
     pub flags: u64,
     pub policy: u32,
     pub rt_priority: u32,
@@ -25,6 +26,7 @@ impl<'a> ThreadSpec<'a> {
         ThreadSpec {
             comm,
             affinity,
+            state: 'S',
             flags: 0x40_0040,
             policy: 0,
             rt_priority: 0,
@@ -37,6 +39,11 @@ impl<'a> ThreadSpec<'a> {
             flags: PF_KTHREAD | flags,
             ..ThreadSpec::user(comm, affinity)
         }
+    }
+
+    /// Exited, not yet reaped.
+    pub fn zombie(self) -> Self {
+        ThreadSpec { state: 'Z', ..self }
     }
 
     pub fn fifo(self, rt_priority: u32) -> Self {
@@ -103,10 +110,11 @@ impl FakeProc {
 fn stat_line(pid: u32, tid: u32, spec: &ThreadSpec) -> String {
     let ppid = if spec.flags & PF_KTHREAD != 0 { 2 } else { 1 };
     format!(
-        "{tid} ({comm}) S {ppid} {pid} {pid} 0 -1 {flags} 10 0 0 0 5 3 0 0 20 0 1 0 100 \
+        "{tid} ({comm}) {state} {ppid} {pid} {pid} 0 -1 {flags} 10 0 0 0 5 3 0 0 20 0 1 0 100 \
          1000 50 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 {cpu} {rt} {policy} 0 0 0 0 0 \
          0 0 0 0 0 0\n",
         comm = spec.comm,
+        state = spec.state,
         flags = spec.flags,
         cpu = spec.last_cpu,
         rt = spec.rt_priority,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use nearnative_host::tasks::read_tasks;
 use nearnative_host::workloads::{
-    findings, read_workloads, VcpuSource, VmmKind, Workload, WorkloadsError,
+    check_qmp_sockets, findings, read_workloads, VcpuSource, VmmKind, Workload, WorkloadsError,
 };
 use nearnative_host::{CpuSet, Root, Severity, Unknown};
 
@@ -43,6 +43,13 @@ fn fake_vms() -> FakeProc {
         // Linux 6.4+ runs vhost workers as threads of the VM's own process.
         .thread(1000, 1006, &ThreadSpec::user("vhost-1000", "0-3"))
         .kernel_thread(1010, &ThreadSpec::kernel("vhost-1000", "0-3", 0))
+        // The parent a daemonizing QEMU leaves behind until it is reaped: not a VM.
+        .process(999, &[], "/")
+        .thread(
+            999,
+            999,
+            &ThreadSpec::user("qemu-system-x86", "0-3").zombie(),
+        )
         // QEMU without debug-threads, renamed with -name process=: only its program says QEMU.
         .process(
             2000,
@@ -103,18 +110,18 @@ struct Found {
     unknowns: Vec<Unknown>,
 }
 
-fn read_with_sockets(root: &Root, sockets: &[PathBuf]) -> Result<Found, WorkloadsError> {
+fn read_with_sockets(root: &Root, sockets: &[PathBuf]) -> Found {
     let mut unknowns = Vec::new();
     let tasks = read_tasks(root, &mut unknowns);
-    let workloads = read_workloads(root, &tasks, sockets, &mut unknowns)?;
-    Ok(Found {
+    let workloads = read_workloads(root, &tasks, sockets, &mut unknowns);
+    Found {
         workloads,
         unknowns,
-    })
+    }
 }
 
 fn read(host: &FakeProc) -> Found {
-    read_with_sockets(&host.root(), &[]).unwrap()
+    read_with_sockets(&host.root(), &[])
 }
 
 fn vm(found: &Found, pid: u32) -> &Workload {
@@ -211,12 +218,16 @@ fn unnamed_qemu_vcpus_on_a_captured_tree_are_unknown_not_guessed() {
 #[test]
 fn qmp_sockets_are_refused_on_a_captured_tree() {
     let host = fake_vms();
-    let err = read_with_sockets(&host.root(), &[PathBuf::from("/run/db.qmp")]).unwrap_err();
+    let socket = PathBuf::from("/run/db.qmp");
+    let err = check_qmp_sockets(&host.root(), std::slice::from_ref(&socket)).unwrap_err();
     assert!(matches!(err, WorkloadsError::QmpNotLive { .. }));
     assert!(
         err.to_string().starts_with("QMP socket /run/db.qmp: "),
         "{err}"
     );
+    let found = read_with_sockets(&host.root(), std::slice::from_ref(&socket));
+    assert!(found.unknowns.iter().any(|u| u.path == socket), "{found:?}");
+    assert_eq!(found.workloads.len(), 4, "the VMs are still read");
 }
 
 #[test]
@@ -319,12 +330,16 @@ fn json_has_kind_name_pid_and_vcpus_with_affinity_lists() {
 fn a_given_qmp_socket_that_fails_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.sock");
-    let err = read_with_sockets(&Root::default(), std::slice::from_ref(&missing)).unwrap_err();
+    let given = std::slice::from_ref(&missing);
+    let err = check_qmp_sockets(&Root::default(), given).unwrap_err();
     assert!(matches!(err, WorkloadsError::Qmp { .. }), "{err}");
-    let message = err.to_string();
+    assert_eq!(err.to_string(), format!("QMP socket {}", missing.display()));
+    let cause = std::error::Error::source(&err).map(|c| c.to_string());
+    assert_eq!(cause.as_deref(), Some("cannot connect"));
+    let found = read_with_sockets(&Root::default(), given);
+    let unknown = found.unknowns.iter().find(|u| u.path == missing);
     assert!(
-        message.contains(&missing.display().to_string()),
-        "{message}"
+        unknown.is_some_and(|u| u.reason.contains("cannot connect: No such file")),
+        "{found:?}"
     );
-    assert!(message.contains("cannot connect"), "{message}");
 }

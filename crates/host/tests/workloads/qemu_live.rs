@@ -107,7 +107,7 @@ fn pin(tid: u32, cpu: u32) {
 }
 
 fn inspect(qemu: &RunningQemu, sockets: &[PathBuf]) -> Workload {
-    let found = super::read_with_sockets(&Root::default(), sockets).unwrap();
+    let found = super::read_with_sockets(&Root::default(), sockets);
     let vm = found
         .workloads
         .iter()

@@ -1,0 +1,229 @@
+//! Durable state files: written whole to a temporary file, fsync'd, renamed into place, and the
+//! directory fsync'd, so a crash leaves either the old file or the new one, never a torn one.
+//!
+//! Each file is a JSON envelope `{"schema_version", "sha256", "body"}`. The checksum covers the
+//! body's exact bytes, so a file edited by hand or cut short is refused on load instead of being
+//! half-trusted.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DurableError {
+    #[error("{path}: cannot write state: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: cannot read state: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{path}: state file is corrupt ({reason}); inspect it, then move it aside to start afresh"
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{path}: written by schema version {found}, this nearnative reads only {supported}; use a matching nearnative")]
+    Version {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+}
+
+#[derive(Serialize)]
+struct EnvelopeOut<'a> {
+    schema_version: u32,
+    sha256: String,
+    body: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeIn<'a> {
+    schema_version: u32,
+    sha256: String,
+    #[serde(borrow)]
+    body: &'a RawValue,
+}
+
+/// Writes `body` to `path` atomically and durably, in an envelope marked `schema_version`.
+pub fn store<T: Serialize>(path: &Path, schema_version: u32, body: &T) -> Result<(), DurableError> {
+    let write_err = |source| DurableError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let body = serde_json::to_string_pretty(body).map_err(|e| write_err(e.into()))?;
+    let body = RawValue::from_string(body).map_err(|e| write_err(e.into()))?;
+    let envelope = EnvelopeOut {
+        schema_version,
+        sha256: sha256_hex(body.get().as_bytes()),
+        body: &body,
+    };
+    let mut bytes = serde_json::to_vec_pretty(&envelope).map_err(|e| write_err(e.into()))?;
+    bytes.push(b'\n');
+    write_atomically(path, &bytes).map_err(write_err)
+}
+
+/// Reads a file written by [`store`]. `Ok(None)` when it does not exist.
+pub fn load<T: DeserializeOwned>(
+    path: &Path,
+    schema_version: u32,
+) -> Result<Option<T>, DurableError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(DurableError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    let corrupt = |reason: String| DurableError::Corrupt {
+        path: path.to_owned(),
+        reason,
+    };
+    let envelope: EnvelopeIn = serde_json::from_slice(&bytes)
+        .map_err(|e| corrupt(format!("not a state envelope: {e}")))?;
+    if envelope.schema_version != schema_version {
+        return Err(DurableError::Version {
+            path: path.to_owned(),
+            found: envelope.schema_version,
+            supported: schema_version,
+        });
+    }
+    if sha256_hex(envelope.body.get().as_bytes()) != envelope.sha256 {
+        return Err(corrupt("checksum mismatch".to_owned()));
+    }
+    serde_json::from_str(envelope.body.get())
+        .map(Some)
+        .map_err(|e| corrupt(format!("unexpected content: {e}")))
+}
+
+/// Replaces `path` with `bytes` so that a crash at any instant leaves the old or the new file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = write_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    File::open(dir)?.sync_all()
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Body {
+        knob: String,
+        prior: u64,
+    }
+
+    fn body() -> Body {
+        Body {
+            knob: "/proc/irq/36/smp_affinity_list".into(),
+            prior: 3,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.json");
+        store(&path, 1, &body()).unwrap();
+        assert_eq!(load::<Body>(&path, 1).unwrap(), Some(body()));
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("journal.json")]);
+    }
+
+    #[test]
+    fn missing_file_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load::<Body>(&dir.path().join("absent"), 1).unwrap(), None);
+    }
+
+    #[test]
+    fn tampered_body_is_refused_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        store(&path, 1, &body()).unwrap();
+        let text = fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"prior\": 3", "\"prior\": 4");
+        fs::write(&path, text).unwrap();
+        let err = load::<Body>(&path, 1).unwrap_err();
+        assert!(matches!(err, DurableError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("checksum"), "{err}");
+    }
+
+    #[test]
+    fn truncated_file_is_refused_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        store(&path, 1, &body()).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(matches!(
+            load::<Body>(&path, 1),
+            Err(DurableError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn other_schema_version_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        store(&path, 2, &body()).unwrap();
+        let err = load::<Body>(&path, 1).unwrap_err();
+        assert!(err.to_string().contains("schema version 2"), "{err}");
+    }
+
+    #[test]
+    fn write_into_missing_directory_fails_and_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no/such/dir/j");
+        let err = store(&path, 1, &body()).unwrap_err();
+        assert!(err.to_string().contains("no/such/dir/j"), "{err}");
+    }
+}

@@ -1,0 +1,103 @@
+//! The state lock: one `apply` or `revert` at a time per state directory, so two runs never
+//! interleave their knob writes or their journal updates.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("{path}: cannot open the state lock: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{path}: another nearnative apply or revert is running ({holder}); wait for it to finish"
+    )]
+    Busy { path: PathBuf, holder: String },
+    #[error("{path}: cannot take the state lock: {source}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+}
+
+/// An exclusive `flock` on `STATE_DIR/lock`, released when dropped or when the process dies,
+/// so a crashed apply never leaves the state locked.
+#[derive(Debug)]
+pub struct StateLock {
+    _lock: Flock<File>,
+}
+
+impl StateLock {
+    /// Takes the lock without waiting: a second run should be told, not silently queued.
+    pub fn acquire(state_dir: &Path) -> Result<StateLock, LockError> {
+        let path = state_dir.join("lock");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|source| LockError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((mut file, Errno::EWOULDBLOCK)) => {
+                return Err(LockError::Busy {
+                    holder: holder_of(&mut file),
+                    path,
+                })
+            }
+            Err((_, source)) => return Err(LockError::Lock { path, source }),
+        };
+        // The pid is only for the message a waiting run prints; the flock is the lock.
+        let _ = lock
+            .set_len(0)
+            .and_then(|()| lock.rewind())
+            .and_then(|()| write!(lock, "{}", std::process::id()));
+        Ok(StateLock { _lock: lock })
+    }
+}
+
+fn holder_of(file: &mut File) -> String {
+    let mut pid = String::new();
+    match file.read_to_string(&mut pid) {
+        Ok(_) if !pid.trim().is_empty() => format!("pid {}", pid.trim()),
+        _ => "pid unknown".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_is_refused_with_the_holder_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = StateLock::acquire(dir.path()).unwrap();
+        let err = StateLock::acquire(dir.path()).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
+        drop(first);
+        StateLock::acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn missing_state_dir_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = StateLock::acquire(&dir.path().join("absent")).unwrap_err();
+        assert!(err.to_string().contains("absent/lock"), "{err}");
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the probe library, one module per instrument.
+
+mod jitter;

@@ -4,7 +4,7 @@ use nearnative_host::topology::CoreKind;
 use nearnative_plan::{AdmissionError, AllocationRequest, Allocator, Ledger, Level};
 use nearnative_testkit::{topology, SNAPSHOTS};
 
-use crate::support::check_invariants;
+use crate::support::{check_invariants, node_of};
 
 /// Admitting one-thread workloads until refused fills every node down to its housekeeping
 /// core, and the refusal names every node.
@@ -39,12 +39,7 @@ fn filling_each_snapshot_leaves_one_housekeeping_core_per_node() {
         let with_node = topology
             .cores
             .iter()
-            .filter(|c| {
-                c.cpus
-                    .first()
-                    .and_then(|f| topology.cpu(f)?.numa_node)
-                    .is_some()
-            })
+            .filter(|c| node_of(&topology, &c.cpus).is_some())
             .count();
         assert_eq!(admitted + nodes_with_cpus, with_node, "{name}");
     }

@@ -84,7 +84,7 @@ fn check_housekeeping(topology: &Topology, held: &CpuSet) {
             .cores
             .iter()
             .map(|c| &c.cpus)
-            .filter(|cpus| cpus.first().and_then(|f| topology.cpu(f)?.numa_node) == Some(node.id))
+            .filter(|cpus| node_of(topology, cpus) == Some(node.id))
             .collect();
         if !node_cores.is_empty() {
             assert!(
@@ -94,6 +94,11 @@ fn check_housekeeping(topology: &Topology, held: &CpuSet) {
             );
         }
     }
+}
+
+/// The NUMA node of a core, from its first CPU.
+pub fn node_of(topology: &Topology, core: &CpuSet) -> Option<u32> {
+    topology.cpu(core.first()?)?.numa_node
 }
 
 fn cores<'t>(topology: &'t Topology, cpus: &CpuSet) -> Vec<&'t CpuSet> {
@@ -164,7 +169,7 @@ fn node_budgets(
                 .cores
                 .iter()
                 .map(|c| &c.cpus)
-                .filter(|c| c.first().and_then(|f| topology.cpu(f)?.numa_node) == Some(node.id))
+                .filter(|c| node_of(topology, c) == Some(node.id))
                 .filter(|c| c.is_disjoint(held))
                 .collect();
             let kept = |c: &CpuSet| {
@@ -181,7 +186,7 @@ fn node_budgets(
             let has_cores = topology
                 .cores
                 .iter()
-                .any(|c| c.cpus.first().and_then(|f| topology.cpu(f)?.numa_node) == Some(node.id));
+                .any(|c| node_of(topology, &c.cpus) == Some(node.id));
             has_cores.then_some((node.id, budget, slots))
         })
         .collect()

@@ -1,0 +1,137 @@
+//! The lab guard: one run's paths, noise and registry, all removed when it is cleaned up,
+//! dropped (also while unwinding from a panic), or when SIGINT/SIGTERM arrives (see
+//! [`crate::signals`]).
+//!
+//! Creating a lab first sweeps the leftovers of dead runs from the run directory, then writes
+//! this run's empty registry. Every namespace and interface is registered before it is
+//! created; a step that fails leaves what it made registered, so the same cleanup removes it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use nearnative_host::Root;
+
+use crate::ip::{preflight, IpError};
+use crate::layers::{build, BuildError, Built};
+use crate::names::RunTag;
+use crate::noise::{self, Noise, NoiseConfig, NoiseError};
+use crate::path::{Layer, NetPath};
+use crate::registry::{Registry, RegistryError};
+use crate::signals;
+use crate::sweep::{sweep, SweepError, SweepReport};
+use crate::tap::{Forwarder, TapError};
+
+/// Where registries live unless told otherwise: tmpfs, so a reboot (which also removes every
+/// namespace) clears it.
+pub const DEFAULT_RUN_DIR: &str = "/run/nearnative";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error(transparent)]
+    Preflight(#[from] IpError),
+    #[error(transparent)]
+    Sweep(#[from] SweepError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("cannot build the {layer} path")]
+    Build {
+        layer: &'static str,
+        #[source]
+        source: BuildError,
+    },
+    #[error("cannot start the tap forwarder")]
+    Forwarder(#[source] TapError),
+    #[error("cannot start the noisy neighbour")]
+    Noise(#[source] NoiseError),
+}
+
+/// One lab run. Invariant: everything it created is named in its registry file until cleanup
+/// has removed it.
+#[derive(Debug)]
+pub struct Lab {
+    tag: RunTag,
+    registry: Arc<Mutex<Registry>>,
+    forwarders: Vec<Forwarder>,
+    forwarder_cpu: Option<u32>,
+    swept: SweepReport,
+}
+
+impl Lab {
+    /// Checks for root and iproute2, sweeps dead runs' leftovers from `run_dir`, and registers
+    /// this run there.
+    pub fn create(run_dir: &Path) -> Result<Lab, LabError> {
+        preflight()?;
+        let root = Root::default();
+        let swept = sweep(run_dir, &root)?;
+        let tag = RunTag::next();
+        let registry = Registry::create(run_dir, &tag.registry_file(), root)?;
+        let registry = Arc::new(Mutex::new(registry));
+        signals::register(&registry);
+        Ok(Lab {
+            tag,
+            registry,
+            forwarders: Vec::new(),
+            forwarder_cpu: None,
+            swept,
+        })
+    }
+
+    pub fn tag(&self) -> &RunTag {
+        &self.tag
+    }
+
+    /// What creating this lab swept from dead runs.
+    pub fn swept(&self) -> &SweepReport {
+        &self.swept
+    }
+
+    pub fn registry_path(&self) -> PathBuf {
+        self.lock().path().to_owned()
+    }
+
+    /// Pins the forwarder of every tap path built from now on to `cpu`.
+    pub fn set_forwarder_cpu(&mut self, cpu: Option<u32>) {
+        self.forwarder_cpu = cpu;
+    }
+
+    /// Builds the path for `layer`.
+    pub fn build(&mut self, layer: Layer) -> Result<NetPath, LabError> {
+        let built =
+            build(&mut self.lock(), &self.tag, layer).map_err(|source| LabError::Build {
+                layer: layer.name(),
+                source,
+            })?;
+        let Built { path, taps } = built;
+        if let Some((client, server)) = taps {
+            let forwarder = Forwarder::start(client, server, self.forwarder_cpu)
+                .map_err(LabError::Forwarder)?;
+            self.forwarders.push(forwarder);
+        }
+        Ok(path)
+    }
+
+    /// Starts a noisy neighbour; its flood runs between namespaces of this lab.
+    pub fn start_noise(&mut self, config: &NoiseConfig) -> Result<Noise, LabError> {
+        noise::start(&mut self.lock(), &self.tag, config).map_err(LabError::Noise)
+    }
+
+    /// Stops the tap forwarders, then removes every registered object, last created first,
+    /// and the registry file. Idempotent.
+    pub fn cleanup(&mut self) -> Result<(), LabError> {
+        for forwarder in self.forwarders.drain(..) {
+            let _ = forwarder.stop();
+        }
+        self.lock().cleanup()?;
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.cleanup();
+    }
+}

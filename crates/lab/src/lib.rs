@@ -1,0 +1,40 @@
+//! The `lab` stage's network side: the paths the latency experiment measures across (host
+//! loopback, veth, veth plus bridge, tap plus a user-space forwarder), the noisy neighbour
+//! (CPU hogs and a rate-bounded UDP flood), and the cleanup that never leaves anything behind.
+//!
+//! Everything lives in network namespaces the lab creates, addressed from 198.18.0.0/15; the
+//! host namespace gets no address, route or interface. Every object is written to a durable
+//! registry before it is created, and removed by the [`Lab`] guard on cleanup, drop, panic or
+//! SIGINT/SIGTERM; a run killed outright is swept by the next one.
+//!
+//! ```no_run
+//! use nearnative_lab::{Lab, Layer, DEFAULT_RUN_DIR};
+//! use nearnative_probe::rtt::{ClientConfig, ServerConfig};
+//! let mut lab = Lab::create(DEFAULT_RUN_DIR.as_ref())?;
+//! let path = lab.build(Layer::Veth)?;
+//! let server = path.bind_server(0, ServerConfig::new("0.0.0.0:0"))?.spawn()?;
+//! let report = path.run_client(ClientConfig::new(server.local_addr().to_string()))?;
+//! println!("{}: p50 {} ns", path.layer.name(), report.rtt_ns.p50);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod flood;
+pub mod hog;
+pub mod ip;
+pub mod lab;
+pub mod layers;
+pub mod names;
+pub mod netns;
+pub mod noise;
+pub mod object;
+pub mod path;
+pub mod registry;
+pub mod signals;
+pub mod sweep;
+pub mod tap;
+
+pub use lab::{Lab, LabError, DEFAULT_RUN_DIR};
+pub use noise::{Noise, NoiseConfig, NoiseReport};
+pub use path::{Layer, NetPath, PathError};
+pub use signals::clean_up_on_signals;
+pub use sweep::{sweep, SweepReport};

@@ -1,0 +1,132 @@
+//! Nothing is left behind after SIGINT mid-run or mid-build, and a `kill -9`'s leftovers are
+//! swept completely by the next run.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nearnative_host::Root;
+use nearnative_lab::sweep;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::child::{CHILD_TEST, MODE_VAR, RUN_DIR_VAR};
+use crate::common::{net_state, root_test};
+
+/// Starts the child in `mode` and returns it with its run id, read from its `READY` line.
+fn start_child(mode: &str, run_dir: &Path) -> (Child, String) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", CHILD_TEST, "--ignored", "--nocapture"])
+        .env(MODE_VAR, mode)
+        .env(RUN_DIR_VAR, run_dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let id = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find_map(|l| l.strip_prefix("READY ").map(str::to_owned))
+        .expect("the child never got ready");
+    // Keep reading, so the child's test harness never writes into a closed pipe.
+    std::thread::Builder::new()
+        .name("child-stdout".into())
+        .spawn(move || lines.for_each(drop))
+        .unwrap();
+    (child, id)
+}
+
+fn signal(child: &Child, signal: Signal) {
+    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+}
+
+/// Waits up to 5 s for `done`.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+fn registry_files(run_dir: &Path) -> usize {
+    std::fs::read_dir(run_dir).unwrap().count()
+}
+
+#[test]
+fn sigint_mid_measurement_cleans_up_while_the_main_thread_is_busy_needs_root() {
+    let Some(_serial) = root_test("sigint_mid_measurement_cleans_up_needs_root") else {
+        return;
+    };
+    let before = net_state();
+    let run_dir = tempfile::tempdir().unwrap();
+    let (mut child, id) = start_child("busy", run_dir.path());
+    assert!(
+        !net_state().of_run(&id).is_empty(),
+        "the child built its paths"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, Signal::SIGINT);
+    let cleaned =
+        eventually(|| net_state().of_run(&id).is_empty() && registry_files(run_dir.path()) == 0);
+    signal(&child, Signal::SIGKILL);
+    child.wait().unwrap();
+    assert!(cleaned, "left behind: {:?}", net_state().of_run(&id));
+    net_state().assert_restored(&before);
+}
+
+#[test]
+fn sigint_mid_build_leaves_nothing_needs_root() {
+    let Some(_serial) = root_test("sigint_mid_build_leaves_nothing_needs_root") else {
+        return;
+    };
+    let before = net_state();
+    let run_dir = tempfile::tempdir().unwrap();
+    let (mut child, id) = start_child("builder", run_dir.path());
+    signal(&child, Signal::SIGINT);
+    let exited = eventually(|| child.try_wait().unwrap().is_some());
+    if !exited {
+        signal(&child, Signal::SIGKILL);
+    }
+    child.wait().unwrap();
+    assert!(exited, "the child did not stop on SIGINT");
+    assert!(
+        net_state().of_run(&id).is_empty(),
+        "{:?}",
+        net_state().of_run(&id)
+    );
+    assert_eq!(registry_files(run_dir.path()), 0);
+    net_state().assert_restored(&before);
+}
+
+#[test]
+fn kill_9_leftovers_are_swept_completely_needs_root() {
+    let Some(_serial) = root_test("kill_9_leftovers_are_swept_completely_needs_root") else {
+        return;
+    };
+    let before = net_state();
+    let run_dir = tempfile::tempdir().unwrap();
+    let (mut child, id) = start_child("busy", run_dir.path());
+    signal(&child, Signal::SIGKILL);
+    child.wait().unwrap();
+    assert!(
+        !net_state().of_run(&id).is_empty(),
+        "kill -9 left namespaces"
+    );
+    assert_eq!(registry_files(run_dir.path()), 1, "and its registry");
+    let report = sweep(run_dir.path(), &Root::default()).unwrap();
+    assert_eq!(report.swept.len(), 1, "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert!(report.objects >= 6, "{report:?}");
+    assert!(
+        net_state().of_run(&id).is_empty(),
+        "{:?}",
+        net_state().of_run(&id)
+    );
+    assert_eq!(registry_files(run_dir.path()), 0);
+    net_state().assert_restored(&before);
+}

@@ -1,0 +1,100 @@
+//! Each path carries a closed-loop probe, its server is reachable only inside the path, and
+//! dropping the lab restores the host's namespaces and interfaces.
+
+use std::time::Duration;
+
+use nearnative_host::{cpus::online_cpus, CpuSet, Root};
+use nearnative_lab::netns::run_in;
+use nearnative_lab::{Lab, Layer, NetPath};
+use nearnative_probe::rtt::{run_client, ClientConfig, RunLength, ServerConfig};
+
+use crate::common::{closed_loop, net_state, root_test};
+
+const ROUND_TRIPS: u64 = 2000;
+
+#[test]
+fn every_path_carries_a_probe_and_leaves_nothing_behind_needs_root() {
+    let Some(_serial) =
+        root_test("every_path_carries_a_probe_and_leaves_nothing_behind_needs_root")
+    else {
+        return;
+    };
+    let before = net_state();
+    let run_dir = tempfile::tempdir().unwrap();
+    let mut lab = Lab::create(run_dir.path()).unwrap();
+    let id = lab.tag().id();
+    let paths: Vec<NetPath> = Layer::ALL.iter().map(|&l| lab.build(l).unwrap()).collect();
+    assert!(!net_state().of_run(&id).is_empty(), "namespaces were built");
+    let mut p50s = Vec::new();
+    for path in &paths {
+        p50s.push((path.layer.name(), probe_across(path)));
+        for other in paths.iter().filter(|o| o.layer != path.layer) {
+            assert_unreachable(path, other.client_netns.as_deref());
+        }
+    }
+    let loopback = p50s[0].1 as f64;
+    for (layer, p50) in &p50s {
+        eprintln!(
+            "{layer}: p50 {p50} ns, {:.2} x loopback",
+            *p50 as f64 / loopback
+        );
+    }
+    drop(lab);
+    net_state().assert_restored(&before);
+    assert!(net_state().of_run(&id).is_empty());
+    assert_eq!(
+        std::fs::read_dir(run_dir.path()).unwrap().count(),
+        0,
+        "registry removed"
+    );
+}
+
+/// Runs the probe with the server pinned to the last online CPU; returns the p50 RTT.
+fn probe_across(path: &NetPath) -> u64 {
+    let cpu = online_cpus(&Root::default())
+        .unwrap()
+        .iter()
+        .last()
+        .unwrap();
+    let mut server_config = ServerConfig::new("0.0.0.0:0");
+    server_config.cpus = Some(CpuSet::from_ids([cpu]));
+    let server = path.bind_server(0, server_config).unwrap().spawn().unwrap();
+    assert_eq!(server.local_addr().ip(), path.server_ip);
+    let report = path
+        .run_client(closed_loop(server.local_addr().to_string(), ROUND_TRIPS))
+        .unwrap();
+    let stats = server.stop().unwrap();
+    let layer = path.layer.name();
+    assert_eq!(report.count + report.lost, ROUND_TRIPS, "{layer}");
+    assert!(
+        report.lost <= ROUND_TRIPS / 100,
+        "{layer}: lost {}",
+        report.lost
+    );
+    assert!(stats.answered >= report.count, "{layer}: {stats:?}");
+    assert!(report.rtt_ns.p50 > 0, "{layer}");
+    report.rtt_ns.p50
+}
+
+/// A server of `path`, bound again, gets no answer through from `netns` (`None`: the host).
+fn assert_unreachable(path: &NetPath, netns: Option<&str>) {
+    let server = path
+        .bind_server(0, ServerConfig::new("0.0.0.0:0"))
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let target = server.local_addr().to_string();
+    let mut config = ClientConfig::new(target.clone());
+    config.length = RunLength::Count(3);
+    config.warmup = Duration::ZERO;
+    config.timeout = Duration::from_millis(50);
+    let outcome = run_in(netns, "nn-lab-reach", move || run_client(&config)).unwrap();
+    let answered = outcome.as_ref().map(|r| r.count).unwrap_or(0);
+    let stats = server.stop().unwrap();
+    assert_eq!(answered, 0, "{target} answered from {netns:?}");
+    assert_eq!(stats.received, 0, "{target} heard from {netns:?}");
+    // The host itself, too, must not reach a path's server (loopback's is the host's).
+    if path.client_netns.is_some() && netns.is_some() {
+        assert_unreachable(path, None);
+    }
+}

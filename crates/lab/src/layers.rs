@@ -58,6 +58,7 @@ pub fn build(registry: &mut Registry, tag: &RunTag, layer: Layer) -> Result<Buil
     Ok(Built {
         path: NetPath {
             layer,
+            client_ip: client_ip.into(),
             server_ip: server_ip.into(),
             client_netns,
             server_netns,

@@ -81,6 +81,8 @@ pub enum PathError {
 #[derive(Debug, Clone)]
 pub struct NetPath {
     pub layer: Layer,
+    /// The client's own address on the path.
+    pub client_ip: IpAddr,
     /// The address the server binds (any port) and the client targets: no NAT on any layer.
     pub server_ip: IpAddr,
     /// The namespace the client runs in; `None` is the host's.

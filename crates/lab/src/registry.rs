@@ -33,6 +33,8 @@ pub enum RegistryError {
     Store(#[source] DurableError),
     #[error("cannot read this process's start time")]
     StartTime(#[source] ReadError),
+    #[error("{object} already exists (a leftover of an earlier run? a sweep removes those); refusing to take it over")]
+    Exists { object: String },
     #[error(
         "the lab was cleaned up (after a signal or a drop); nothing more can be created in it"
     )]
@@ -103,7 +105,9 @@ impl Registry {
     }
 
     /// Records `object` durably, then runs `create`. The object stays registered if creation
-    /// fails, since a failed `ip` may still have left it half made.
+    /// fails, since a failed `ip` may still have left it half made. An object that exists
+    /// before it is registered is refused untouched: a registry names only what this run
+    /// made, so cleanup can never remove anything else.
     pub fn create_with<T, E: From<RegistryError>>(
         &mut self,
         object: LabObject,
@@ -113,6 +117,12 @@ impl Registry {
             return Err(RegistryError::Closed.into());
         }
         if !self.body.objects.contains(&object) {
+            if object.exists(&self.root) {
+                return Err(RegistryError::Exists {
+                    object: object.to_string(),
+                }
+                .into());
+            }
             self.body.objects.push(object);
             self.save()?;
         }

@@ -7,7 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nearnative_host::Root;
-use nearnative_lab::sweep;
+use nearnative_lab::ip::ip;
+use nearnative_lab::{sweep, Lab, Layer};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -128,5 +129,57 @@ fn kill_9_leftovers_are_swept_completely_needs_root() {
         net_state().of_run(&id)
     );
     assert_eq!(registry_files(run_dir.path()), 0);
+    net_state().assert_restored(&before);
+}
+
+#[test]
+fn a_panic_while_building_leaves_nothing_needs_root() {
+    let Some(_serial) = root_test("a_panic_while_building_leaves_nothing_needs_root") else {
+        return;
+    };
+    let before = net_state();
+    let run_dir = tempfile::tempdir().unwrap();
+    let id = std::sync::Mutex::new(String::new());
+    let outcome = std::panic::catch_unwind(|| {
+        let mut lab = Lab::create(run_dir.path()).unwrap();
+        *id.lock().unwrap() = lab.tag().id();
+        lab.build(Layer::Bridge).unwrap();
+        panic!("a step after the build failed");
+    });
+    assert!(outcome.is_err());
+    let id = id.into_inner().unwrap();
+    assert!(
+        net_state().of_run(&id).is_empty(),
+        "{:?}",
+        net_state().of_run(&id)
+    );
+    assert_eq!(registry_files(run_dir.path()), 0);
+    net_state().assert_restored(&before);
+}
+
+#[test]
+fn a_failed_step_is_cleaned_up_and_a_foreign_object_is_never_taken_over_needs_root() {
+    let Some(_serial) = root_test("a_failed_step_is_cleaned_up_needs_root") else {
+        return;
+    };
+    let before = net_state();
+    let run_dir = tempfile::tempdir().unwrap();
+    let mut lab = Lab::create(run_dir.path()).unwrap();
+    let id = lab.tag().id();
+    // Someone else's namespace under the name the veth path's server side would get.
+    let foreign = format!("nnlab-{id}-veth-s");
+    ip(&["netns", "add", &foreign]).unwrap();
+    let err = lab.build(Layer::Veth).unwrap_err();
+    let message = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(message.contains(&foreign), "{message}");
+    assert!(message.contains("already exists"), "{message}");
+    assert!(net_state().netns.contains(&format!("nnlab-{id}-veth-c")));
+    drop(lab);
+    assert_eq!(
+        net_state().of_run(&id),
+        vec![foreign.clone()],
+        "only the foreign one stays"
+    );
+    ip(&["netns", "delete", &foreign]).unwrap();
     net_state().assert_restored(&before);
 }

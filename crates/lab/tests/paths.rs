@@ -1,9 +1,11 @@
 //! Each path carries a closed-loop probe, its server is reachable only inside the path, and
 //! dropping the lab restores the host's namespaces and interfaces.
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use nearnative_host::{cpus::online_cpus, CpuSet, Root};
+use nearnative_lab::ip::ip;
 use nearnative_lab::netns::run_in;
 use nearnative_lab::{Lab, Layer, NetPath};
 use nearnative_probe::rtt::{run_client, ClientConfig, RunLength, ServerConfig};
@@ -29,9 +31,12 @@ fn every_path_carries_a_probe_and_leaves_nothing_behind_needs_root() {
     for path in &paths {
         p50s.push((path.layer.name(), probe_across(path)));
         for other in paths.iter().filter(|o| o.layer != path.layer) {
-            assert_unreachable(path, other.client_netns.as_deref());
+            if let Some(netns) = &other.client_netns {
+                assert_unreachable(path, netns);
+            }
         }
     }
+    assert_host_has_no_lab_address();
     let loopback = p50s[0].1 as f64;
     for (layer, p50) in &p50s {
         eprintln!(
@@ -76,8 +81,9 @@ fn probe_across(path: &NetPath) -> u64 {
     report.rtt_ns.p50
 }
 
-/// A server of `path`, bound again, gets no answer through from `netns` (`None`: the host).
-fn assert_unreachable(path: &NetPath, netns: Option<&str>) {
+/// A server of `path`, bound again, gets nothing from the lab namespace `netns`, which has no
+/// route but its own path's (so a datagram sent there never leaves the lab).
+fn assert_unreachable(path: &NetPath, netns: &str) {
     let server = path
         .bind_server(0, ServerConfig::new("0.0.0.0:0"))
         .unwrap()
@@ -88,13 +94,30 @@ fn assert_unreachable(path: &NetPath, netns: Option<&str>) {
     config.length = RunLength::Count(3);
     config.warmup = Duration::ZERO;
     config.timeout = Duration::from_millis(50);
-    let outcome = run_in(netns, "nn-lab-reach", move || run_client(&config)).unwrap();
+    let outcome = run_in(Some(netns), "nn-lab-reach", move || run_client(&config)).unwrap();
     let answered = outcome.as_ref().map(|r| r.count).unwrap_or(0);
     let stats = server.stop().unwrap();
-    assert_eq!(answered, 0, "{target} answered from {netns:?}");
-    assert_eq!(stats.received, 0, "{target} heard from {netns:?}");
-    // The host itself, too, must not reach a path's server (loopback's is the host's).
-    if path.client_netns.is_some() && netns.is_some() {
-        assert_unreachable(path, None);
+    assert_eq!(answered, 0, "{target} answered from {netns}");
+    assert_eq!(stats.received, 0, "{target} heard from {netns}");
+}
+
+/// The host namespace holds no lab address, so no lab server can be reached from it. (It is
+/// not probed: the host's default route would carry such a datagram off the machine.)
+fn assert_host_has_no_lab_address() {
+    let addrs = ip(&["-o", "-4", "addr", "show"]).unwrap();
+    for line in addrs.lines() {
+        let addr = line.split_whitespace().nth(3).unwrap_or("");
+        assert!(
+            !in_benchmark_range(addr),
+            "host holds a lab address: {line}"
+        );
     }
+    assert!(in_benchmark_range("198.19.255.1/30"));
+    assert!(!in_benchmark_range("198.20.0.1/24"));
+}
+
+/// True for an address in 198.18.0.0/15.
+fn in_benchmark_range(cidr: &str) -> bool {
+    let ip: Option<Ipv4Addr> = cidr.split('/').next().and_then(|a| a.parse().ok());
+    ip.is_some_and(|ip| u32::from(ip) >> 17 == u32::from(Ipv4Addr::new(198, 18, 0, 0)) >> 17)
 }

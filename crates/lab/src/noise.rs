@@ -145,32 +145,28 @@ impl Noise {
         let mut report = NoiseReport::default();
         let mut first_error = None;
         for hog in self.hogs.drain(..) {
-            match hog.join().map_err(|_| NoiseError::Panicked) {
-                Ok(Ok(rounds)) => report.hog_rounds.push(rounds),
-                Ok(Err(e)) => first_error = first_error.or(Some(e.into())),
-                Err(e) => first_error = first_error.or(Some(e)),
-            }
+            report.hog_rounds.push(join_counter(hog, &mut first_error));
         }
         if let Some((receiver, sender)) = self.flood.take() {
-            report.flood_sent = join_flood(sender, &mut first_error);
-            report.flood_received = join_flood(receiver, &mut first_error);
+            report.flood_sent = join_counter(sender, &mut first_error);
+            report.flood_received = join_counter(receiver, &mut first_error);
         }
         first_error.map_or(Ok(report), Err)
     }
 }
 
-fn join_flood(thread: FloodThread, first_error: &mut Option<NoiseError>) -> u64 {
-    match thread.join() {
-        Ok(Ok(count)) => count,
-        Ok(Err(e)) => {
-            first_error.get_or_insert(e.into());
-            0
-        }
-        Err(_) => {
-            first_error.get_or_insert(NoiseError::Panicked);
-            0
-        }
-    }
+/// Waits for a counting thread; a failed one counts 0 and keeps the first error.
+fn join_counter<E: Into<NoiseError>>(
+    thread: JoinHandle<Result<u64, E>>,
+    first_error: &mut Option<NoiseError>,
+) -> u64 {
+    let error = match thread.join() {
+        Ok(Ok(count)) => return count,
+        Ok(Err(e)) => e.into(),
+        Err(_) => NoiseError::Panicked,
+    };
+    first_error.get_or_insert(error);
+    0
 }
 
 impl Drop for Noise {

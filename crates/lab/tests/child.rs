@@ -6,6 +6,7 @@
 //! - `builder`: prints `READY <run id>` after the first path and goes on building the others
 //!   and the noise, checking the flag between steps, and returns (dropping the lab) once it is
 //!   raised or the work is done.
+//! - `preflight`: tries to create a lab and prints `ERROR <message>` (`none` if it could).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,6 +30,14 @@ fn lab_child_process() {
     let (Ok(mode), Some(run_dir)) = (std::env::var(MODE_VAR), std::env::var_os(RUN_DIR_VAR)) else {
         return;
     };
+    if mode == "preflight" {
+        let outcome = Lab::create(&PathBuf::from(run_dir));
+        println!(
+            "ERROR {}",
+            outcome.err().map_or("none".into(), |e| e.to_string())
+        );
+        return;
+    }
     let stop = clean_up_on_signals().unwrap();
     let mut lab = Lab::create(&PathBuf::from(run_dir)).unwrap();
     let id = lab.tag().id();

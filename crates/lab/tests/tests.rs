@@ -5,3 +5,4 @@ mod cleanup;
 mod common;
 mod noise;
 mod paths;
+mod preflight;

@@ -1,0 +1,54 @@
+//! Without root or without iproute2, creating a lab fails at once with one line saying what is
+//! needed, and creates nothing.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use crate::child::{CHILD_TEST, MODE_VAR, RUN_DIR_VAR};
+use crate::common::root_test;
+
+type Configure = Box<dyn FnOnce(&mut Command)>;
+
+/// Runs the child in `preflight` mode, changed by `configure`, and returns its error line.
+fn preflight_error(configure: impl FnOnce(&mut Command)) -> String {
+    let run_dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", CHILD_TEST, "--ignored", "--nocapture"])
+        .env(MODE_VAR, "preflight")
+        .env(RUN_DIR_VAR, run_dir.path().join("run"));
+    configure(&mut command);
+    let output = command.output().unwrap();
+    assert!(!run_dir.path().join("run").exists(), "nothing created");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("ERROR ").map(str::to_owned))
+        .expect("the child printed no outcome")
+}
+
+#[test]
+fn preflight_names_what_is_missing_in_one_line_needs_root() {
+    let Some(_serial) = root_test("preflight_names_what_is_missing_in_one_line_needs_root") else {
+        return;
+    };
+    let cases: [(&str, Configure, &str); 2] = [
+        (
+            "not root",
+            Box::new(|c| {
+                c.uid(65534).gid(65534);
+            }),
+            "needs root",
+        ),
+        (
+            "no ip on PATH",
+            Box::new(|c| {
+                c.env("PATH", "/nonexistent");
+            }),
+            "needs iproute2's `ip`",
+        ),
+    ];
+    for (what, configure, want) in cases {
+        let error = preflight_error(configure);
+        assert!(error.contains(want), "{what}: {error}");
+    }
+}

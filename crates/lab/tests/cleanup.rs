@@ -13,7 +13,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::child::{CHILD_TEST, MODE_VAR, RUN_DIR_VAR};
-use crate::common::{net_state, root_test};
+use crate::common::{net_state, root_test, NetState};
 
 /// Starts the child in `mode` and returns it with its run id, read from its `READY` line.
 fn start_child(mode: &str, run_dir: &Path) -> (Child, String) {
@@ -58,6 +58,14 @@ fn registry_files(run_dir: &Path) -> usize {
     std::fs::read_dir(run_dir).unwrap().count()
 }
 
+/// Fails unless nothing of the run `id` is left: no namespace, interface or registry file.
+fn assert_run_gone(id: &str, run_dir: &Path, before: &NetState) {
+    let left = net_state().of_run(id);
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_eq!(registry_files(run_dir), 0, "registry left behind");
+    net_state().assert_restored(before);
+}
+
 #[test]
 fn sigint_mid_measurement_cleans_up_while_the_main_thread_is_busy_needs_root() {
     let Some(_serial) = root_test("sigint_mid_measurement_cleans_up_needs_root") else {
@@ -72,12 +80,17 @@ fn sigint_mid_measurement_cleans_up_while_the_main_thread_is_busy_needs_root() {
     );
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, Signal::SIGINT);
-    let cleaned =
-        eventually(|| net_state().of_run(&id).is_empty() && registry_files(run_dir.path()) == 0);
+    // The watcher cleans up while the child's main thread goes on probing; the child is only
+    // killed after the check (or the 5 s wait) is over.
+    eventually(|| net_state().of_run(&id).is_empty() && registry_files(run_dir.path()) == 0);
+    let state_before_kill = net_state().of_run(&id);
     signal(&child, Signal::SIGKILL);
     child.wait().unwrap();
-    assert!(cleaned, "left behind: {:?}", net_state().of_run(&id));
-    net_state().assert_restored(&before);
+    assert!(
+        state_before_kill.is_empty(),
+        "left behind: {state_before_kill:?}"
+    );
+    assert_run_gone(&id, run_dir.path(), &before);
 }
 
 #[test]
@@ -95,13 +108,7 @@ fn sigint_mid_build_leaves_nothing_needs_root() {
     }
     child.wait().unwrap();
     assert!(exited, "the child did not stop on SIGINT");
-    assert!(
-        net_state().of_run(&id).is_empty(),
-        "{:?}",
-        net_state().of_run(&id)
-    );
-    assert_eq!(registry_files(run_dir.path()), 0);
-    net_state().assert_restored(&before);
+    assert_run_gone(&id, run_dir.path(), &before);
 }
 
 #[test]
@@ -123,13 +130,7 @@ fn kill_9_leftovers_are_swept_completely_needs_root() {
     assert_eq!(report.swept.len(), 1, "{report:?}");
     assert!(report.failed.is_empty(), "{report:?}");
     assert!(report.objects >= 6, "{report:?}");
-    assert!(
-        net_state().of_run(&id).is_empty(),
-        "{:?}",
-        net_state().of_run(&id)
-    );
-    assert_eq!(registry_files(run_dir.path()), 0);
-    net_state().assert_restored(&before);
+    assert_run_gone(&id, run_dir.path(), &before);
 }
 
 #[test]
@@ -148,13 +149,7 @@ fn a_panic_while_building_leaves_nothing_needs_root() {
     });
     assert!(outcome.is_err());
     let id = id.into_inner().unwrap();
-    assert!(
-        net_state().of_run(&id).is_empty(),
-        "{:?}",
-        net_state().of_run(&id)
-    );
-    assert_eq!(registry_files(run_dir.path()), 0);
-    net_state().assert_restored(&before);
+    assert_run_gone(&id, run_dir.path(), &before);
 }
 
 #[test]

@@ -20,7 +20,17 @@ use crate::registry::Registry;
 pub const WATCHER_THREAD_NAME: &str = "nn-lab-signals";
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
-static LIVE: Mutex<Vec<Weak<Mutex<Registry>>>> = Mutex::new(Vec::new());
+/// The registries to clean up, and whether the watcher already has: a lab registered after
+/// that is closed at once, so a run that reaches `Lab::create` after Ctrl-C builds nothing.
+static LIVE: Mutex<Live> = Mutex::new(Live {
+    registries: Vec::new(),
+    fired: false,
+});
+
+struct Live {
+    registries: Vec<Weak<Mutex<Registry>>>,
+    fired: bool,
+}
 static WATCHER: OnceLock<&'static AtomicBool> = OnceLock::new();
 
 #[derive(Debug, thiserror::Error)]
@@ -31,11 +41,17 @@ pub enum SignalError {
     Spawn(#[source] std::io::Error),
 }
 
-/// Adds a lab's registry to those the watcher cleans up.
+/// Adds a lab's registry to those the watcher cleans up, or closes it at once if the watcher
+/// has already fired.
 pub fn register(registry: &Arc<Mutex<Registry>>) {
     let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
-    live.retain(|weak| weak.strong_count() > 0);
-    live.push(Arc::downgrade(registry));
+    if live.fired {
+        drop(live);
+        clean_up(registry);
+        return;
+    }
+    live.registries.retain(|weak| weak.strong_count() > 0);
+    live.registries.push(Arc::downgrade(registry));
 }
 
 /// Installs the handlers and starts the watcher (once per process). Returns the flag the
@@ -62,13 +78,16 @@ fn watch(flag: &AtomicBool) {
 /// Cleans up every registered lab still alive. Objects that cannot be removed stay in their
 /// registry file, for the next run's sweep.
 fn clean_up_all() {
-    let live: Vec<_> = LIVE
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter_map(Weak::upgrade)
-        .collect();
-    for registry in live {
-        let _ = registry.lock().unwrap_or_else(|e| e.into_inner()).cleanup();
+    let registries: Vec<_> = {
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        live.fired = true;
+        live.registries.iter().filter_map(Weak::upgrade).collect()
+    };
+    for registry in registries {
+        clean_up(&registry);
     }
+}
+
+fn clean_up(registry: &Mutex<Registry>) {
+    let _ = registry.lock().unwrap_or_else(|e| e.into_inner()).cleanup();
 }

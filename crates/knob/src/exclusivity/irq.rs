@@ -1,15 +1,18 @@
 //! Interrupt steering: one IRQ's affinity, and the default affinity new IRQs get.
 //!
-//! irqbalance's banned CPUs are not a knob here: irqbalance's runtime socket (`settings cpus
-//! <list>`) changes a daemon nearnative did not start, its prior value cannot be read back in
-//! a stable form, and a restart of the daemon silently drops it. The planner advises
-//! `IRQBALANCE_BANNED_CPULIST` in irqbalance's environment file instead.
-
-use serde::{Deserialize, Serialize};
+//! irqbalance's banned CPUs are not a knob here but an advisory for the planner. irqbalance
+//! does take `settings cpus ...` on its root-only socket (`/run/irqbalance/irqbalance<PID>.sock`),
+//! but: the daemon is not ours; `setup` reports only the combined `BANNED` mask, so a ban that
+//! came from `IRQBALANCE_BANNED_CPUS`/`_CPULIST` cannot be told from one set over the socket and
+//! restored as it was (`settings cpus NULL` drops the socket's ban, not the environment's); the
+//! argument's form differs between irqbalance versions (CPU numbers vs a mask); and a restart of
+//! the daemon silently forgets it, so revert could not know what to restore. The planner advises
+//! `IRQBALANCE_BANNED_CPULIST` in irqbalance's environment file and a restart by the admin.
 
 use std::path::PathBuf;
 
 use nearnative_host::CpuSet;
+use serde::{Deserialize, Serialize};
 
 use super::mask::mask_knob;
 use crate::backend::Backend;

@@ -1,0 +1,84 @@
+//! Knobs on this machine, as root, on a thread the test spawned: affinity and policy read back
+//! as written, and a NIC without ethtool support (loopback) answers "not available".
+
+use std::sync::mpsc;
+
+use nearnative_host::CpuSet;
+use nearnative_knob::bypass::nic::{Interface, NicCoalesce};
+use nearnative_knob::exclusivity::sched::{Policy, SchedPolicy};
+use nearnative_knob::exclusivity::task::{parse_start_time, ThreadAffinity};
+use nearnative_knob::{Knob, KnobError, LiveBackend};
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[test]
+fn own_thread_affinity_and_policy_read_back_as_written_needs_root() {
+    if !is_root() {
+        eprintln!("!!! SKIPPED: needs root to set SCHED_FIFO");
+        return;
+    }
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let worker = std::thread::Builder::new()
+        .name("nn-knob-worker".into())
+        .spawn(move || {
+            // SAFETY: gettid has no preconditions and cannot fail.
+            tid_tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            let _ = stop_rx.recv();
+        })
+        .unwrap();
+    let tid = tid_rx.recv().unwrap();
+    let pid = std::process::id();
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    let start_time = parse_start_time(&stat).unwrap();
+    let backend = LiveBackend::new();
+
+    let affinity = ThreadAffinity {
+        pid,
+        tid,
+        start_time,
+    };
+    let original = affinity.read(&backend).unwrap();
+    let one = CpuSet::from_ids([original.iter().last().unwrap()]);
+    affinity.write(&backend, &one).unwrap();
+    assert_eq!(affinity.read(&backend).unwrap(), one);
+    affinity.write(&backend, &original).unwrap();
+    assert_eq!(affinity.read(&backend).unwrap(), original);
+
+    let policy = SchedPolicy {
+        pid,
+        tid,
+        start_time,
+    };
+    let before = policy.read(&backend).unwrap();
+    for wanted in [
+        Policy::Fifo { priority: 3 },
+        Policy::Other { nice: 5 },
+        before,
+    ] {
+        policy.write(&backend, &wanted).unwrap();
+        assert_eq!(policy.read(&backend).unwrap(), wanted);
+    }
+    let stale = ThreadAffinity {
+        pid,
+        tid,
+        start_time: start_time + 1,
+    };
+    assert!(stale.write(&backend, &one).unwrap_err().is_gone());
+
+    drop(stop_tx);
+    worker.join().unwrap();
+}
+
+#[test]
+fn loopback_coalescing_is_not_available_live() {
+    let knob = NicCoalesce {
+        iface: Interface::try_from("lo".to_owned()).unwrap(),
+    };
+    let err = knob.read(&LiveBackend::new()).unwrap_err();
+    assert!(matches!(err, KnobError::NotAvailable { .. }), "{err}");
+    assert!(err.to_string().contains("SIOCETHTOOL"), "{err}");
+}

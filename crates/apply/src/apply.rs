@@ -27,6 +27,9 @@ pub struct ApplyReport {
     pub changed: Vec<Described>,
     /// Already at the target value: not written, not journaled.
     pub skipped: Vec<Described>,
+    /// Knobs whose value read just before the write differed from the plan's `from`: the
+    /// host moved since it was inspected. The fresh value is what the journal keeps.
+    pub drifted: Vec<Described>,
     /// Refused by the kernel and best effort: left as they were.
     pub unchangeable: Vec<Unchangeable>,
 }
@@ -157,6 +160,7 @@ impl<'a> Executor<'a> {
                 journal: path.clone(),
                 changed: Vec::new(),
                 skipped: Vec::new(),
+                drifted: Vec::new(),
                 unchangeable: Vec::new(),
             },
             path,
@@ -184,6 +188,9 @@ impl<'a> Executor<'a> {
             Ok(current) => current,
             Err(source) => return Err(self.fail(source)),
         };
+        if !current.same_prior(step) {
+            self.report.drifted.push(knob.clone());
+        }
         if current.is_noop() {
             self.report.skipped.push(knob);
             return Ok(());

@@ -27,6 +27,8 @@ fn every_file_knob_round_trips_byte_identically_on_every_snapshot() {
             steps.len(),
             "{name}"
         );
+        // Every plan `from` here is a wrong guess (the target), so each changed knob drifted.
+        assert_eq!(report.drifted, report.changed, "{name}");
         let journal = Journal::load(&report.journal).unwrap().unwrap();
         assert_eq!(journal.status, JournalStatus::Applied, "{name}");
         assert_eq!(journal.changes.len(), report.changed.len(), "{name}");

@@ -66,6 +66,15 @@ macro_rules! steps {
                 }
             }
 
+            /// True when `other` is the same knob and both expect the same prior value: the
+            /// executor uses it to report where the host moved since the plan was made.
+            pub fn same_prior(&self, other: &Step) -> bool {
+                match (self, other) {
+                    $((Step::$variant(a), Step::$variant(b)) => a.knob == b.knob && a.from == b.from,)*
+                    _ => false,
+                }
+            }
+
             /// The same step with `from` replaced by the knob's value read now.
             pub fn with_current(&self, backend: &dyn Backend) -> Result<Step, KnobError> {
                 match self {

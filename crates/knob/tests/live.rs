@@ -4,10 +4,10 @@
 use std::sync::mpsc;
 
 use nearnative_host::CpuSet;
-use nearnative_knob::bypass::nic::{Interface, NicCoalesce};
+use nearnative_knob::bypass::nic::{Interface, NicCoalesce, NicFeature};
 use nearnative_knob::exclusivity::sched::{Policy, SchedPolicy};
 use nearnative_knob::exclusivity::task::{parse_start_time, ThreadAffinity};
-use nearnative_knob::{Knob, KnobError, LiveBackend};
+use nearnative_knob::{Knob, KnobError, LiveBackend, Offload};
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -81,4 +81,46 @@ fn loopback_coalescing_is_not_available_live() {
     let err = knob.read(&LiveBackend::new()).unwrap_err();
     assert!(matches!(err, KnobError::NotAvailable { .. }), "{err}");
     assert!(err.to_string().contains("SIOCETHTOOL"), "{err}");
+}
+
+/// In a network namespace of its own (per thread: `unshare(CLONE_NEWNET)`), with a veth pair
+/// made there, GRO is switched off and on through SFEATURES and LRO (fixed off on veth) is
+/// refused; the namespace goes when the thread ends. No other interface is touched.
+#[test]
+fn veth_gro_switches_and_fixed_lro_is_refused_in_own_netns_needs_root() {
+    if !is_root() {
+        eprintln!("!!! SKIPPED: needs root for a network namespace");
+        return;
+    }
+    let outcome = std::thread::Builder::new()
+        .name("nn-netns".into())
+        .spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let status = std::process::Command::new("ip")
+                .args(["link", "add", "nn0", "type", "veth", "peer", "name", "nn1"])
+                .status()
+                .unwrap();
+            assert!(status.success(), "ip link add veth");
+            let backend = LiveBackend::new();
+            let iface = Interface::try_from("nn0".to_owned()).unwrap();
+            let gro = NicFeature {
+                iface: iface.clone(),
+                feature: Offload::Gro,
+            };
+            let original = gro.read(&backend).unwrap();
+            for wanted in [!original, original] {
+                gro.write(&backend, &wanted).unwrap();
+                assert_eq!(gro.read(&backend).unwrap(), wanted);
+            }
+            let lro = NicFeature {
+                iface,
+                feature: Offload::Lro,
+            };
+            assert!(!lro.read(&backend).unwrap());
+            let err = lro.write(&backend, &true).unwrap_err();
+            assert!(err.is_refused(), "{err}");
+        })
+        .unwrap()
+        .join();
+    assert!(outcome.is_ok(), "netns thread panicked");
 }

@@ -100,10 +100,19 @@ impl Knob for NicFeature {
             .map_err(|e| read_error(self.describe(), e))
     }
 
+    /// SFEATURES succeeds for a feature the driver cannot change (it only flags it), so the
+    /// state is read back: a feature left as it was is the kernel refusing.
     fn write(&self, backend: &dyn Backend, on: &bool) -> Result<(), KnobError> {
         backend
             .set_offload(self.iface.as_str(), self.feature, *on)
-            .map_err(|e| KnobError::from_write(self.describe(), Object::File, e))
+            .map_err(|e| KnobError::from_write(self.describe(), Object::File, e))?;
+        match self.read(backend)? == *on {
+            true => Ok(()),
+            false => Err(KnobError::Refused {
+                knob: self.describe(),
+                source: io::Error::other("the driver cannot change this feature"),
+            }),
+        }
     }
 }
 

@@ -2,4 +2,5 @@
 //! not reach) and, as root, against this machine on threads the tests spawn.
 
 mod live;
+mod parsers;
 mod tree;

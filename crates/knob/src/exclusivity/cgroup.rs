@@ -59,7 +59,7 @@ impl Knob for CgroupDir {
     }
 
     fn read(&self, backend: &dyn Backend) -> Result<Presence, KnobError> {
-        match backend.root().path(self.cgroup.dir()).is_dir() {
+        match backend.root().exists(self.cgroup.dir()) {
             true => Ok(Presence::Present),
             false => Ok(Presence::Absent),
         }

@@ -32,8 +32,7 @@ fn read_only_file_fails_the_apply_and_rolls_back() {
     let bench = Bench::new("16amd64-8n2c");
     let file = bench.root().join("proc/sys/net/core/busy_read");
     fs::set_permissions(&file, fs::Permissions::from_mode(0o444)).unwrap();
-    let steps = every_file_knob(&bench.cpus);
-    let err = apply(&steps, &bench.backend, &bench.state, &id("f")).unwrap_err();
+    let err = bench.apply_every_file_knob("f").unwrap_err();
     let expected = [
         "net.core.busy_read",
         "/proc/sys/net/core/busy_read",
@@ -48,8 +47,7 @@ fn knob_whose_file_disappeared_fails_the_apply_and_rolls_back() {
     let mut bench = Bench::new("20em64t-hybrid-1p6c2t+2ca4co1t");
     fs::remove_file(bench.root().join("sys/kernel/mm/ksm/run")).unwrap();
     bench.before = TreeImage::take(bench.root());
-    let steps = every_file_knob(&bench.cpus);
-    let err = apply(&steps, &bench.backend, &bench.state, &id("f")).unwrap_err();
+    let err = bench.apply_every_file_knob("f").unwrap_err();
     let expected = ["KSM (/sys/kernel/mm/ksm/run): does not exist"];
     assert_failed_and_rolled_back(&bench, err, &expected);
 }

@@ -85,6 +85,21 @@ impl Drop for CgroupGuard {
     }
 }
 
+/// Reverts whatever the test's journal still lists if the test ends early, so a failed
+/// assertion never leaves busy_poll or a CPU's PM QoS limit changed. Declared after the
+/// cgroup guard, so it runs first: the cgroup is emptied before it is removed.
+struct RevertGuard<'a> {
+    state: &'a StateDir,
+}
+
+impl Drop for RevertGuard<'_> {
+    fn drop(&mut self) {
+        if let Err(err) = revert(self.state, &RevertTarget::All, &LiveBackend::new()) {
+            eprintln!("!!! live test could not revert its journal: {err}");
+        }
+    }
+}
+
 fn skip_unless_root_with_cpuset() -> bool {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("!!! SKIPPED: live apply tests need root");
@@ -157,6 +172,7 @@ fn live_thread_cgroup_power_and_sysctl_knobs_apply_and_revert_needs_root() {
     let before: Vec<String> = steps.iter().map(|s| read_now(s, &backend)).collect();
     let state_dir = tempfile::tempdir().unwrap();
     let state = StateDir::new(state_dir.path());
+    let _revert_on_failure = RevertGuard { state: &state };
 
     apply(&steps, &backend, &state, &id("live")).unwrap();
     for step in &steps {

@@ -16,13 +16,7 @@ use crate::{id, Bench};
 #[test]
 fn second_revert_is_a_harmless_no_op() {
     let bench = Bench::new("16em64t-4s2c2t");
-    apply(
-        &every_file_knob(&bench.cpus),
-        &bench.backend,
-        &bench.state,
-        &id("a"),
-    )
-    .unwrap();
+    bench.apply_every_file_knob("a").unwrap();
     let first = revert(&bench.state, &RevertTarget::One(id("a")), &bench.backend).unwrap();
     assert!(!first.nothing_to_revert());
     for target in [RevertTarget::One(id("a")), RevertTarget::All] {
@@ -35,13 +29,7 @@ fn second_revert_is_a_harmless_no_op() {
 #[test]
 fn corrupt_journal_stops_revert_and_changes_nothing() {
     let bench = Bench::new("16em64t-4s2c2t");
-    let report = apply(
-        &every_file_knob(&bench.cpus),
-        &bench.backend,
-        &bench.state,
-        &id("a"),
-    )
-    .unwrap();
+    let report = bench.apply_every_file_knob("a").unwrap();
     let applied = bench.image();
     let text = fs::read_to_string(&report.journal).unwrap();
     fs::write(
@@ -64,13 +52,7 @@ fn apply_while_the_lock_is_held_is_refused_naming_the_holder() {
     let bench = Bench::new("16em64t-4s2c2t");
     bench.state.ensure().unwrap();
     let _held = StateLock::acquire(bench.state.dir()).unwrap();
-    let err = apply(
-        &every_file_knob(&bench.cpus),
-        &bench.backend,
-        &bench.state,
-        &id("a"),
-    )
-    .unwrap_err();
+    let err = bench.apply_every_file_knob("a").unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ApplyError::Lock(_)), "{msg}");
     assert!(
@@ -97,13 +79,7 @@ fn unwritable_journal_aborts_before_any_knob_is_touched() {
     fs::create_dir_all(bench.state.dir()).unwrap();
     // sysfs refuses to create files, even for root: the journal store must fail.
     std::os::unix::fs::symlink("/sys/kernel", bench.state.journals_dir()).unwrap();
-    let err = apply(
-        &every_file_knob(&bench.cpus),
-        &bench.backend,
-        &bench.state,
-        &id("a"),
-    )
-    .unwrap_err();
+    let err = bench.apply_every_file_knob("a").unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ApplyError::Journal { .. }), "{msg}");
     assert!(msg.contains("cannot write the journal"), "{msg}");
@@ -113,13 +89,7 @@ fn unwritable_journal_aborts_before_any_knob_is_touched() {
 #[test]
 fn partial_revert_keeps_what_is_left_and_a_later_revert_finishes() {
     let bench = Bench::new("16em64t-4s2c2t");
-    apply(
-        &every_file_knob(&bench.cpus),
-        &bench.backend,
-        &bench.state,
-        &id("a"),
-    )
-    .unwrap();
+    bench.apply_every_file_knob("a").unwrap();
     let thp = bench
         .root()
         .join("sys/kernel/mm/transparent_hugepage/enabled");
@@ -141,13 +111,7 @@ fn partial_revert_keeps_what_is_left_and_a_later_revert_finishes() {
 #[test]
 fn revert_counts_an_exited_thread_as_done() {
     let bench = Bench::new("16em64t-4s2c2t");
-    apply(
-        &every_file_knob(&bench.cpus),
-        &bench.backend,
-        &bench.state,
-        &id("a"),
-    )
-    .unwrap();
+    bench.apply_every_file_knob("a").unwrap();
     // An exiting thread leaves /proc and its cgroup's task list.
     fs::remove_dir_all(bench.root().join(format!("proc/{PID}/task/{}", TIDS[1]))).unwrap();
     fs::write(

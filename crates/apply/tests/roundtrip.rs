@@ -17,7 +17,7 @@ fn every_file_knob_round_trips_byte_identically_on_every_snapshot() {
     for name in SNAPSHOTS {
         let bench = Bench::new(name);
         let steps = every_file_knob(&bench.cpus);
-        let report = apply(&steps, &bench.backend, &bench.state, &id("vm1")).unwrap();
+        let report = bench.apply_every_file_knob("vm1").unwrap();
         for step in &steps {
             let holds = step.holds_target(&bench.backend).unwrap();
             assert!(holds, "{name}: {} after apply", step.describe());

@@ -13,7 +13,7 @@ mod tree;
 
 use std::path::Path;
 
-use nearnative_apply::{JournalId, StateDir};
+use nearnative_apply::{ApplyError, ApplyReport, JournalId, StateDir};
 use nearnative_knob::TreeBackend;
 use tempfile::TempDir;
 
@@ -56,6 +56,12 @@ impl Bench {
 
     pub fn image(&self) -> TreeImage {
         TreeImage::take(self.root())
+    }
+
+    /// Applies [`steps::every_file_knob`] through the tree backend as journal `id`.
+    pub fn apply_every_file_knob(&self, id: &str) -> Result<ApplyReport, ApplyError> {
+        let steps = steps::every_file_knob(&self.cpus);
+        nearnative_apply::apply(&steps, &self.backend, &self.state, &crate::id(id))
     }
 
     /// Panics with the differing paths unless the tree is as it was before.

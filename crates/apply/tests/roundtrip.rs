@@ -7,10 +7,10 @@ use nearnative_apply::{apply, revert, Journal, JournalStatus, RevertTarget};
 use nearnative_knob::Step;
 use proptest::prelude::*;
 
-use crate::fixtures::SNAPSHOTS;
 use crate::steps::every_file_knob;
 use crate::tree::{PID, TIDS};
 use crate::{id, Bench};
+use nearnative_testkit::SNAPSHOTS;
 
 #[test]
 fn every_file_knob_round_trips_byte_identically_on_every_snapshot() {

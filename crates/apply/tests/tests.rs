@@ -4,7 +4,6 @@
 
 mod crash;
 mod failure;
-mod fixtures;
 mod live;
 mod revert_cases;
 mod roundtrip;
@@ -17,8 +16,8 @@ use nearnative_apply::{ApplyError, ApplyReport, JournalId, StateDir};
 use nearnative_knob::TreeBackend;
 use tempfile::TempDir;
 
-use crate::fixtures::Snapshot;
 use crate::tree::{Cpus, TreeImage};
+use nearnative_testkit::Snapshot;
 
 pub fn id(text: &str) -> JournalId {
     JournalId::try_from(text).unwrap()
@@ -37,7 +36,7 @@ pub struct Bench {
 
 impl Bench {
     pub fn new(name: &str) -> Bench {
-        let snapshot = fixtures::extract(name);
+        let snapshot = nearnative_testkit::extract(name);
         let cpus = tree::furnish(&snapshot.root);
         let state_dir = tempfile::tempdir().unwrap();
         Bench {

@@ -1,6 +1,7 @@
 //! The `nearnative` binary: argument parsing and printing only. The work lives in the
 //! library crates, one per pipeline stage.
 
+mod duration;
 mod inspect_cmd;
 mod output;
 mod probe_cmd;
@@ -31,13 +32,41 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("nearnative: {err:#}");
-            ExitCode::from(EXIT_ERROR)
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            // --help and --version arrive as "errors" that belong on stdout with success.
+            let _ = err.print();
+            return ExitCode::SUCCESS;
         }
+        Err(err) => return fail(&usage_error(&err)),
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => fail(&format!("{err:#}")),
     }
+}
+
+/// Every error is one line on stderr, so scripts and logs get the object and the reason whole.
+fn fail(message: &str) -> ExitCode {
+    eprintln!("nearnative: {}", one_line(message));
+    ExitCode::from(EXIT_ERROR)
+}
+
+/// Clap's message without its usage block, which `--help` gives in full.
+fn usage_error(err: &clap::Error) -> String {
+    let text = err.to_string();
+    let message = text.split("\n\n").next().unwrap_or(&text);
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    format!("{message} (see --help)")
+}
+
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -45,5 +74,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect_cmd::inspect(args),
         Command::Capture(args) => inspect_cmd::capture(args),
         Command::Probe(cmd) => probe_cmd::run(cmd),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_line_messages_become_one_line() {
+        let text = "the following required arguments were not provided:\n  <ADDR:PORT>\n";
+        assert_eq!(
+            one_line(text),
+            "the following required arguments were not provided: <ADDR:PORT>"
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! Tests of the `nearnative` binary as a user runs it, one module per command.
 
 mod inspect;
+mod inspect_vms;
 mod probe_jitter;
 mod probe_rtt;
+mod usage;

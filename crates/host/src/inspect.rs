@@ -10,7 +10,9 @@ use crate::isolation::{self, Isolation, WalkLimits};
 use crate::knobs::{self, Knobs};
 use crate::nic::{self, Nics};
 use crate::power::{self, Power};
+use crate::tasks::{read_tasks, Tasks};
 use crate::topology::{self, Topology};
+use crate::workloads::{self, read_workloads, Workload};
 use crate::{Finding, Root, Unknown};
 
 /// Bumped on any change that could break a reader of the JSON: a field removed, renamed or
@@ -22,6 +24,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct InspectOptions {
     /// Bounds of the cgroup cpuset walk.
     pub cpusets: WalkLimits,
+    /// QMP sockets to ask for vCPU threads, for QEMUs whose command line opens none (live
+    /// host only; check them first with [`workloads::check_qmp_sockets`]).
+    pub qmp_sockets: Vec<PathBuf>,
 }
 
 /// The host as inspect sees it.
@@ -58,6 +63,12 @@ pub struct Host {
     pub power: Power,
     #[serde(default)]
     pub knobs: Knobs,
+    /// Every process and thread.
+    #[serde(default)]
+    pub tasks: Tasks,
+    /// The running VMs, by pid.
+    #[serde(default)]
+    pub workloads: Vec<Workload>,
     /// Latency risks, most severe first.
     pub findings: Vec<Finding>,
     /// What could not be read, with the file and the reason.
@@ -74,6 +85,8 @@ impl Host {
         let nics = part(nic::read, root, &mut unknowns);
         let power = part(power::read, root, &mut unknowns);
         let knobs = part(knobs::read, root, &mut unknowns);
+        let tasks = read_tasks(root, &mut unknowns);
+        let workloads = read_workloads(root, &tasks, &options.qmp_sockets, &mut unknowns);
         let mut host = Host {
             schema_version: SCHEMA_VERSION,
             root: root.dir().to_owned(),
@@ -83,6 +96,8 @@ impl Host {
             nics,
             power,
             knobs,
+            tasks,
+            workloads,
             findings: Vec::new(),
             unknowns,
         };
@@ -98,6 +113,7 @@ impl Host {
         findings.extend(self.nics.findings());
         findings.extend(self.power.findings());
         findings.extend(self.knobs.findings());
+        findings.extend(workloads::findings(&self.workloads));
         findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         findings
     }

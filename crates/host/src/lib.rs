@@ -15,8 +15,10 @@ pub mod knobs;
 pub mod nic;
 pub mod power;
 pub mod root;
+pub mod tasks;
 pub mod topology;
 mod wording;
+pub mod workloads;
 
 pub use cpuset::CpuSet;
 pub use finding::{Finding, Mechanism, Severity, Unknown};

@@ -2,6 +2,7 @@
 
 mod capture;
 mod captured_hosts;
+mod fake_proc;
 mod fixtures;
 mod inspect;
 mod irq;
@@ -10,4 +11,6 @@ mod nic;
 mod power;
 mod robustness;
 mod sysfs_tree;
+mod tasks;
 mod topology;
+mod workloads;

@@ -69,6 +69,29 @@ impl Summary {
         }
     }
 
+    /// As [`Summary::of`], with the exactly tracked largest value as `max`: HDR only knows the
+    /// top of that value's bucket (up to 0.1% above), and a report that prints both must not
+    /// show a percentile above its own maximum.
+    pub fn of_with_max(hist: &Histogram<u64>, exact_max: u64) -> Summary {
+        let mut summary = Summary::of(hist);
+        if hist.is_empty() {
+            return summary;
+        }
+        summary.max = exact_max;
+        for p in [
+            &mut summary.p50,
+            &mut summary.p90,
+            &mut summary.p99,
+            &mut summary.p99_9,
+            &mut summary.p99_99,
+            &mut summary.p99_999,
+        ] {
+            *p = (*p).min(exact_max);
+        }
+        summary.min = summary.min.min(exact_max);
+        summary
+    }
+
     /// The percentiles from p50 up, with their labels, for tables and plots.
     pub fn percentiles(&self) -> [(&'static str, u64); 6] {
         [
@@ -112,6 +135,18 @@ mod tests {
         record(&mut h, u64::MAX);
         record(&mut h, 0);
         assert_eq!(h.len(), 2);
+    }
+
+    #[test]
+    fn exact_max_caps_the_percentiles() {
+        let mut h = new_histogram();
+        record(&mut h, 3_528_751);
+        let s = Summary::of_with_max(&h, 3_528_751);
+        assert_eq!((s.p50, s.p99_999, s.max), (3_528_751, 3_528_751, 3_528_751));
+        assert!(
+            Summary::of(&h).max > 3_528_751,
+            "HDR rounds up to its bucket's top"
+        );
     }
 
     proptest! {

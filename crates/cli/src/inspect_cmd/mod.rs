@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Args;
 use nearnative_host::capture::{self, DEFAULT_MAX_BYTES};
+use nearnative_host::workloads;
 use nearnative_host::{Host, InspectOptions, Root};
 
 #[derive(Debug, Args)]
@@ -19,6 +20,10 @@ pub struct InspectArgs {
     /// Print JSON (schema: docs/inspect-schema.md) instead of the summary.
     #[arg(long)]
     json: bool,
+    /// QMP socket of a QEMU started without `-name ...,debug-threads=on` whose command line
+    /// opens no QMP socket, to find its vCPU threads (repeatable; live host only).
+    #[arg(long, value_name = "SOCKET")]
+    qmp: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -35,7 +40,12 @@ pub struct CaptureArgs {
 
 pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let root = checked_root(&args.root)?;
-    let host = Host::read(&root, &InspectOptions::default());
+    workloads::check_qmp_sockets(&root, &args.qmp)?;
+    let options = InspectOptions {
+        qmp_sockets: args.qmp,
+        ..InspectOptions::default()
+    };
+    let host = Host::read(&root, &options);
     if args.json {
         crate::output::print_json(&host)?;
     } else {

@@ -3,6 +3,7 @@
 //! tree, then workloads, then isolation, findings and unknowns.
 
 mod devices;
+mod workloads;
 
 use nearnative_host::isolation::{BootIsolation, Cgroups, Cpuset, Isolation};
 use nearnative_host::topology::{Core, CoreKind, NumaNode, Topology};
@@ -17,6 +18,8 @@ const MAX_LIST: usize = 10;
 pub fn render(host: &Host) -> String {
     let sections = [
         topology(&host.topology),
+        workloads::workloads(&host.workloads),
+        workloads::tasks(&host.tasks),
         isolation(&host.isolation),
         devices::irqs(&host.irqs),
         devices::nics(&host.nics),

@@ -2,7 +2,6 @@
 //! lateness (timer). Parses the request, runs `nearnative_probe::jitter`, prints the report.
 
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -11,6 +10,7 @@ use nearnative_host::{CpuSet, Root};
 use nearnative_probe::jitter::{self, JitterConfig, JitterReport, Mode, SpinReport, TimerReport};
 use nearnative_probe::stats::Summary;
 
+use crate::duration::parse_duration;
 use crate::output::print_json;
 
 /// Timer period when `--mode timer` is given without `--interval-us`, as cyclictest's default.
@@ -51,7 +51,9 @@ enum ModeArg {
 
 pub fn run(args: JitterArgs) -> anyhow::Result<ExitCode> {
     let config = config(&args)?;
-    let report = jitter::run(&config, &AtomicBool::new(false))?;
+    // Ctrl-C ends the run early; the report covers the time measured until then.
+    let stop = nearnative_probe::stop::stop_on_signals()?;
+    let report = jitter::run(&config, stop)?;
     match args.json {
         true => print_json(&report)?,
         false => print_table(&report),
@@ -74,20 +76,13 @@ fn config(args: &JitterArgs) -> anyhow::Result<JitterConfig> {
     Ok(JitterConfig {
         threshold_ns: args.threshold_ns.unwrap_or(mode.default_threshold_ns()),
         rt_priority: args.rt,
-        ..JitterConfig::new(cpus, parse_seconds(&args.duration)?, mode)
+        ..JitterConfig::new(cpus, duration(&args.duration)?, mode)
     })
 }
 
-/// Seconds as given on the command line; the range is checked by the library.
-fn parse_seconds(text: &str) -> anyhow::Result<Duration> {
-    let seconds: f64 = text
-        .trim()
-        .parse()
-        .ok()
-        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-        .with_context(|| format!("--duration {text:?} is not a number of seconds"))?;
-    Duration::try_from_secs_f64(seconds)
-        .with_context(|| format!("--duration {text:?} is out of range"))
+/// The range is checked by the library, which knows the limits.
+fn duration(text: &str) -> anyhow::Result<Duration> {
+    parse_duration(text).map_err(|reason| anyhow::anyhow!("--duration {text:?}: {reason}"))
 }
 
 fn print_table(report: &JitterReport) {
@@ -201,9 +196,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seconds_parse_or_name_the_flag() {
+    fn durations_parse_or_name_the_flag() {
         let cases = [
             ("whole", "2", Some(Duration::from_secs(2))),
+            ("with a unit", "500ms", Some(Duration::from_millis(500))),
             ("fraction", "0.25", Some(Duration::from_millis(250))),
             (
                 "zero passes here, the library refuses it",
@@ -216,7 +212,7 @@ mod tests {
             ("beyond Duration", "1e30", None),
         ];
         for (what, text, want) in cases {
-            match (parse_seconds(text), want) {
+            match (duration(text), want) {
                 (Ok(got), Some(want)) => assert_eq!(got, want, "{what}"),
                 (Err(err), None) => assert!(err.to_string().contains("--duration"), "{what}"),
                 (got, want) => panic!("{what}: got {got:?}, want {want:?}"),

@@ -1,6 +1,7 @@
 //! A thread's scheduling policy and priority (`sched_setscheduler`, plus `setpriority` for the
 //! nice value of the normal policies), read back from `/proc/PID/task/TID/stat`.
 
+use nearnative_host::tasks::{parse_stat, SchedPolicy as Kernel};
 use serde::{Deserialize, Serialize};
 
 use super::task::check_same_thread;
@@ -60,30 +61,17 @@ impl Policy {
         }
     }
 
-    /// Policy, rt_priority and nice from a stat line (fields 41, 40 and 19).
+    /// Policy, rt_priority and nice from a stat line (inspect's parser).
     pub fn parse_stat(stat: &str) -> Result<Policy, String> {
-        let (_, tail) = stat
-            .rsplit_once(')')
-            .ok_or_else(|| "no \"(comm)\" in the stat line".to_owned())?;
-        let fields: Vec<&str> = tail.split_whitespace().collect();
-        let field = |n: usize| -> Result<i64, String> {
-            fields
-                .get(n - 3)
-                .ok_or_else(|| format!("stat line has no field {n}"))?
-                .parse()
-                .map_err(|_| format!("stat field {n} is not a number"))
-        };
-        let nice = field(19)? as i32;
-        let priority = field(40)? as u32;
-        match field(41)? as i32 {
-            libc::SCHED_OTHER => Ok(Policy::Other { nice }),
-            libc::SCHED_FIFO => Ok(Policy::Fifo { priority }),
-            libc::SCHED_RR => Ok(Policy::Rr { priority }),
-            libc::SCHED_BATCH => Ok(Policy::Batch { nice }),
-            libc::SCHED_IDLE => Ok(Policy::Idle { nice }),
-            other => Err(format!(
-                "policy {other} (SCHED_DEADLINE or unknown) cannot be restored exactly"
-            )),
+        let stat = parse_stat(stat).map_err(|e| e.to_string())?;
+        let (nice, priority) = (stat.nice, stat.rt_priority);
+        match stat.policy {
+            Kernel::Other => Ok(Policy::Other { nice }),
+            Kernel::Fifo => Ok(Policy::Fifo { priority }),
+            Kernel::Rr => Ok(Policy::Rr { priority }),
+            Kernel::Batch => Ok(Policy::Batch { nice }),
+            Kernel::Idle => Ok(Policy::Idle { nice }),
+            other => Err(format!("{other:?} cannot be restored exactly")),
         }
     }
 }

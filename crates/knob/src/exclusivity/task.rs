@@ -59,13 +59,11 @@ impl ThreadAffinity {
     }
 }
 
-/// The `Cpus_allowed_list` line of a status file.
+/// The `Cpus_allowed_list` line of a status file (inspect's parser).
 pub fn parse_allowed_list(status: &str) -> Result<CpuSet, String> {
-    let list = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .ok_or_else(|| "no Cpus_allowed_list line".to_owned())?;
-    CpuSet::parse_list(list).map_err(|e| e.to_string())
+    nearnative_host::tasks::parse_status(status)
+        .map(|s| s.cpus_allowed)
+        .map_err(|e| e.to_string())
 }
 
 impl Knob for ThreadAffinity {

@@ -74,7 +74,7 @@ pub(super) fn cpu_report(cpu: u32, tally: &SpinTally, gaps: &Histogram<u64>) -> 
         stolen_ns: tally.stolen_ns,
         stolen_share: share(tally.stolen_ns, tally.runtime_ns),
         max_gap_ns: tally.max_gap_ns,
-        gaps: Summary::of(gaps),
+        gaps: Summary::of_with_max(gaps, tally.max_gap_ns),
     }
 }
 

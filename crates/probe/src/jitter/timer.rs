@@ -98,7 +98,7 @@ pub(super) fn cpu_report(
         late_per_sec: per_sec(tally.late_wakeups, tally.runtime_ns),
         overruns: tally.overruns,
         max_lateness_ns: tally.max_lateness_ns,
-        lateness: Summary::of(lateness),
+        lateness: Summary::of_with_max(lateness, tally.max_lateness_ns),
     }
 }
 

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
+
+use crate::duration::parse_duration;
 use nearnative_probe::pin::parse_cpu_list;
 use nearnative_probe::rtt::{
     ClientConfig, DemoConfig, RunLength, ServerConfig, Transport, Wait, DEFAULT_BIND,
@@ -198,28 +200,6 @@ impl DemoArgs {
     }
 }
 
-/// `1.5s`, `500ms`, `100us`, `250ns`, or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 2s, 500ms or 100us"))?;
-    let seconds_per_unit = match unit {
-        "" | "s" => 1.0,
-        "ms" => 1e-3,
-        "us" | "µs" => 1e-6,
-        "ns" => 1e-9,
-        "m" | "min" => 60.0,
-        other => return Err(format!("unknown unit {other:?}: use ns, us, ms, s or m")),
-    };
-    Duration::try_from_secs_f64(value * seconds_per_unit)
-        .map_err(|_| format!("{text:?} is out of range"))
-}
-
 /// `1000` or `1000/s`. Zero is parsed here and refused by the probe with its reason.
 fn parse_rate(text: &str) -> Result<u64, String> {
     let number = text.trim().trim_end_matches("/s");
@@ -231,23 +211,6 @@ fn parse_rate(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_durations() {
-        let cases = [
-            ("seconds", "2s", Some(Duration::from_secs(2))),
-            ("bare seconds", "1.5", Some(Duration::from_millis(1500))),
-            ("milliseconds", "500ms", Some(Duration::from_millis(500))),
-            ("microseconds", "100us", Some(Duration::from_micros(100))),
-            ("minutes", "1m", Some(Duration::from_secs(60))),
-            ("no number", "ms", None),
-            ("unknown unit", "3h", None),
-            ("negative", "-1s", None),
-        ];
-        for (what, text, want) in cases {
-            assert_eq!(parse_duration(text).ok(), want, "{what}");
-        }
-    }
 
     #[test]
     fn parses_rates() {

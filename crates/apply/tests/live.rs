@@ -203,3 +203,34 @@ fn read_now(step: &Step, backend: &LiveBackend) -> String {
         Err(err) => err.to_string(),
     }
 }
+
+/// A thread that drops its effective uid (raw `setresuid` changes only the calling thread's
+/// credentials) must be refused by both apply and revert before anything is read or written.
+#[test]
+fn apply_and_revert_refuse_the_live_host_without_root_needs_root() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("!!! SKIPPED: needs root to drop to another uid");
+        return;
+    }
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = StateDir::new(state_dir.path().join("state"));
+    let outcome = std::thread::Builder::new()
+        .name("nn-unprivileged".into())
+        .spawn(move || {
+            let keep = libc::uid_t::MAX;
+            // SAFETY: a raw setresuid with plain integers changes only this thread's effective
+            // uid (the glibc wrapper would change every thread's); the thread ends right after.
+            let rc = unsafe { libc::syscall(libc::SYS_setresuid, keep, 65534, keep) };
+            assert_eq!(rc, 0, "setresuid");
+            let backend = LiveBackend::new();
+            let steps = vec![change(BusyPoll, 37)];
+            let err = apply(&steps, &backend, &state, &id("x")).unwrap_err();
+            assert!(err.to_string().contains("must run as root"), "{err}");
+            let err = revert(&state, &RevertTarget::All, &backend).unwrap_err();
+            assert!(err.to_string().contains("must run as root"), "{err}");
+            assert!(!state.dir().exists(), "nothing may be created");
+        })
+        .unwrap()
+        .join();
+    assert!(outcome.is_ok(), "unprivileged thread panicked");
+}

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use nearnative_probe::rtt::{stop_on_signals, RttError};
+use nearnative_probe::stop::{stop_on_signals, SignalError as StopError};
 
 use crate::registry::Registry;
 
@@ -36,7 +36,7 @@ static WATCHER: OnceLock<&'static AtomicBool> = OnceLock::new();
 #[derive(Debug, thiserror::Error)]
 pub enum SignalError {
     #[error("cannot install the SIGINT/SIGTERM handlers")]
-    Install(#[source] RttError),
+    Install(#[source] StopError),
     #[error("cannot start thread {WATCHER_THREAD_NAME}")]
     Spawn(#[source] std::io::Error),
 }

@@ -8,3 +8,4 @@ pub mod jitter;
 pub mod pin;
 pub mod rtt;
 pub mod stats;
+pub mod stop;

@@ -2,7 +2,6 @@
 //! lateness (timer). Parses the request, runs `nearnative_probe::jitter`, prints the report.
 
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -52,7 +51,9 @@ enum ModeArg {
 
 pub fn run(args: JitterArgs) -> anyhow::Result<ExitCode> {
     let config = config(&args)?;
-    let report = jitter::run(&config, &AtomicBool::new(false))?;
+    // Ctrl-C ends the run early; the report covers the time measured until then.
+    let stop = nearnative_probe::stop::stop_on_signals()?;
+    let report = jitter::run(&config, stop)?;
     match args.json {
         true => print_json(&report)?,
         false => print_table(&report),

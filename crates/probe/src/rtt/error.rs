@@ -65,12 +65,6 @@ pub enum RttError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot install the {signal} handler")]
-    Signal {
-        signal: String,
-        #[source]
-        source: nix::Error,
-    },
     #[error("thread {name} panicked")]
     Panicked { name: String },
 }

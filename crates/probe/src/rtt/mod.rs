@@ -34,7 +34,6 @@ mod server_tcp;
 mod server_udp;
 mod sockopt;
 mod spectrum;
-mod stop;
 mod wait;
 pub mod wire;
 
@@ -49,4 +48,3 @@ pub use report::{Histograms, Mode, RateReport, RttReport};
 pub use server::{Server, ServerHandle, MAX_CONNECTIONS, SERVER_THREAD_NAME, STOP_CHECK_INTERVAL};
 pub use server_stats::{MalformedCounts, ServerStats};
 pub use spectrum::{percentile_csv, write_percentile_csv};
-pub use stop::stop_on_signals;

@@ -1,13 +1,23 @@
-//! Stopping a foreground server cleanly on SIGINT or SIGTERM, so it can report its counts.
+//! Stopping a foreground measurement cleanly on SIGINT or SIGTERM, so it can still report what
+//! it measured: a server its counts, a jitter run its figures so far.
 //!
 //! The handlers only set a flag. They are installed without `SA_RESTART`, so a blocked
-//! `recvfrom` or `poll` returns `EINTR` at once and the serving loop sees the flag.
+//! `recvfrom` or `poll` returns `EINTR` at once and the loop sees the flag.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
-use super::RttError;
+use nix::errno::Errno;
+
+/// A signal handler could not be installed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot install the {signal} handler")]
+pub struct SignalError {
+    signal: String,
+    #[source]
+    source: Errno,
+}
 
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 
@@ -16,7 +26,7 @@ extern "C" fn request_stop(_signal: libc::c_int) {
 }
 
 /// Installs the handlers and returns the flag they raise.
-pub fn stop_on_signals() -> Result<&'static AtomicBool, RttError> {
+pub fn stop_on_signals() -> Result<&'static AtomicBool, SignalError> {
     let action = SigAction::new(
         SigHandler::Handler(request_stop),
         SaFlags::empty(),
@@ -25,7 +35,7 @@ pub fn stop_on_signals() -> Result<&'static AtomicBool, RttError> {
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe, and it
         // replaces no handler that other code relies on (the binary installs none).
-        unsafe { sigaction(signal, &action) }.map_err(|source| RttError::Signal {
+        unsafe { sigaction(signal, &action) }.map_err(|source| SignalError {
             signal: signal.to_string(),
             source,
         })?;

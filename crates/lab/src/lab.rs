@@ -105,6 +105,7 @@ impl Lab {
         if let Some((client, server)) = taps {
             let forwarder = Forwarder::start(client, server, self.forwarder_cpu)
                 .map_err(LabError::Forwarder)?;
+            self.lock().stop_on_cleanup(forwarder.stop_flag());
             self.forwarders.push(forwarder);
         }
         Ok(path)

@@ -1,6 +1,7 @@
 //! The noisy neighbour: CPU hogs on every chosen CPU plus a rate-bounded UDP flood over a veth
 //! pair between two lab namespaces of its own. Everything stops by itself at the deadline, at
-//! [`Noise::stop`], or when the handle is dropped; the namespaces go with the lab.
+//! [`Noise::stop`], when the handle is dropped, or when the lab is cleaned up (also on a
+//! signal); the namespaces go with the lab.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -92,6 +93,7 @@ pub fn start(
         hogs: Vec::new(),
         flood: None,
     };
+    registry.stop_on_cleanup(Arc::clone(&noise.stop));
     if config.flood_rate > 0 {
         flood::check(config.flood_rate, config.flood_payload)?;
         let plan = build_flood(registry, tag, config, deadline).map_err(NoiseError::Build)?;

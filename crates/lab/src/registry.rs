@@ -11,6 +11,8 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use nearnative_apply::durable::{self, DurableError};
 use nearnative_host::{ReadError, Root};
@@ -71,6 +73,9 @@ pub struct Registry {
     root: Root,
     body: RegistryBody,
     closed: bool,
+    /// Raised first by cleanup: the flags of this run's threads (tap forwarders, noise), so a
+    /// cleanup on a signal also stops them before their namespaces go.
+    stop_flags: Vec<Arc<AtomicBool>>,
 }
 
 impl Registry {
@@ -91,6 +96,7 @@ impl Registry {
                 objects: Vec::new(),
             },
             closed: false,
+            stop_flags: Vec::new(),
         };
         registry.save()?;
         Ok(registry)
@@ -102,6 +108,11 @@ impl Registry {
 
     pub fn objects(&self) -> &[LabObject] {
         &self.body.objects
+    }
+
+    /// Has cleanup raise `flag` before it removes anything.
+    pub fn stop_on_cleanup(&mut self, flag: Arc<AtomicBool>) {
+        self.stop_flags.push(flag);
     }
 
     /// Records `object` durably, then runs `create`. The object stays registered if creation
@@ -133,6 +144,9 @@ impl Registry {
     /// closed afterwards even if some removal failed (the file then stays for a sweep).
     pub fn cleanup(&mut self) -> Result<(), RegistryError> {
         self.closed = true;
+        for flag in &self.stop_flags {
+            flag.store(true, Ordering::Relaxed);
+        }
         remove_all(&self.root, &self.body.objects)?;
         match fs::remove_file(&self.path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(RegistryError::Unlink {

@@ -113,6 +113,11 @@ impl Forwarder {
         })
     }
 
+    /// The flag that stops the thread when raised.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
     /// Stops the thread (within 100 ms), closing both taps; returns the frames forwarded.
     pub fn stop(mut self) -> Result<u64, TapError> {
         self.halt()

@@ -1,7 +1,7 @@
 //! The child process of the cleanup tests: this test binary run again with
 //! `NNLAB_CHILD_MODE` set, so a real process can be interrupted or killed mid-run.
 //!
-//! - `busy`: builds every path, starts a server on each, prints `READY <run id>`, then probes
+//! - `busy`: builds every path, starts the noisy neighbour and a server on each path, prints `READY <run id>`, then probes
 //!   for up to 20 s without ever looking at the signal flag, as a stuck measurement would.
 //! - `builder`: prints `READY <run id>` after the first path and goes on building the others
 //!   and the noise, checking the flag between steps, and returns (dropping the lab) once it is
@@ -47,6 +47,8 @@ fn lab_child_process() {
     };
     if mode == "busy" {
         let paths: Vec<_> = Layer::ALL.iter().map(|&l| lab.build(l).unwrap()).collect();
+        let cpus = online_cpus(&Root::default()).unwrap();
+        let noise = lab.start_noise(&NoiseConfig::new(cpus, Duration::from_secs(30)));
         let servers: Vec<_> = paths
             .iter()
             .map(|p| {
@@ -56,6 +58,7 @@ fn lab_child_process() {
                     .unwrap()
             })
             .collect();
+        noise.as_ref().unwrap();
         ready();
         let until = Instant::now() + Duration::from_secs(20);
         while Instant::now() < until {

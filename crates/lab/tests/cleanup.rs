@@ -42,6 +42,19 @@ fn signal(child: &Child, signal: Signal) {
     kill(Pid::from_raw(child.id() as i32), signal).unwrap();
 }
 
+/// The child's hog, flood and tap forwarder threads still running.
+fn lab_threads(child: &Child) -> Vec<String> {
+    let tasks = format!("/proc/{}/task", child.id());
+    std::fs::read_dir(tasks)
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|comm| comm.trim().to_owned())
+        .filter(|comm| {
+            comm.starts_with("nn-hog-") || comm.starts_with("nn-flood") || comm == "nn-lab-tapfwd"
+        })
+        .collect()
+}
+
 /// Waits up to 5 s for `done`.
 fn eventually(mut done: impl FnMut() -> bool) -> bool {
     let until = Instant::now() + Duration::from_secs(5);
@@ -80,15 +93,25 @@ fn sigint_mid_measurement_cleans_up_while_the_main_thread_is_busy_needs_root() {
     );
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, Signal::SIGINT);
+    assert!(!lab_threads(&child).is_empty(), "hogs and forwarder run");
     // The watcher cleans up while the child's main thread goes on probing; the child is only
     // killed after the check (or the 5 s wait) is over.
-    eventually(|| net_state().of_run(&id).is_empty() && registry_files(run_dir.path()) == 0);
+    eventually(|| {
+        net_state().of_run(&id).is_empty()
+            && registry_files(run_dir.path()) == 0
+            && lab_threads(&child).is_empty()
+    });
     let state_before_kill = net_state().of_run(&id);
+    let threads_before_kill = lab_threads(&child);
     signal(&child, Signal::SIGKILL);
     child.wait().unwrap();
     assert!(
         state_before_kill.is_empty(),
         "left behind: {state_before_kill:?}"
+    );
+    assert!(
+        threads_before_kill.is_empty(),
+        "still running: {threads_before_kill:?}"
     );
     assert_run_gone(&id, run_dir.path(), &before);
 }

@@ -66,9 +66,25 @@ pub fn sweep(run_dir: &Path, root: &Root) -> Result<SweepReport, SweepError> {
     for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
         if is_registry_file(&path) {
             sweep_one(&path, root, &mut report);
+        } else if let Some(pid) = temporary_of(&path) {
+            // A registry write cut short by a crash; its writer's pid ends the name.
+            if !root.exists(format!("/proc/{pid}")) {
+                let _ = fs::remove_file(&path);
+            }
         }
     }
     Ok(report)
+}
+
+/// The writer's pid of a registry's temporary file (`.lab-<id>.json.tmp.<pid>`, as
+/// `durable::write_atomically` names it).
+fn temporary_of(path: &Path) -> Option<u32> {
+    let name = path.file_name()?.to_str()?;
+    let (stem, pid) = name.strip_prefix(".lab-")?.rsplit_once(".json.tmp.")?;
+    if stem.is_empty() {
+        return None;
+    }
+    pid.parse().ok()
 }
 
 fn is_registry_file(path: &Path) -> bool {
@@ -135,6 +151,22 @@ mod tests {
         let err = format!("{:?}", report.failed[0]);
         assert!(err.contains("Foreign"), "{err}");
         assert!(tampered_path.exists());
+    }
+
+    #[test]
+    fn removes_temporary_files_of_dead_writers_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir.path().join(".lab-1aa.json.tmp.4194304");
+        let live = dir
+            .path()
+            .join(format!(".lab-2aa.json.tmp.{}", std::process::id()));
+        let other = dir.path().join(".journal.json.tmp.4194304");
+        for path in [&dead, &live, &other] {
+            fs::write(path, "{").unwrap();
+        }
+        sweep(dir.path(), &Root::default()).unwrap();
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists());
     }
 
     #[test]

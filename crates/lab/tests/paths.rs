@@ -8,7 +8,9 @@ use nearnative_host::{cpus::online_cpus, CpuSet, Root};
 use nearnative_lab::ip::ip;
 use nearnative_lab::netns::run_in;
 use nearnative_lab::{Lab, Layer, NetPath};
-use nearnative_probe::rtt::{run_client, ClientConfig, RunLength, ServerConfig};
+use nearnative_probe::rtt::{
+    run_client, ClientConfig, RunLength, ServerConfig, SERVER_THREAD_NAME,
+};
 
 use crate::common::{closed_loop, net_state, root_test};
 
@@ -68,8 +70,13 @@ fn probe_across(path: &NetPath) -> u64 {
     let report = path
         .run_client(closed_loop(server.local_addr().to_string(), ROUND_TRIPS))
         .unwrap();
-    let stats = server.stop().unwrap();
     let layer = path.layer.name();
+    assert_eq!(
+        server_thread_cpus(),
+        vec![cpu.to_string()],
+        "{layer}: server pinned"
+    );
+    let stats = server.stop().unwrap();
     assert_eq!(report.count + report.lost, ROUND_TRIPS, "{layer}");
     assert!(
         report.lost <= ROUND_TRIPS / 100,
@@ -79,6 +86,24 @@ fn probe_across(path: &NetPath) -> u64 {
     assert!(stats.answered >= report.count, "{layer}: {stats:?}");
     assert!(report.rtt_ns.p50 > 0, "{layer}");
     report.rtt_ns.p50
+}
+
+/// `Cpus_allowed_list` of every running probe server thread of this process.
+fn server_thread_cpus() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .map(|task| task.unwrap().path())
+        .filter(|task| {
+            std::fs::read_to_string(task.join("comm")).is_ok_and(|c| c.trim() == SERVER_THREAD_NAME)
+        })
+        .filter_map(|task| {
+            let status = std::fs::read_to_string(task.join("status")).ok()?;
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("Cpus_allowed_list:"))?;
+            Some(line.split_whitespace().nth(1)?.to_owned())
+        })
+        .collect()
 }
 
 /// A server of `path`, bound again, gets nothing from the lab namespace `netns`, which has no

@@ -64,14 +64,11 @@ fn measure(
     client_cpu: u32,
     server_cpu: u32,
 ) -> Result<RttReport, Box<dyn Error>> {
-    let mut server_config = ServerConfig::new("0.0.0.0:0");
-    server_config.cpus = Some(CpuSet::from_ids([server_cpu]));
-    let server = path.bind_server(0, server_config)?.spawn()?;
-    let mut config = ClientConfig::new(server.local_addr().to_string());
-    config.cpus = Some(CpuSet::from_ids([client_cpu]));
-    config.length = RunLength::Count(round_trips);
-    config.warmup = Duration::from_millis(300);
-    let report = path.run_client(config)?;
-    server.stop()?;
-    Ok(report)
+    let mut server = ServerConfig::new("0.0.0.0:0");
+    server.cpus = Some(CpuSet::from_ids([server_cpu]));
+    let mut client = ClientConfig::new("");
+    client.cpus = Some(CpuSet::from_ids([client_cpu]));
+    client.length = RunLength::Count(round_trips);
+    client.warmup = Duration::from_millis(300);
+    Ok(path.probe(server, client)?.0)
 }

@@ -12,7 +12,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use nearnative_probe::rtt::{run_client, ClientConfig, RttError, RttReport, Server, ServerConfig};
+use nearnative_probe::rtt::{
+    run_client, ClientConfig, RttError, RttReport, Server, ServerConfig, ServerStats,
+};
 use serde::Serialize;
 
 use crate::netns::{run_in, NetnsError};
@@ -110,6 +112,23 @@ impl NetPath {
             run_client(&config)
         });
         self.flatten(report)
+    }
+
+    /// One measurement: binds and spawns a server as [`NetPath::bind_server`] does (port 0),
+    /// runs `client` against it (its target is replaced by the server's address), and stops
+    /// the server. Returns the client's report and the server's counts.
+    pub fn probe(
+        &self,
+        server: ServerConfig,
+        mut client: ClientConfig,
+    ) -> Result<(RttReport, ServerStats), PathError> {
+        let layer = self.layer.name();
+        let probe_err = |source| PathError::Probe { layer, source };
+        let server = self.bind_server(0, server)?.spawn().map_err(probe_err)?;
+        client.target = server.local_addr().to_string();
+        let report = self.run_client(client);
+        let stats = server.stop().map_err(probe_err)?;
+        Ok((report?, stats))
     }
 
     fn flatten<T>(&self, result: Result<Result<T, RttError>, NetnsError>) -> Result<T, PathError> {

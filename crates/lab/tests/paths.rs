@@ -9,7 +9,7 @@ use nearnative_lab::ip::ip;
 use nearnative_lab::netns::run_in;
 use nearnative_lab::{Lab, Layer, NetPath};
 use nearnative_probe::rtt::{
-    run_client, ClientConfig, RunLength, ServerConfig, SERVER_THREAD_NAME,
+    run_client, ClientConfig, RunLength, ServerConfig, Transport, SERVER_THREAD_NAME,
 };
 
 use crate::common::{closed_loop, net_state, root_test};
@@ -32,6 +32,7 @@ fn every_path_carries_a_probe_and_leaves_nothing_behind_needs_root() {
     let mut p50s = Vec::new();
     for path in &paths {
         p50s.push((path.layer.name(), probe_across(path)));
+        probe_over_tcp(path);
         for other in paths.iter().filter(|o| o.layer != path.layer) {
             if let Some(netns) = &other.client_netns {
                 assert_unreachable(path, netns);
@@ -86,6 +87,18 @@ fn probe_across(path: &NetPath) -> u64 {
     assert!(stats.answered >= report.count, "{layer}: {stats:?}");
     assert!(report.rtt_ns.p50 > 0, "{layer}");
     report.rtt_ns.p50
+}
+
+/// A short TCP ping-pong through [`NetPath::probe`] crosses the path too.
+fn probe_over_tcp(path: &NetPath) {
+    let mut server = ServerConfig::new("");
+    server.transport = Transport::Tcp;
+    let mut client = closed_loop(String::new(), 200);
+    client.transport = Transport::Tcp;
+    let (report, stats) = path.probe(server, client).unwrap();
+    let layer = path.layer.name();
+    assert_eq!((report.count, report.lost), (200, 0), "{layer} over TCP");
+    assert_eq!(stats.accepted, 1, "{layer} over TCP");
 }
 
 /// `Cpus_allowed_list` of every running probe server thread of this process.

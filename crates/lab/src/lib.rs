@@ -35,6 +35,6 @@ pub mod tap;
 
 pub use lab::{Lab, LabError, DEFAULT_RUN_DIR};
 pub use noise::{Noise, NoiseConfig, NoiseReport};
-pub use path::{Layer, NetPath, PathError};
+pub use path::{Layer, NetPath, PathError, UnknownLayer};
 pub use signals::clean_up_on_signals;
 pub use sweep::{sweep, SweepReport};

@@ -59,6 +59,26 @@ impl Layer {
     }
 }
 
+/// A layer name that is not one of [`Layer::ALL`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown layer {given:?} (expected loopback, veth, bridge or tap)")]
+pub struct UnknownLayer {
+    pub given: String,
+}
+
+impl std::str::FromStr for Layer {
+    type Err = UnknownLayer;
+
+    fn from_str(text: &str) -> Result<Layer, UnknownLayer> {
+        Layer::ALL
+            .into_iter()
+            .find(|layer| layer.name() == text)
+            .ok_or_else(|| UnknownLayer {
+                given: text.to_owned(),
+            })
+    }
+}
+
 /// The prefix length of every lab subnet: two hosts each.
 pub const PREFIX_LEN: u8 = 30;
 
@@ -136,5 +156,39 @@ impl NetPath {
         result
             .map_err(|source| PathError::Namespace { layer, source })?
             .map_err(|source| PathError::Probe { layer, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_names_round_trip_and_unknown_ones_are_named() {
+        for layer in Layer::ALL {
+            assert_eq!(layer.name().parse::<Layer>().unwrap(), layer);
+        }
+        let err = "vhost".parse::<Layer>().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unknown layer \"vhost\" (expected loopback, veth, bridge or tap)"
+        );
+    }
+
+    #[test]
+    fn lab_addresses_stay_in_the_benchmarking_range() {
+        let range = u32::from(Ipv4Addr::new(198, 18, 0, 0)) >> 17;
+        for layer in [Layer::Veth, Layer::Bridge, Layer::Tap] {
+            let (client, server) = layer.addresses();
+            assert_eq!(u32::from(client) >> 17, range, "{layer:?}");
+            assert_eq!(u32::from(server) >> 17, range, "{layer:?}");
+            let mask = u32::MAX << (32 - PREFIX_LEN);
+            assert_eq!(
+                u32::from(client) & mask,
+                u32::from(server) & mask,
+                "{layer:?}"
+            );
+            assert_ne!(client, server, "{layer:?}");
+        }
     }
 }

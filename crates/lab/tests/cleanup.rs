@@ -80,40 +80,36 @@ fn assert_run_gone(id: &str, run_dir: &Path, before: &NetState) {
 }
 
 #[test]
-fn sigint_mid_measurement_cleans_up_while_the_main_thread_is_busy_needs_root() {
-    let Some(_serial) = root_test("sigint_mid_measurement_cleans_up_needs_root") else {
+fn a_signal_mid_measurement_cleans_up_while_the_main_thread_is_busy_needs_root() {
+    let Some(_serial) = root_test("a_signal_mid_measurement_cleans_up_needs_root") else {
         return;
     };
-    let before = net_state();
-    let run_dir = tempfile::tempdir().unwrap();
-    let (mut child, id) = start_child("busy", run_dir.path());
-    assert!(
-        !net_state().of_run(&id).is_empty(),
-        "the child built its paths"
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    signal(&child, Signal::SIGINT);
-    assert!(!lab_threads(&child).is_empty(), "hogs and forwarder run");
-    // The watcher cleans up while the child's main thread goes on probing; the child is only
-    // killed after the check (or the 5 s wait) is over.
-    eventually(|| {
-        net_state().of_run(&id).is_empty()
-            && registry_files(run_dir.path()) == 0
-            && lab_threads(&child).is_empty()
-    });
-    let state_before_kill = net_state().of_run(&id);
-    let threads_before_kill = lab_threads(&child);
-    signal(&child, Signal::SIGKILL);
-    child.wait().unwrap();
-    assert!(
-        state_before_kill.is_empty(),
-        "left behind: {state_before_kill:?}"
-    );
-    assert!(
-        threads_before_kill.is_empty(),
-        "still running: {threads_before_kill:?}"
-    );
-    assert_run_gone(&id, run_dir.path(), &before);
+    for (what, stop_signal) in [("Ctrl-C", Signal::SIGINT), ("kill", Signal::SIGTERM)] {
+        let before = net_state();
+        let run_dir = tempfile::tempdir().unwrap();
+        let (mut child, id) = start_child("busy", run_dir.path());
+        assert!(!net_state().of_run(&id).is_empty(), "{what}: paths built");
+        assert!(
+            !lab_threads(&child).is_empty(),
+            "{what}: hogs and forwarder run"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        signal(&child, stop_signal);
+        // The watcher cleans up while the child's main thread goes on probing; the child is
+        // only killed after the check (or the 5 s wait) is over.
+        eventually(|| {
+            net_state().of_run(&id).is_empty()
+                && registry_files(run_dir.path()) == 0
+                && lab_threads(&child).is_empty()
+        });
+        let left = net_state().of_run(&id);
+        let running = lab_threads(&child);
+        signal(&child, Signal::SIGKILL);
+        child.wait().unwrap();
+        assert!(left.is_empty(), "{what}: left behind: {left:?}");
+        assert!(running.is_empty(), "{what}: still running: {running:?}");
+        assert_run_gone(&id, run_dir.path(), &before);
+    }
 }
 
 #[test]

@@ -1,8 +1,25 @@
 //! The `apply` and `revert` stages: knobs written through a journal that survives a crash.
 //!
-//! Nothing here decides what to change; that is the planner's pure job. This crate only makes
-//! changes durable-before-visible: a knob's prior value reaches the disk before the knob is
-//! written, so `revert` can always put the host back.
+//! Nothing here decides what to change; that is the planner's pure job, which hands over an
+//! ordered `Vec<nearnative_knob::Step>`. This crate only makes changes durable-before-visible:
+//! a knob's prior value reaches the disk before the knob is written, so `revert` can always put
+//! the host back.
 
+pub mod apply;
 pub mod durable;
+pub mod fault;
+pub mod journal;
 pub mod lock;
+mod restore;
+pub mod revert;
+pub mod state;
+
+#[cfg(feature = "fault-injection")]
+pub use apply::apply_with_crash;
+pub use apply::{apply, ApplyError, ApplyReport, Rollback};
+#[cfg(feature = "fault-injection")]
+pub use fault::{Crash, CrashPoint};
+pub use journal::{Journal, JournalStatus, Unchangeable, JOURNAL_SCHEMA_VERSION};
+pub use restore::Restored;
+pub use revert::{revert, JournalReverted, RevertError, RevertReport, RevertTarget};
+pub use state::{JournalId, StateDir, DEFAULT_STATE_DIR};

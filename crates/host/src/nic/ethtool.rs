@@ -1,4 +1,6 @@
-//! The SIOCETHTOOL ioctl, read-only: interrupt coalescing and the LRO/GRO offload state.
+//! The SIOCETHTOOL ioctl: interrupt coalescing and the LRO/GRO offload state, read here for
+//! inspect and set by apply's NIC knobs (nearnative-knob), so both share one copy of the
+//! kernel's structs.
 //!
 //! Only the running host answers an ioctl, so callers use this when the root is live. The
 //! structs mirror `linux/ethtool.h` field for field (`#[repr(C)]`). Features are looked up
@@ -16,11 +18,15 @@ use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
 use super::{Coalescing, Offloads};
 
 const ETHTOOL_GCOALESCE: u32 = 0x0e;
+const ETHTOOL_SCOALESCE: u32 = 0x0f;
 const ETHTOOL_GSTRINGS: u32 = 0x1b;
 const ETHTOOL_GFLAGS: u32 = 0x25;
+const ETHTOOL_SFLAGS: u32 = 0x26;
 const ETHTOOL_GGRO: u32 = 0x2b;
+const ETHTOOL_SGRO: u32 = 0x2c;
 const ETHTOOL_GSSET_INFO: u32 = 0x37;
 const ETHTOOL_GFEATURES: u32 = 0x3a;
+const ETHTOOL_SFEATURES: u32 = 0x3b;
 const ETH_SS_FEATURES: u32 = 4;
 const ETH_GSTRING_LEN: usize = 32;
 const ETH_FLAG_LRO: u32 = 1 << 15;
@@ -78,12 +84,12 @@ struct EthtoolSsetInfo {
 }
 
 /// A socket to address ethtool requests to interfaces by name.
-pub(crate) struct EthtoolSocket {
+pub struct EthtoolSocket {
     fd: OwnedFd,
 }
 
 impl EthtoolSocket {
-    pub(crate) fn open() -> Result<Self, Errno> {
+    pub fn open() -> Result<Self, Errno> {
         let fd = socket(
             AddressFamily::Inet,
             SockType::Datagram,
@@ -93,7 +99,7 @@ impl EthtoolSocket {
         Ok(EthtoolSocket { fd })
     }
 
-    pub(crate) fn coalescing(&self, ifname: &str) -> Result<Coalescing, Errno> {
+    pub fn coalescing(&self, ifname: &str) -> Result<Coalescing, Errno> {
         let mut c = EthtoolCoalesce {
             cmd: ETHTOOL_GCOALESCE,
             ..EthtoolCoalesce::default()
@@ -112,12 +118,76 @@ impl EthtoolSocket {
     }
 
     /// LRO and GRO state from the named features, or from the legacy calls.
-    pub(crate) fn offloads(&self, ifname: &str) -> Result<Offloads, Errno> {
+    pub fn offloads(&self, ifname: &str) -> Result<Offloads, Errno> {
         match self.feature_names(ifname) {
             Ok(names) => self.offloads_from_features(ifname, &names),
             Err(Errno::EOPNOTSUPP) => self.legacy_offloads(ifname),
             Err(err) => Err(err),
         }
+    }
+
+    /// Sets the six coalescing values nearnative manages; the driver's other parameters are
+    /// read first and written back unchanged.
+    pub fn set_coalescing(&self, ifname: &str, wanted: &Coalescing) -> Result<(), Errno> {
+        let mut c = EthtoolCoalesce {
+            cmd: ETHTOOL_GCOALESCE,
+            ..EthtoolCoalesce::default()
+        };
+        // SAFETY: as in `coalescing`: a live `struct ethtool_coalesce` for GCOALESCE.
+        unsafe { self.request(ifname, (&mut c as *mut EthtoolCoalesce).cast()) }?;
+        c.cmd = ETHTOOL_SCOALESCE;
+        c.rx_coalesce_usecs = wanted.rx_usecs;
+        c.rx_max_coalesced_frames = wanted.rx_frames;
+        c.tx_coalesce_usecs = wanted.tx_usecs;
+        c.tx_max_coalesced_frames = wanted.tx_frames;
+        c.use_adaptive_rx_coalesce = u32::from(wanted.adaptive_rx);
+        c.use_adaptive_tx_coalesce = u32::from(wanted.adaptive_tx);
+        // SAFETY: the same struct, which SCOALESCE only reads.
+        unsafe { self.request(ifname, (&mut c as *mut EthtoolCoalesce).cast()) }
+    }
+
+    /// Switches LRO (`lro == true`) or GRO on or off, by feature name, or through the legacy
+    /// calls on drivers without named features. EOPNOTSUPP when the kernel has no such
+    /// feature.
+    pub fn set_offload(&self, ifname: &str, lro: bool, on: bool) -> Result<(), Errno> {
+        let names = match self.feature_names(ifname) {
+            Ok(names) => names,
+            Err(Errno::EOPNOTSUPP) => return self.set_legacy_offload(ifname, lro, on),
+            Err(err) => return Err(err),
+        };
+        let feature = if lro { "rx-lro" } else { "rx-gro" };
+        let bit = names
+            .iter()
+            .position(|n| n == feature)
+            .ok_or(Errno::EOPNOTSUPP)?;
+        let blocks = names.len().div_ceil(32);
+        // struct ethtool_sfeatures: cmd, size, then `size` blocks of {valid, requested}.
+        let mut buffer = vec![0u32; 2 + 2 * blocks];
+        buffer[..2].copy_from_slice(&[ETHTOOL_SFEATURES, blocks as u32]);
+        buffer[2 + 2 * (bit / 32)] = 1 << (bit % 32);
+        if on {
+            buffer[2 + 2 * (bit / 32) + 1] = 1 << (bit % 32);
+        }
+        // SAFETY: the buffer holds the header and `blocks` two-word blocks, as `size` says;
+        // SFEATURES reads them and writes nothing back beyond them.
+        unsafe { self.request(ifname, buffer.as_mut_ptr().cast()) }
+    }
+
+    fn set_legacy_offload(&self, ifname: &str, lro: bool, on: bool) -> Result<(), Errno> {
+        let (cmd, data) = match lro {
+            true => {
+                let flags = self.value(ifname, ETHTOOL_GFLAGS)?;
+                let flags = match on {
+                    true => flags | ETH_FLAG_LRO,
+                    false => flags & !ETH_FLAG_LRO,
+                };
+                (ETHTOOL_SFLAGS, flags)
+            }
+            false => (ETHTOOL_SGRO, u32::from(on)),
+        };
+        let mut value = EthtoolValue { cmd, data };
+        // SAFETY: `value` is a live `struct ethtool_value`, what SFLAGS and SGRO read.
+        unsafe { self.request(ifname, (&mut value as *mut EthtoolValue).cast()) }
     }
 
     fn feature_names(&self, ifname: &str) -> Result<Vec<String>, Errno> {

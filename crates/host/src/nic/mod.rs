@@ -5,7 +5,7 @@
 //! physical one the bus device holding `numa_node`, `msi_irqs` and `sriov_*` is `device`
 //! itself, or its parent when `device` is a virtio device on a PCI function.
 
-mod ethtool;
+pub mod ethtool;
 mod findings;
 mod queues;
 pub mod route;

@@ -1,0 +1,109 @@
+//! `revert`: under the state lock, walk a journal backwards and put each knob back. Every
+//! journal is loaded (and its checksum checked) before anything is written, so a corrupt one
+//! stops the revert with nothing changed. A fully restored journal is deleted, which makes a
+//! second revert a no-op that says so; a partly restored one keeps what is left.
+
+use nearnative_knob::{Backend, Described, KnobError};
+
+use crate::apply::is_root;
+use crate::durable::DurableError;
+use crate::journal::{Journal, JournalStatus};
+use crate::lock::{LockError, StateLock};
+use crate::restore::{failure_lines, restore};
+use crate::state::{JournalId, StateDir, StateError};
+
+/// Which journals to revert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevertTarget {
+    One(JournalId),
+    /// Every journal, newest first: later applies were made on top of earlier ones.
+    All,
+}
+
+#[derive(Debug, Default)]
+pub struct RevertReport {
+    pub journals: Vec<JournalReverted>,
+}
+
+impl RevertReport {
+    /// True when there was no journal to revert.
+    pub fn nothing_to_revert(&self) -> bool {
+        self.journals.is_empty()
+    }
+}
+
+#[derive(Debug)]
+pub struct JournalReverted {
+    pub id: JournalId,
+    pub restored: Vec<Described>,
+    pub already: Vec<Described>,
+    /// Tasks that exited and objects that vanished since the apply.
+    pub vanished: Vec<Described>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RevertError {
+    #[error("revert changes the live host and must run as root")]
+    NotRoot,
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("{0}; nothing was reverted")]
+    Journal(#[source] DurableError),
+    #[error("revert incomplete; journal {id} keeps {} change(s) to retry:{}", .failures.len(), failure_lines(.failures))]
+    Incomplete {
+        id: JournalId,
+        failures: Vec<(nearnative_knob::Step, KnobError)>,
+        report: Box<RevertReport>,
+    },
+}
+
+pub fn revert(
+    state: &StateDir,
+    target: &RevertTarget,
+    backend: &dyn Backend,
+) -> Result<RevertReport, RevertError> {
+    if backend.is_live() && !is_root() {
+        return Err(RevertError::NotRoot);
+    }
+    let mut report = RevertReport::default();
+    let ids = match target {
+        RevertTarget::One(id) => vec![id.clone()],
+        RevertTarget::All => state.journal_ids()?,
+    };
+    if !state.dir().is_dir() {
+        return Ok(report);
+    }
+    let _lock = StateLock::acquire(state.dir())?;
+    let mut journals = Vec::new();
+    for id in ids {
+        let path = state.journal_path(&id);
+        if let Some(journal) = Journal::load(&path).map_err(RevertError::Journal)? {
+            journals.push((path, journal));
+        }
+    }
+    journals.sort_by_key(|(_, j)| std::cmp::Reverse(j.started_unix_ms));
+    for (path, mut journal) in journals {
+        let outcome = restore(&journal.changes, backend);
+        report.journals.push(JournalReverted {
+            id: journal.id.clone(),
+            restored: outcome.restored,
+            already: outcome.already,
+            vanished: outcome.vanished,
+        });
+        if outcome.failed.is_empty() {
+            Journal::remove(&path).map_err(RevertError::Journal)?;
+            continue;
+        }
+        journal.changes = outcome.failed.iter().map(|(s, _)| s.clone()).collect();
+        journal.status = JournalStatus::RevertIncomplete;
+        journal.store(&path).map_err(RevertError::Journal)?;
+        return Err(RevertError::Incomplete {
+            id: journal.id,
+            failures: outcome.failed,
+            report: Box::new(report),
+        });
+    }
+    Ok(report)
+}

@@ -1,0 +1,189 @@
+//! The state directory's layout: `lock`, `journals/<id>.json` (one per apply that has not been
+//! reverted) and `ledger.json` (the admission ledger, written by the planner's side).
+//!
+//! The directory is root's alone (mode 0700): a journal decides what `revert` writes.
+
+use std::fmt;
+use std::fs::{self, DirBuilder};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/nearnative";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{path}: cannot create the state directory: {source}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: cannot list journals: {source}")]
+    List {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("journal id {id:?}: {reason}")]
+    BadId { id: String, reason: &'static str },
+}
+
+/// The name of one apply's journal: 1 to 64 of `[A-Za-z0-9._-]`, not starting with `.`, so it
+/// is always a plain file name inside `journals/`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct JournalId(String);
+
+impl JournalId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for JournalId {
+    type Error = StateError;
+    fn try_from(id: String) -> Result<Self, StateError> {
+        let bad = |reason| {
+            Err(StateError::BadId {
+                id: id.clone(),
+                reason,
+            })
+        };
+        if id.is_empty() || id.len() > 64 {
+            return bad("must be 1 to 64 characters");
+        }
+        if id.starts_with('.') {
+            return bad("must not start with \".\"");
+        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+        match id.chars().all(allowed) {
+            true => Ok(JournalId(id)),
+            false => bad("may hold only letters, digits, \".\", \"_\" and \"-\""),
+        }
+    }
+}
+
+impl TryFrom<&str> for JournalId {
+    type Error = StateError;
+    fn try_from(id: &str) -> Result<Self, StateError> {
+        JournalId::try_from(id.to_owned())
+    }
+}
+
+impl From<JournalId> for String {
+    fn from(id: JournalId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for JournalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl Default for StateDir {
+    fn default() -> Self {
+        StateDir::new(DEFAULT_STATE_DIR)
+    }
+}
+
+impl StateDir {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        StateDir { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn journals_dir(&self) -> PathBuf {
+        self.dir.join("journals")
+    }
+
+    pub fn journal_path(&self, id: &JournalId) -> PathBuf {
+        self.journals_dir().join(format!("{id}.json"))
+    }
+
+    pub fn ledger_path(&self) -> PathBuf {
+        self.dir.join("ledger.json")
+    }
+
+    /// Creates the directory and `journals/` (0700) if missing.
+    pub fn ensure(&self) -> Result<(), StateError> {
+        let journals = self.journals_dir();
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&journals)
+            .map_err(|source| StateError::Create {
+                path: journals,
+                source,
+            })
+    }
+
+    /// The ids of the journals present, sorted; none when the directory does not exist.
+    pub fn journal_ids(&self) -> Result<Vec<JournalId>, StateError> {
+        let dir = self.journals_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(StateError::List { path: dir, source }),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| StateError::List {
+                path: dir.clone(),
+                source,
+            })?;
+            let name = entry.file_name();
+            let id = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| JournalId::try_from(n).ok());
+            ids.extend(id);
+        }
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_ids_are_plain_file_names() {
+        let cases = [
+            ("simple", "vm1-2026-11-24", true),
+            ("dot-dot", "..", false),
+            ("slash", "a/b", false),
+            ("hidden", ".x", false),
+            ("empty", "", false),
+        ];
+        for (what, id, ok) in cases {
+            assert_eq!(JournalId::try_from(id).is_ok(), ok, "{what}");
+        }
+    }
+
+    #[test]
+    fn layout_and_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        assert!(state.journal_ids().unwrap().is_empty());
+        state.ensure().unwrap();
+        let id = JournalId::try_from("b").unwrap();
+        fs::write(state.journal_path(&id), "{}").unwrap();
+        fs::write(state.journals_dir().join(".a.json.tmp.1"), "").unwrap();
+        assert_eq!(state.journal_ids().unwrap(), vec![id]);
+        assert_eq!(state.ledger_path(), dir.path().join("state/ledger.json"));
+    }
+}

@@ -1,0 +1,132 @@
+//! The running host: real file writes, `sched_setaffinity`, `sched_setscheduler`, cgroup
+//! `mkdir`/`rmdir` and SIOCETHTOOL.
+
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::path::Path;
+
+use nearnative_host::nic::ethtool::EthtoolSocket;
+use nearnative_host::nic::Coalescing;
+use nearnative_host::{CpuSet, Root};
+use nix::sched::{sched_setaffinity, CpuSet as NixCpuSet};
+use nix::unistd::Pid;
+
+use super::{Backend, Offload, TaskId, TaskMove};
+use crate::exclusivity::sched::Policy;
+
+/// The machine we run on, through `/`.
+#[derive(Debug, Clone, Default)]
+pub struct LiveBackend {
+    root: Root,
+}
+
+impl LiveBackend {
+    pub fn new() -> Self {
+        LiveBackend::default()
+    }
+}
+
+fn errno_to_io(errno: nix::errno::Errno) -> io::Error {
+    io::Error::from_raw_os_error(errno as i32)
+}
+
+fn pid_of(id: u32) -> io::Result<Pid> {
+    i32::try_from(id)
+        .map(Pid::from_raw)
+        .map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))
+}
+
+fn ethtool() -> io::Result<EthtoolSocket> {
+    EthtoolSocket::open().map_err(errno_to_io)
+}
+
+impl Backend for LiveBackend {
+    fn root(&self) -> &Root {
+        &self.root
+    }
+
+    fn is_live(&self) -> bool {
+        true
+    }
+
+    fn write_file(&self, host_path: &Path, text: &str) -> io::Result<()> {
+        let mut file = OpenOptions::new().write(true).open(host_path)?;
+        // sysfs and procfs take a value in one write; a short write would apply a prefix.
+        let line = format!("{text}\n");
+        let written = file.write(line.as_bytes())?;
+        match written == line.len() {
+            true => Ok(()),
+            false => Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("short write: {written} of {} bytes", line.len()),
+            )),
+        }
+    }
+
+    fn set_thread_affinity(&self, task: TaskId, cpus: &CpuSet) -> io::Result<()> {
+        let mut set = NixCpuSet::new();
+        for cpu in cpus.iter() {
+            set.set(cpu as usize).map_err(errno_to_io)?;
+        }
+        sched_setaffinity(pid_of(task.tid)?, &set).map_err(errno_to_io)
+    }
+
+    fn set_sched_policy(&self, task: TaskId, policy: Policy) -> io::Result<()> {
+        let tid = pid_of(task.tid)?.as_raw();
+        let param = libc::sched_param {
+            sched_priority: policy.rt_priority() as libc::c_int,
+        };
+        // SAFETY: sched_setscheduler reads the sched_param we pass by reference and nothing
+        // else; a bad tid or value comes back as an errno.
+        let rc = unsafe { libc::sched_setscheduler(tid, policy.linux_policy(), &param) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if let Some(nice) = policy.nice() {
+            // SAFETY: setpriority takes plain integers; PRIO_PROCESS with a tid sets that
+            // thread's nice value on Linux.
+            let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
+    fn move_task(&self, task_move: &TaskMove) -> io::Result<()> {
+        self.write_file(&task_move.target_file(), &task_move.id.to_string())
+    }
+
+    fn create_cgroup(&self, host_dir: &Path) -> io::Result<()> {
+        std::fs::create_dir(host_dir)
+    }
+
+    fn remove_cgroup(&self, host_dir: &Path) -> io::Result<()> {
+        std::fs::remove_dir(host_dir)
+    }
+
+    fn coalescing(&self, iface: &str) -> io::Result<Coalescing> {
+        ethtool()?.coalescing(iface).map_err(errno_to_io)
+    }
+
+    fn set_coalescing(&self, iface: &str, coalescing: &Coalescing) -> io::Result<()> {
+        ethtool()?
+            .set_coalescing(iface, coalescing)
+            .map_err(errno_to_io)
+    }
+
+    fn offload(&self, iface: &str, offload: Offload) -> io::Result<bool> {
+        let offloads = ethtool()?.offloads(iface).map_err(errno_to_io)?;
+        let state = match offload {
+            Offload::Lro => offloads.lro,
+            Offload::Gro => offloads.gro,
+        };
+        state.ok_or_else(|| io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+    }
+
+    fn set_offload(&self, iface: &str, offload: Offload, on: bool) -> io::Result<()> {
+        ethtool()?
+            .set_offload(iface, offload == Offload::Lro, on)
+            .map_err(errno_to_io)
+    }
+}

@@ -1,0 +1,306 @@
+//! cpuset cgroups: a directory nearnative creates (and removes on revert), its CPUs, memory
+//! nodes and exclusivity (v1 `cpu_exclusive`, v2 partition), and which cgroup a thread is in.
+//!
+//! v1 cpuset files are taken to carry the `cpuset.` prefix (no `noprefix` mount option, as
+//! systemd and every distribution mount it).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::task::check_same_thread;
+use crate::backend::{cgroup_dir, Backend, CgroupLine, TaskId, TaskMove};
+use crate::error::{Described, KnobError, Object};
+use crate::knob::{file_knob, FileValue, Knob};
+use crate::values::{CgroupMount, CgroupPath};
+use nearnative_host::CpuSet;
+
+/// One cgroup directory: a hierarchy's mount point and the path inside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cgroup {
+    pub mount: CgroupMount,
+    pub path: CgroupPath,
+}
+
+impl Cgroup {
+    /// The directory, as a host path.
+    pub fn dir(&self) -> PathBuf {
+        cgroup_dir(self.mount.as_path(), self.path.as_str())
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir().join(name)
+    }
+}
+
+/// Whether a cgroup directory exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Presence {
+    Absent,
+    Present,
+}
+
+/// A cgroup directory. Planned `Absent → Present` when nearnative creates it; revert removes it
+/// again, which the kernel allows only once it holds no tasks and no children.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupDir {
+    pub cgroup: Cgroup,
+}
+
+impl Knob for CgroupDir {
+    type Value = Presence;
+
+    fn describe(&self) -> Described {
+        Described::new(
+            format!("cgroup {}", self.cgroup.path),
+            self.cgroup.dir().display().to_string(),
+        )
+    }
+
+    fn read(&self, backend: &dyn Backend) -> Result<Presence, KnobError> {
+        match backend.root().exists(self.cgroup.dir()) {
+            true => Ok(Presence::Present),
+            false => Ok(Presence::Absent),
+        }
+    }
+
+    fn write(&self, backend: &dyn Backend, presence: &Presence) -> Result<(), KnobError> {
+        let dir = self.cgroup.dir();
+        let result = match presence {
+            Presence::Present => backend.create_cgroup(&dir),
+            Presence::Absent => backend.remove_cgroup(&dir),
+        };
+        result.map_err(|e| KnobError::from_write(self.describe(), Object::File, e))
+    }
+}
+
+macro_rules! cpuset_knob {
+    ($(#[$doc:meta])* $knob:ident, $value:ty, $file:literal, $words:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct $knob {
+            pub cgroup: Cgroup,
+        }
+        file_knob!(
+            $knob,
+            $value,
+            |this| format!("{} of cgroup {}", $words, this.cgroup.path),
+            this.cgroup.file($file)
+        );
+    };
+}
+
+cpuset_knob!(
+    /// `cpuset.cpus`: the CPUs the cgroup's tasks may use.
+    CpusetCpus, CpuSet, "cpuset.cpus", "CPUs"
+);
+cpuset_knob!(
+    /// `cpuset.mems`: the memory nodes the cgroup's tasks may allocate from.
+    CpusetMems, CpuSet, "cpuset.mems", "memory nodes"
+);
+cpuset_knob!(
+    /// v1 `cpuset.cpu_exclusive`: no sibling cgroup may share these CPUs.
+    CpusetCpuExclusive, bool, "cpuset.cpu_exclusive", "CPU exclusivity"
+);
+cpuset_knob!(
+    /// v2 `cpuset.cpus.partition`.
+    CpusetPartition, Partition, "cpuset.cpus.partition", "partition type"
+);
+
+/// A v2 cpuset partition type. The kernel may append ` invalid (reason)` to the type it was
+/// asked for; the requested type is what is read back and restored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Partition {
+    Member,
+    Root,
+    Isolated,
+}
+
+impl FileValue for Partition {
+    fn parse(text: &str) -> Result<Self, String> {
+        match text.split_whitespace().next() {
+            Some("member") => Ok(Partition::Member),
+            Some("root") => Ok(Partition::Root),
+            Some("isolated") => Ok(Partition::Isolated),
+            _ => Err("not member, root or isolated".to_owned()),
+        }
+    }
+    fn format(&self) -> String {
+        match self {
+            Partition::Member => "member",
+            Partition::Root => "root",
+            Partition::Isolated => "isolated",
+        }
+        .to_owned()
+    }
+}
+
+/// A cgroup hierarchy a thread can be placed in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "version")]
+pub enum Hierarchy {
+    /// A v1 hierarchy with `controller` (`cpuset`): threads move one by one through `tasks`.
+    V1 {
+        mount: CgroupMount,
+        controller: Controller,
+    },
+    /// The v2 hierarchy: a thread moves alone through `cgroup.threads` into a threaded
+    /// cgroup, or with its whole process through `cgroup.procs`.
+    V2 { mount: CgroupMount },
+}
+
+/// A v1 controller name: lowercase letters and `_`, so it can only name a `/proc` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Controller(String);
+
+impl TryFrom<String> for Controller {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+        match ok {
+            true => Ok(Controller(name)),
+            false => Err(format!("{name:?} is not a cgroup controller name")),
+        }
+    }
+}
+
+impl From<Controller> for String {
+    fn from(controller: Controller) -> String {
+        controller.0
+    }
+}
+
+impl Hierarchy {
+    fn mount(&self) -> &CgroupMount {
+        match self {
+            Hierarchy::V1 { mount, .. } | Hierarchy::V2 { mount } => mount,
+        }
+    }
+
+    fn line(&self) -> CgroupLine {
+        match self {
+            Hierarchy::V1 { controller, .. } => CgroupLine::V1 {
+                controller: controller.0.clone(),
+            },
+            Hierarchy::V2 { .. } => CgroupLine::V2,
+        }
+    }
+}
+
+/// Which cgroup of `hierarchy` a thread is in, read from `/proc/PID/task/TID/cgroup`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCgroup {
+    pub pid: u32,
+    pub tid: u32,
+    pub start_time: u64,
+    pub hierarchy: Hierarchy,
+}
+
+impl TaskCgroup {
+    fn task(&self) -> TaskId {
+        TaskId {
+            pid: self.pid,
+            tid: self.tid,
+        }
+    }
+
+    fn task_move(&self, backend: &dyn Backend, to: &CgroupPath) -> TaskMove {
+        let mount = self.hierarchy.mount().as_path().to_owned();
+        let (file, id) = match &self.hierarchy {
+            Hierarchy::V1 { .. } => ("tasks", self.tid),
+            Hierarchy::V2 { .. } => {
+                let type_file = cgroup_dir(&mount, to.as_str()).join("cgroup.type");
+                match backend.root().read_trimmed(type_file).as_deref() {
+                    Ok("threaded") => ("cgroup.threads", self.tid),
+                    _ => ("cgroup.procs", self.pid),
+                }
+            }
+        };
+        TaskMove {
+            task: self.task(),
+            mount,
+            line: self.hierarchy.line(),
+            to: to.as_str().to_owned(),
+            file,
+            id,
+        }
+    }
+}
+
+impl Knob for TaskCgroup {
+    type Value = CgroupPath;
+
+    fn describe(&self) -> Described {
+        Described::new(
+            format!(
+                "cgroup of thread {} of process {} in {}",
+                self.tid,
+                self.pid,
+                self.hierarchy.mount().as_path().display()
+            ),
+            format!("{}/cgroup", self.task().proc_dir().display()),
+        )
+    }
+
+    fn read(&self, backend: &dyn Backend) -> Result<CgroupPath, KnobError> {
+        let knob = self.describe();
+        check_same_thread(backend, &knob, self.task(), self.start_time)?;
+        let line = self.hierarchy.line();
+        let parse = |table: &str| {
+            let path = crate::backend::path_in_table(table, &line)
+                .ok_or_else(|| "no line for this hierarchy".to_owned())?;
+            CgroupPath::try_from(path)
+        };
+        backend
+            .root()
+            .read_parsed(self.task().proc_dir().join("cgroup"), parse)
+            .map_err(|e| KnobError::from_read(knob, Object::Task, e))
+    }
+
+    fn write(&self, backend: &dyn Backend, to: &CgroupPath) -> Result<(), KnobError> {
+        let knob = self.describe();
+        check_same_thread(backend, &knob, self.task(), self.start_time)?;
+        let task_move = self.task_move(backend, to);
+        let target = task_move.target_file();
+        if !backend.root().exists(&target) {
+            return Err(KnobError::Missing {
+                knob: Described::new(knob.object, target.display().to_string()),
+            });
+        }
+        backend.move_task(&task_move).map_err(|e| {
+            let knob = Described::new(knob.object, target.display().to_string());
+            KnobError::from_write(knob, Object::Task, e)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_reads_the_requested_type() {
+        let cases = [
+            ("plain", "isolated", Ok(Partition::Isolated)),
+            (
+                "invalid suffix",
+                "root invalid (Cpu list empty)",
+                Ok(Partition::Root),
+            ),
+            ("unknown", "bogus", Err(())),
+        ];
+        for (what, text, expected) in cases {
+            assert_eq!(Partition::parse(text).map_err(|_| ()), expected, "{what}");
+        }
+        assert_eq!(Partition::Member.format(), "member");
+    }
+
+    #[test]
+    fn controller_names_are_checked() {
+        assert!(Controller::try_from("cpuset".to_owned()).is_ok());
+        assert!(Controller::try_from("cpu,cpuacct".to_owned()).is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! Exclusivity knobs: keep everything but the workload off its CPUs — thread affinity and
+//! policy, cpuset cgroups, IRQ steering, and the housekeeping masks.
+
+pub mod cgroup;
+pub mod housekeeping;
+pub mod irq;
+mod mask;
+pub mod sched;
+pub mod task;

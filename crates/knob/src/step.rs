@@ -1,0 +1,172 @@
+//! [`Step`]: one planned change of any whitelisted knob, as a closed enum.
+//!
+//! This is the type the planner emits (an ordered `Vec<Step>`), the executor runs and the
+//! journal stores. It is serde-tagged by `kind`, so a journal is self-describing, and closed,
+//! so only the knob kinds listed here can ever be deserialized from a journal and written.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
+use crate::bypass::nic::{NicCoalesce, NicFeature};
+use crate::bypass::power::{CpufreqGovernor, PmQosResumeLatency};
+use crate::bypass::sysctl::{BusyPoll, BusyRead, KvmHaltPollNs};
+use crate::error::{Described, KnobError};
+use crate::exclusivity::cgroup::{
+    CgroupDir, CpusetCpuExclusive, CpusetCpus, CpusetMems, CpusetPartition, TaskCgroup,
+};
+use crate::exclusivity::housekeeping::{TimerMigration, WorkqueueCpumask};
+use crate::exclusivity::irq::{DefaultSmpAffinity, IrqAffinity};
+use crate::exclusivity::sched::SchedPolicy;
+use crate::exclusivity::task::ThreadAffinity;
+use crate::knob::{Change, Knob};
+use crate::memory::{KsmRun, NumaBalancing, ThpDefrag, ThpEnabled};
+
+macro_rules! steps {
+    ($($variant:ident($knob:ty)),* $(,)?) => {
+        /// One change of one whitelisted knob: `from` (the prior value) and `to` (the target).
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        pub enum Step {
+            $($variant(Change<$knob>),)*
+        }
+
+        $(
+            impl From<Change<$knob>> for Step {
+                fn from(change: Change<$knob>) -> Step {
+                    Step::$variant(change)
+                }
+            }
+        )*
+
+        impl Step {
+            pub fn describe(&self) -> Described {
+                match self {
+                    $(Step::$variant(c) => c.knob.describe(),)*
+                }
+            }
+
+            /// The knob kind, as the journal's `kind` tag names it.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Step::$variant(_) => stringify!($variant),)*
+                }
+            }
+
+            /// Whether the kernel may refuse this knob without the apply failing.
+            pub fn best_effort(&self) -> bool {
+                match self {
+                    $(Step::$variant(c) => c.knob.best_effort(),)*
+                }
+            }
+
+            /// True when the step would change nothing.
+            pub fn is_noop(&self) -> bool {
+                match self {
+                    $(Step::$variant(c) => c.from == c.to,)*
+                }
+            }
+
+            /// True when `other` is the same knob and both expect the same prior value: the
+            /// executor uses it to report where the host moved since the plan was made.
+            pub fn same_prior(&self, other: &Step) -> bool {
+                match (self, other) {
+                    $((Step::$variant(a), Step::$variant(b)) => a.knob == b.knob && a.from == b.from,)*
+                    _ => false,
+                }
+            }
+
+            /// The same step with `from` replaced by the knob's value read now.
+            pub fn with_current(&self, backend: &dyn Backend) -> Result<Step, KnobError> {
+                match self {
+                    $(Step::$variant(c) => Ok(Step::$variant(Change {
+                        knob: c.knob.clone(),
+                        from: c.knob.read(backend)?,
+                        to: c.to.clone(),
+                    })),)*
+                }
+            }
+
+            pub fn write_target(&self, backend: &dyn Backend) -> Result<(), KnobError> {
+                match self {
+                    $(Step::$variant(c) => c.knob.write(backend, &c.to),)*
+                }
+            }
+
+            pub fn write_prior(&self, backend: &dyn Backend) -> Result<(), KnobError> {
+                match self {
+                    $(Step::$variant(c) => c.knob.write(backend, &c.from),)*
+                }
+            }
+
+            pub fn holds_target(&self, backend: &dyn Backend) -> Result<bool, KnobError> {
+                match self {
+                    $(Step::$variant(c) => c.knob.verify(backend, &c.to),)*
+                }
+            }
+
+            pub fn holds_prior(&self, backend: &dyn Backend) -> Result<bool, KnobError> {
+                match self {
+                    $(Step::$variant(c) => c.knob.verify(backend, &c.from),)*
+                }
+            }
+
+            /// The prior and target values, for messages.
+            pub fn values(&self) -> (String, String) {
+                match self {
+                    $(Step::$variant(c) => (format!("{:?}", c.from), format!("{:?}", c.to)),)*
+                }
+            }
+        }
+    };
+}
+
+steps! {
+    ThreadAffinity(ThreadAffinity),
+    TaskCgroup(TaskCgroup),
+    CgroupDir(CgroupDir),
+    CpusetCpus(CpusetCpus),
+    CpusetMems(CpusetMems),
+    CpusetCpuExclusive(CpusetCpuExclusive),
+    CpusetPartition(CpusetPartition),
+    IrqAffinity(IrqAffinity),
+    DefaultSmpAffinity(DefaultSmpAffinity),
+    WorkqueueCpumask(WorkqueueCpumask),
+    TimerMigration(TimerMigration),
+    SchedPolicy(SchedPolicy),
+    PmQosResumeLatency(PmQosResumeLatency),
+    CpufreqGovernor(CpufreqGovernor),
+    KvmHaltPollNs(KvmHaltPollNs),
+    BusyPoll(BusyPoll),
+    BusyRead(BusyRead),
+    NicCoalesce(NicCoalesce),
+    NicFeature(NicFeature),
+    ThpEnabled(ThpEnabled),
+    ThpDefrag(ThpDefrag),
+    KsmRun(KsmRun),
+    NumaBalancing(NumaBalancing),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nearnative_host::CpuSet;
+
+    #[test]
+    fn steps_serialize_tagged_by_kind_and_unknown_kinds_are_refused() {
+        let step = Step::from(Change {
+            knob: IrqAffinity { irq: 36 },
+            from: CpuSet::from_ids([0, 1]),
+            to: CpuSet::from_ids([1]),
+        });
+        let json = serde_json::to_string(&step).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"irq_affinity","knob":{"irq":36},"from":[0,1],"to":[1]}"#
+        );
+        assert_eq!(serde_json::from_str::<Step>(&json).unwrap(), step);
+        let foreign = r#"{"kind":"raw_file","knob":{"path":"/etc/shadow"},"from":"","to":""}"#;
+        assert!(serde_json::from_str::<Step>(foreign).is_err());
+        assert!(step.best_effort());
+        assert_eq!(step.describe().location, "/proc/irq/36/smp_affinity_list");
+    }
+}

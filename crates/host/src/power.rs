@@ -39,6 +39,9 @@ pub struct CpuPower {
     /// `None` when there is no cpufreq driver (no `cpufreq` directory, as in most VMs) or
     /// the governor could not be read (then it is listed as unknown).
     pub cpufreq_governor: Option<String>,
+    /// `scaling_available_governors`; empty without cpufreq or when it could not be read.
+    #[serde(default)]
+    pub cpufreq_available_governors: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,11 +165,22 @@ fn read_cpu(collect: &mut Collector, cpu: u32) -> CpuPower {
         ),
         false => None,
     };
+    let cpufreq_available_governors = match cpufreq_governor {
+        Some(_) => collect
+            .parsed_if_present(
+                format!("cpufreq governors of cpu{cpu}"),
+                format!("{cpufreq_dir}/scaling_available_governors"),
+                |text| Ok::<_, String>(text.split_whitespace().map(str::to_owned).collect()),
+            )
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     CpuPower {
         cpu,
         idle_states,
         resume_latency,
         cpufreq_governor,
+        cpufreq_available_governors,
     }
 }
 
@@ -348,6 +362,7 @@ mod tests {
             ],
             resume_latency: Some(qos),
             cpufreq_governor: Some(governor.to_owned()),
+            cpufreq_available_governors: Vec::new(),
         };
         Power {
             cpuidle_driver: Some("intel_idle".to_owned()),

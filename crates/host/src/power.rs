@@ -100,6 +100,18 @@ pub fn parse_kernel_name(text: &str) -> Result<String, String> {
     }
 }
 
+/// `scaling_available_governors`: space-separated kernel names, at least one.
+pub fn parse_governor_list(text: &str) -> Result<Vec<String>, String> {
+    let names: Vec<String> = text
+        .split_whitespace()
+        .map(parse_kernel_name)
+        .collect::<Result<_, _>>()?;
+    match names.is_empty() {
+        true => Err("no governor listed".to_owned()),
+        false => Ok(names),
+    }
+}
+
 pub fn read(root: &Root) -> (Power, Vec<Unknown>) {
     let mut collect = Collector::new(root);
     let idle_dir = format!("{CPU_DIR}/cpuidle");
@@ -170,7 +182,7 @@ fn read_cpu(collect: &mut Collector, cpu: u32) -> CpuPower {
             .parsed_if_present(
                 format!("cpufreq governors of cpu{cpu}"),
                 format!("{cpufreq_dir}/scaling_available_governors"),
-                |text| Ok::<_, String>(text.split_whitespace().map(str::to_owned).collect()),
+                parse_governor_list,
             )
             .unwrap_or_default(),
         None => Vec::new(),

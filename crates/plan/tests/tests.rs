@@ -2,6 +2,9 @@
 
 mod fixtures;
 mod ledger;
+mod plan_rules;
+mod plan_snapshots;
+mod plan_support;
 mod properties;
 mod rules;
 mod support;

@@ -113,6 +113,7 @@ pub fn plan(host: &Host, request: &PlanRequest, ledger: &Ledger) -> Result<Plan,
         housekeeping,
         id: id.clone(),
         nic,
+        others: target::ledger_pids(host, ledger, &target.key),
     };
     let mut changes = Changes::default();
     changes::exclusivity::plan(&context, &mut changes)?;

@@ -2,6 +2,7 @@
 //! `cgroup:PATH`), and its threads as the [`Host`] shows them: those that get an exclusive CPU
 //! each (in slot order), its I/O threads, and the rest of its threads.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -10,6 +11,7 @@ use nearnative_host::workloads::{VmThread, Workload};
 use nearnative_host::{CpuSet, Host};
 use serde::{Deserialize, Serialize};
 
+use crate::ledger::Ledger;
 use crate::plan_error::PlanError;
 use crate::request::WorkloadKey;
 
@@ -131,6 +133,40 @@ pub fn resolve<'h>(
         Target::Pid(pid) => resolve_pid(host, *pid, threads),
         Target::Cgroup(path) => resolve_cgroup(host, path),
     }
+}
+
+/// The processes of the workloads `ledger` holds other than `except`, found by their keys
+/// (`vm:NAME`, `pid:PID`, `cgroup:PATH`): their threads already have CPUs of their own, so a
+/// plan never moves or re-pins them.
+pub fn ledger_pids(host: &Host, ledger: &Ledger, except: &WorkloadKey) -> BTreeSet<u32> {
+    let mut pids = BTreeSet::new();
+    let mut vms: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for workload in &host.workloads {
+        vms.entry(workload.name.as_str())
+            .or_default()
+            .push(workload.pid);
+    }
+    for allocation in ledger.iter().filter(|a| a.workload() != except) {
+        let key = allocation.workload().0.as_str();
+        match key.split_once(':') {
+            Some(("vm", name)) => pids.extend(vms.get(name).into_iter().flatten().copied()),
+            Some(("pid", pid)) => pids.extend(pid.parse::<u32>().ok()),
+            Some(("cgroup", path)) => pids.extend(
+                host.tasks
+                    .processes
+                    .iter()
+                    .filter(|p| {
+                        p.cgroup.as_ref().is_some_and(|c| {
+                            c.cpuset_v1.as_deref() == Some(path)
+                                || c.unified.as_deref() == Some(path)
+                        })
+                    })
+                    .map(|p| p.pid),
+            ),
+            _ => {}
+        }
+    }
+    pids
 }
 
 /// `web1 (qemu, pid 4000), db (firecracker, pid 4100)`, or `none`.

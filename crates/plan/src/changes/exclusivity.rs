@@ -161,7 +161,8 @@ fn cpuset_changes(context: &Context, mount: &Path, out: &mut Changes) -> Result<
         why: format!("kept off the exclusive CPUs of {}", context.target.key),
     };
     for process in &context.host.tasks.processes {
-        if process.pid == 1 || !context.scope.holds_directly(process) {
+        let other_workload = context.others.contains(&process.pid);
+        if process.pid == 1 || other_workload || !context.scope.holds_directly(process) {
             continue;
         }
         for task in process.threads.iter().filter(|t| movable(t)) {
@@ -379,7 +380,7 @@ fn affinity_changes(context: &Context, out: &mut Changes) {
     }
     let why = format!("kept off the exclusive CPUs of {}", context.target.key);
     for process in &context.host.tasks.processes {
-        if !context.scope.holds(process) {
+        if !context.scope.holds(process) || context.others.contains(&process.pid) {
             continue;
         }
         for task in process.threads.iter().filter(|t| movable(t)) {

@@ -8,6 +8,8 @@ pub mod irqs;
 pub mod memory;
 pub mod sched;
 
+use std::collections::BTreeSet;
+
 use nearnative_host::nic::Nic;
 use nearnative_host::{CpuSet, Host, Mechanism};
 use nearnative_knob::Step;
@@ -32,6 +34,8 @@ pub struct Context<'a> {
     pub id: String,
     /// The NIC `--nic` names.
     pub nic: Option<&'a Nic>,
+    /// Processes of other workloads in the ledger: never moved or re-pinned.
+    pub others: BTreeSet<u32>,
 }
 
 /// The changes built so far, and why some knobs were left alone.

@@ -131,7 +131,11 @@ fn render(plan: &Plan) -> String {
         Fencing::AffinityOnly { why } => format!("thread affinity only ({why})"),
     };
     let allocation = &plan.allocation;
-    out.push_str(&format!("plan for {} ({})\n", plan.workload, plan.target));
+    let target = plan.target.to_string();
+    match target == plan.workload.0 {
+        true => out.push_str(&format!("plan for {}\n", plan.workload)),
+        false => out.push_str(&format!("plan for {} ({target})\n", plan.workload)),
+    }
     out.push_str(&format!(
         "scope: {} (CPUs {}, memory nodes {}), fenced by {fencing}\n",
         plan.scope.path, plan.scope.cpus, plan.scope.mems

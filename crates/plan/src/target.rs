@@ -17,7 +17,7 @@ use crate::request::WorkloadKey;
 
 /// The workload as named on the command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "name")]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
 pub enum Target {
     /// A VM by name (QEMU `-name`, Cloud Hypervisor's socket, Firecracker `--id`).
     Vm(String),

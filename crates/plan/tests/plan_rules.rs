@@ -554,3 +554,35 @@ fn the_ledger_keeps_other_workloads_cores() {
         "the cmdline covers both"
     );
 }
+
+#[test]
+fn the_planner_source_reads_no_file_clock_or_environment() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![src];
+    let mut checked = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for forbidden in [
+            "std::fs",
+            "std::time",
+            "Instant",
+            "SystemTime",
+            "std::env",
+            "std::net",
+            "std::process",
+            "rand::",
+        ] {
+            assert!(
+                !text.contains(forbidden),
+                "{}: uses {forbidden}",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 10, "walked the planner's sources");
+}

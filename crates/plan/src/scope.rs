@@ -27,6 +27,10 @@ pub struct Scope {
     pub path: String,
     pub cpus: CpuSet,
     pub mems: CpuSet,
+    /// v1 `cpuset.cpu_exclusive` of the scope: the kernel lets a child be CPU-exclusive only
+    /// under an exclusive parent (the root always is).
+    #[serde(default)]
+    pub cpu_exclusive: bool,
     pub fencing: Fencing,
 }
 
@@ -91,6 +95,7 @@ pub fn resolve(host: &Host, scope: Option<&str>) -> Result<Scope, PlanError> {
             Ok(Scope {
                 cpus: cpus_of(cpuset, &host.topology.online),
                 mems: cpuset.mems.clone().unwrap_or(all_nodes),
+                cpu_exclusive: path == "/" || cpuset.cpu_exclusive == Some(true),
                 path,
                 fencing: Fencing::CpusetV1 {
                     mount: mount.clone(),
@@ -119,6 +124,7 @@ pub fn resolve(host: &Host, scope: Option<&str>) -> Result<Scope, PlanError> {
                 path,
                 cpus: host.topology.online.clone(),
                 mems: all_nodes,
+                cpu_exclusive: false,
                 fencing: Fencing::AffinityOnly {
                     why: why.to_owned(),
                 },

@@ -189,6 +189,14 @@ fn only_tasks_in_the_scope_move_and_overlapping_children_shrink_deepest_first() 
         _ => true,
     }));
     assert!(
+        !kinds(&plan).contains(&"CpusetCpuExclusive"),
+        "the kernel refuses an exclusive child under the non-exclusive /vms"
+    );
+    assert!(plan
+        .notes
+        .iter()
+        .any(|n| n.contains("not made CPU-exclusive")));
+    assert!(
         plan.changes
             .iter()
             .all(|c| !matches!(c.step, Step::ThreadAffinity(ref a) if a.knob.pid < 100)),

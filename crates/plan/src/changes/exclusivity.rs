@@ -294,6 +294,14 @@ fn create_cgroups(
             format!("{reason}: the memory nodes of the scope"),
         );
     }
+    if !context.scope.cpu_exclusive {
+        out.note(format!(
+            "the plan's cpusets are not made CPU-exclusive: the kernel allows that only under an \
+             exclusive parent, and {} is not (the cgroups still pin each thread)",
+            context.scope.path
+        ));
+        return;
+    }
     for &(path, _, exclusive) in made.iter().filter(|(_, _, e)| *e) {
         let Some(cgroup) = cgroup(mount, path, out) else {
             continue;

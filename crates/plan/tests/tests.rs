@@ -2,6 +2,7 @@
 
 mod fixtures;
 mod ledger;
+mod plan_live;
 mod plan_rules;
 mod plan_snapshots;
 mod plan_support;

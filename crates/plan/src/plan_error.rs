@@ -31,6 +31,12 @@ pub enum PlanError {
          debug-threads=on, or pass its QMP socket to inspect)"
     )]
     NoVcpus { name: String },
+    #[error("{option} applies only to {applies_to} targets, not {target}")]
+    OptionNotForTarget {
+        option: &'static str,
+        applies_to: &'static str,
+        target: String,
+    },
     #[error("cgroup {path} holds no user thread to plan")]
     EmptyCgroup { path: String },
     #[error("scope cgroup {path} does not exist in the cpuset hierarchy at {mount}")]

@@ -113,6 +113,19 @@ pub fn resolve<'h>(
     vcpus: Option<&CpuSet>,
     threads: Option<&[u32]>,
 ) -> Result<ResolvedTarget<'h>, PlanError> {
+    let is_vm = matches!(target, Target::Vm(_) | Target::VmPid(_));
+    let misplaced = match (vcpus, threads) {
+        (Some(_), _) if !is_vm => Some(("--vcpus", "vm: and vm-pid:")),
+        (_, Some(_)) if !matches!(target, Target::Pid(_)) => Some(("--threads", "pid:")),
+        _ => None,
+    };
+    if let Some((option, applies_to)) = misplaced {
+        return Err(PlanError::OptionNotForTarget {
+            option,
+            applies_to,
+            target: target.to_string(),
+        });
+    }
     match target {
         Target::Vm(name) => {
             let workload = host.workloads.iter().find(|w| &w.name == name);

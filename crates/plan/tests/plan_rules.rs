@@ -477,6 +477,15 @@ fn refusals_name_the_reason() {
         assert!(err.contains(message), "{what}: {err}");
         assert!(!err.contains('\n'), "{what}: one line");
     }
+    let mut vcpus_on_pid = PlanRequest::new(Target::Pid(4000));
+    vcpus_on_pid.vcpus = Some(CpuSet::from_ids([0]));
+    let err = plan(&host, &vcpus_on_pid, &Ledger::new())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "--vcpus applies only to vm: and vm-pid: targets, not pid:4000"
+    );
     let mut rt = vm_request("web1");
     rt.rt = Some(100);
     assert!(matches!(
@@ -593,4 +602,33 @@ fn the_planner_source_reads_no_file_clock_or_environment() {
         checked += 1;
     }
     assert!(checked > 10, "walked the planner's sources");
+}
+
+#[test]
+fn cloud_hypervisor_and_sriov_advice() {
+    let mut host = four_cpus();
+    add_vm(&mut host, "ch1", 4000, 2, "/");
+    host.workloads[0].kind = nearnative_host::workloads::VmmKind::CloudHypervisor;
+    add_nic(&mut host, "ens1f0", &[], false);
+    host.nics.interfaces[0].sriov = Some(nearnative_host::nic::Sriov {
+        total_vfs: 8,
+        enabled_vfs: 0,
+    });
+    let mut request = vm_request("ch1");
+    request.nic = Some("ens1f0".into());
+    let plan = planned(&host, &request);
+    let topics: Vec<&str> = plan.advisories.iter().map(|a| a.topic.as_str()).collect();
+    let text = |topic: &str| {
+        let advisory = plan.advisories.iter().find(|a| a.topic == topic);
+        advisory.map_or("", |a| a.text.as_str()).to_owned()
+    };
+    assert_eq!(
+        text("Cloud Hypervisor command line"),
+        "--cpus boot=2,affinity=[0@[1],1@[2]]"
+    );
+    assert!(
+        text("pass-through").contains("ens1f0 offers SR-IOV (0 of 8 VFs enabled)"),
+        "{topics:?}"
+    );
+    assert!(!topics.contains(&"QEMU command line"), "{topics:?}");
 }

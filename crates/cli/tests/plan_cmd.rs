@@ -1,16 +1,12 @@
 //! `nearnative plan`, run as a user would: live with a real (paused) QEMU, on a snapshot with
 //! `--root`, with a ledger in `--state-dir`, and its one-line refusals.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use nearnative_apply::durable;
 use nearnative_plan::{allocate, AllocationRequest, Ledger, Level};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nearnative_testkit::PausedQemu;
 use serde_json::Value;
-
-const QEMU: &str = "qemu-system-x86_64";
 
 fn nearnative(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nearnative"))
@@ -23,44 +19,6 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// A paused one-vCPU QEMU with named threads, killed on drop even when the test fails.
-struct NamedQemu(Pid);
-
-impl NamedQemu {
-    fn start(dir: &Path, name: &str) -> Option<Self> {
-        let pidfile = dir.join("qemu.pid");
-        let output = Command::new(QEMU)
-            .args(["-enable-kvm", "-S", "-display", "none", "-M", "microvm"])
-            .args(["-smp", "1", "-m", "64"])
-            .args(["-name", &format!("guest={name},debug-threads=on")])
-            .args(["-daemonize", "-pidfile"])
-            .arg(&pidfile)
-            .output();
-        let output = match output {
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                eprintln!(
-                    "!!!! SKIPPED: {QEMU} is not installed (apt-get install qemu-system-x86)"
-                );
-                return None;
-            }
-            other => other.unwrap(),
-        };
-        let pid = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|p| p.trim().parse().ok());
-        match pid.filter(|_| output.status.success()) {
-            Some(pid) => Some(NamedQemu(Pid::from_raw(pid))),
-            None => panic!("{QEMU} failed: {}", stderr(&output)),
-        }
-    }
-}
-
-impl Drop for NamedQemu {
-    fn drop(&mut self) {
-        let _ = kill(self.0, Signal::SIGKILL);
-    }
-}
-
 fn json(output: &Output) -> Value {
     assert!(output.status.success(), "{}", stderr(output));
     serde_json::from_slice(&output.stdout).unwrap()
@@ -69,7 +27,7 @@ fn json(output: &Output) -> Value {
 #[test]
 fn live_plan_gives_the_vcpu_cpu_1_and_keeps_cpu_0_needs_qemu() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(qemu) = NamedQemu::start(dir.path(), "plan1") else {
+    let Some(qemu) = PausedQemu::start(dir.path(), "plan1") else {
         return;
     };
     let state = dir.path().join("state");
@@ -91,7 +49,7 @@ fn live_plan_gives_the_vcpu_cpu_1_and_keeps_cpu_0_needs_qemu() {
     let changes = plan["changes"].as_array().unwrap();
     let vcpu_pin = changes.iter().find(|c| {
         c["kind"] == "thread_affinity"
-            && c["knob"]["pid"] == qemu.0.as_raw()
+            && c["knob"]["pid"] == qemu.pid()
             && c["to"] == serde_json::json!([1])
     });
     assert!(

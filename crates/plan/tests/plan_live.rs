@@ -4,7 +4,6 @@
 //! test created are touched: the scope cgroup, the QEMU, and the cgroups the plan makes.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use nearnative_apply::apply::apply;
@@ -13,56 +12,27 @@ use nearnative_apply::state::{JournalId, StateDir};
 use nearnative_host::{Host, InspectOptions, Root};
 use nearnative_knob::{LiveBackend, Step};
 use nearnative_plan::{plan, Ledger, PlanRequest, Target};
-use nix::sys::signal::{kill, Signal};
+use nearnative_testkit::PausedQemu;
 use nix::unistd::{Pid, Uid};
 
-const QEMU: &str = "qemu-system-x86_64";
 const CPUSET: &str = "/sys/fs/cgroup/cpuset";
 
-/// Our scope cgroup and QEMU, removed and killed on drop even when the test fails.
-struct Fixture {
-    scope: PathBuf,
-    qemu: Option<Pid>,
+/// Our scope cgroup, removed on drop (after the QEMU in it is killed) even when the test fails.
+struct Scope {
+    dir: PathBuf,
+    qemu: Option<PausedQemu>,
 }
 
-impl Drop for Fixture {
+impl Drop for Scope {
     fn drop(&mut self) {
-        if let Some(pid) = self.qemu {
-            let _ = kill(pid, Signal::SIGKILL);
-        }
+        drop(self.qemu.take());
         for _ in 0..50 {
-            if std::fs::remove_dir(&self.scope).is_ok() || !self.scope.exists() {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-fn start_qemu(dir: &Path, name: &str) -> Option<Pid> {
-    let pidfile = dir.join("qemu.pid");
-    let output = Command::new(QEMU)
-        .args(["-enable-kvm", "-S", "-display", "none", "-M", "microvm"])
-        .args(["-smp", "1", "-m", "64"])
-        .args(["-name", &format!("guest={name},debug-threads=on")])
-        .args(["-daemonize", "-pidfile"])
-        .arg(&pidfile)
-        .output();
-    let output = match output {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return None,
-        other => other.unwrap(),
-    };
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let pid = std::fs::read_to_string(pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    Some(Pid::from_raw(pid))
 }
 
 fn status_cpus(pid: Pid, tid: u32) -> String {
@@ -96,8 +66,8 @@ fn a_scoped_plan_applies_and_reverts_on_a_real_qemu_needs_root_qemu() {
     let scope_name = format!("nn-plan-live-{}", std::process::id());
     let scope = Path::new(CPUSET).join(&scope_name);
     std::fs::create_dir(&scope).unwrap();
-    let mut fixture = Fixture {
-        scope: scope.clone(),
+    let mut fixture = Scope {
+        dir: scope.clone(),
         qemu: None,
     };
     for file in ["cpuset.cpus", "cpuset.mems"] {
@@ -105,11 +75,11 @@ fn a_scoped_plan_applies_and_reverts_on_a_real_qemu_needs_root_qemu() {
         std::fs::write(scope.join(file), parent.trim()).unwrap();
     }
     let name = format!("planlive{}", std::process::id());
-    let Some(qemu) = start_qemu(dir.path(), &name) else {
-        eprintln!("!!!! SKIPPED: {QEMU} is not installed (apt-get install qemu-system-x86)");
+    let Some(paused) = PausedQemu::start(dir.path(), &name) else {
         return;
     };
-    fixture.qemu = Some(qemu);
+    let qemu = paused.pid;
+    fixture.qemu = Some(paused);
     std::fs::write(scope.join("cgroup.procs"), qemu.to_string()).unwrap();
 
     let host = Host::read(&Root::new("/"), &InspectOptions::default());

@@ -1,7 +1,7 @@
 //! `nearnative plan TARGET`: read the host and the ledger, plan, print. Planning itself is
 //! the pure `nearnative_plan::plan`; this file only gathers its inputs and prints its output.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -82,7 +82,11 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let ledger: Ledger = durable::load(&ledger_path, LEDGER_SCHEMA_VERSION)
         .with_context(|| format!("ledger {}", ledger_path.display()))?
         .unwrap_or_default();
-    let host = Host::read(&root, &InspectOptions::default());
+    let mut host = Host::read(&root, &InspectOptions::default());
+    if args.root == Path::new("/") {
+        // This process is gone by the time a plan is applied; a step for it would fail then.
+        host.tasks.processes.retain(|p| p.pid != std::process::id());
+    }
     let request = request(args.target.clone(), &args)?;
     let plan = plan(&host, &request, &ledger)?;
     if args.json {

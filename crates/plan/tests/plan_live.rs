@@ -9,11 +9,16 @@ use std::time::Duration;
 use nearnative_apply::apply::apply;
 use nearnative_apply::revert::{revert, RevertTarget};
 use nearnative_apply::state::{JournalId, StateDir};
+use std::process::Command;
+
+use nearnative_host::capture::capture;
 use nearnative_host::{Host, InspectOptions, Root};
 use nearnative_knob::{LiveBackend, Step};
 use nearnative_plan::{plan, Ledger, PlanRequest, Target};
 use nearnative_testkit::PausedQemu;
 use nix::unistd::{Pid, Uid};
+
+use crate::plan_snapshots::check_priors;
 
 const CPUSET: &str = "/sys/fs/cgroup/cpuset";
 
@@ -152,4 +157,36 @@ fn a_scoped_plan_applies_and_reverts_on_a_real_qemu_needs_root_qemu() {
         "the plan's cgroups are gone"
     );
     drop(fixture);
+}
+
+#[test]
+fn a_captured_host_plans_as_the_live_one_and_every_prior_matches_the_capture_needs_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("plancap{}", std::process::id());
+    let Some(qemu) = PausedQemu::start(dir.path(), &name) else {
+        return;
+    };
+    let archive = dir.path().join("host1.tar.gz");
+    let options = InspectOptions::default();
+    let (live, _) = capture(&Root::new("/"), &options, &archive, 64 << 20).unwrap();
+    drop(qemu);
+    let status = Command::new("tar")
+        .arg("xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let root = dir.path().join("host1");
+    let captured = Host::read(&Root::new(&root), &options);
+    let request = PlanRequest::new(Target::Vm(name));
+    let live_plan = plan(&live, &request, &Ledger::new()).unwrap();
+    let captured_plan = plan(&captured, &request, &Ledger::new()).unwrap();
+    assert_eq!(captured_plan.allocation, live_plan.allocation);
+    let file_knobs = check_priors("captured host", &root, &captured, &captured_plan);
+    assert!(
+        file_knobs > 0,
+        "IRQ, mask or kernel knob steps were read back from the capture"
+    );
 }

@@ -2,6 +2,8 @@
 //! never given, the ledger is respected, and every step's prior value is what the host shows
 //! (read back through the knob crate's tree backend for the files the snapshot holds).
 
+use std::path::Path;
+
 use nearnative_host::{Host, InspectOptions, Root};
 use nearnative_knob::{Step, TreeBackend};
 use nearnative_plan::{plan, Ledger, Plan, PlanRequest, Target};
@@ -68,8 +70,11 @@ fn task_or_cgroup_prior(host: &Host, step: &Step) -> Option<bool> {
     })
 }
 
-fn check(name: &str, host: &Host, plan: &Plan) {
-    let backend = TreeBackend::new(shared(name));
+/// Every step of `plan` starts from what `host` (read from the tree at `root`) shows: thread
+/// and cgroup knobs against the Host's values, file knobs read afresh from the tree.
+pub fn check_priors(name: &str, root: &Path, host: &Host, plan: &Plan) -> usize {
+    let backend = TreeBackend::new(root);
+    let mut from_tree = 0;
     for change in &plan.changes {
         let step = &change.step;
         match task_or_cgroup_prior(host, step) {
@@ -79,9 +84,11 @@ fn check(name: &str, host: &Host, plan: &Plan) {
                     .with_current(&backend)
                     .unwrap_or_else(|e| panic!("{name}: {step:?}: {e}"));
                 assert_eq!(&fresh, step, "{name}: prior value as the tree holds it");
+                from_tree += 1;
             }
         }
     }
+    from_tree
 }
 
 #[test]
@@ -107,7 +114,7 @@ fn snapshot_plans_keep_cpu0s_core_respect_the_ledger_and_start_from_the_host() {
                         "{what}: CPU 0's core is housekeeping"
                     );
                 }
-                check(name, &host, plan);
+                check_priors(name, &shared(name), &host, plan);
                 assert!(!plan.changes.is_empty(), "{what}: the VM's threads move");
                 let cgroup_steps = plan.changes.iter().any(|c| c.step.kind() == "TaskCgroup");
                 let v1 = host.isolation.cgroups.cpuset_version == Some(1);

@@ -632,3 +632,36 @@ fn cloud_hypervisor_and_sriov_advice() {
     );
     assert!(!topics.contains(&"QEMU command line"), "{topics:?}");
 }
+
+#[test]
+fn pm_qos_goes_on_thread_cpus_and_not_on_their_idle_siblings() {
+    let mut host = host(Shape::server(1, 1, 4, 2).build());
+    add_vm(&mut host, "web1", 4000, 1, "/");
+    host.power.cpus = host
+        .topology
+        .online
+        .iter()
+        .map(|cpu| nearnative_host::power::CpuPower {
+            cpu,
+            resume_latency: Some(ResumeLatency::NoLimit),
+            ..Default::default()
+        })
+        .collect();
+    let plan = planned(&host, &vm_request("web1"));
+    let thread_cpu = plan.allocation.slots[0].cpu;
+    let qos: Vec<u32> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match &c.step {
+            Step::PmQosResumeLatency(x) => Some(x.knob.cpu),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(qos, [thread_cpu]);
+    assert_eq!(
+        plan.allocation.reserved_idle.len(),
+        1,
+        "the sibling is held idle"
+    );
+    assert!(plan.notes.iter().any(|n| n.contains("idle siblings")));
+}

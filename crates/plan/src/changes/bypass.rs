@@ -1,5 +1,6 @@
 //! Bypass: let the exclusive CPUs wake fast and the NIC interrupt at once. PM QoS forbids idle
-//! states with any exit latency, the cpufreq governor holds top frequency, KVM halt polling
+//! states with any exit latency on the CPUs that run the workload's threads (not on their idle
+//! SMT siblings), the cpufreq governor holds top frequency on every exclusive CPU, KVM halt polling
 //! gets 200 µs, and with `--nic` interrupt coalescing and receive batching are off and
 //! sockets busy-poll.
 
@@ -57,11 +58,22 @@ pub fn plan(context: &Context, out: &mut Changes) {
 }
 
 fn power(context: &Context, out: &mut Changes) {
+    let busy = context
+        .allocation
+        .thread_cpus()
+        .union(&context.allocation.io_cpus);
+    if !context.allocation.reserved_idle.is_empty() {
+        out.note(format!(
+            "PM QoS left alone on the idle siblings {}: a polling sibling would take execution \
+             resources from the thread on its core, a deeply idle one takes none",
+            context.allocation.reserved_idle
+        ));
+    }
     for cpu in &context.host.power.cpus {
         if !context.exclusive.contains(cpu.cpu) {
             continue;
         }
-        if let Some(latency) = cpu.resume_latency {
+        if let Some(latency) = cpu.resume_latency.filter(|_| busy.contains(cpu.cpu)) {
             out.push(
                 Change {
                     knob: PmQosResumeLatency { cpu: cpu.cpu },

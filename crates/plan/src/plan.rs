@@ -86,6 +86,7 @@ pub fn plan(host: &Host, request: &PlanRequest, ledger: &Ledger) -> Result<Plan,
     wanted.allow_cpu0 = request.allow_cpu0;
     wanted.housekeeping = request.housekeeping.clone();
     wanted.spill = request.spill;
+    wanted.within = (!scope.whole_host()).then(|| scope.cpus.clone());
     let allocation = allocate(&host.topology, ledger, &wanted).map_err(PlanError::Admission)?;
     let held = allocation.held();
     if !held.is_subset(&scope.cpus) {

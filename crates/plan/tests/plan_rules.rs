@@ -665,3 +665,47 @@ fn pm_qos_goes_on_thread_cpus_and_not_on_their_idle_siblings() {
     );
     assert!(plan.notes.iter().any(|n| n.contains("idle siblings")));
 }
+
+#[test]
+fn a_narrow_scope_gets_cores_inside_it_with_its_own_housekeeping() {
+    let mut host = host(Shape::server(1, 1, 8, 1).build());
+    add_cpuset(&mut host, "/vms", &CpuSet::from_ids([4, 5, 6, 7]));
+    add_vm(&mut host, "web1", 4000, 2, "/vms");
+    let mut request = vm_request("web1");
+    request.scope = Some("/vms".into());
+    let scoped = planned(&host, &request);
+    assert!(
+        scoped
+            .allocation
+            .held()
+            .is_subset(&CpuSet::from_ids([4, 5, 6, 7])),
+        "inside the scope"
+    );
+    let hk: Vec<CpuSet> = scoped
+        .changes
+        .iter()
+        .filter_map(|c| match &c.step {
+            Step::CpusetCpus(x) if x.knob.cgroup.path.as_str().ends_with("-hk") => {
+                Some(x.to.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hk.len(), 1);
+    assert!(
+        !hk[0].is_empty() && hk[0].is_subset(&CpuSet::from_ids([4, 5, 6, 7])),
+        "{hk:?}"
+    );
+    assert!(hk[0].is_disjoint(&scoped.allocation.held()));
+    let mut crowded = host.clone();
+    add_vm(&mut crowded, "big", 6000, 4, "/vms");
+    let mut request = vm_request("big");
+    request.scope = Some("/vms".into());
+    let err = plan(&crowded, &request, &Ledger::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("asks for 4 exclusive cores"),
+        "4 vCPUs do not fit the 4-CPU scope with its housekeeping: {err}"
+    );
+}

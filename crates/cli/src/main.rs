@@ -4,6 +4,7 @@
 mod duration;
 mod inspect_cmd;
 mod output;
+mod plan_cmd;
 mod probe_cmd;
 
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ enum Command {
     Inspect(inspect_cmd::InspectArgs),
     /// Save the files inspect reads as a .tar.gz, to plan offline or attach to a bug report.
     Capture(inspect_cmd::CaptureArgs),
+    /// Plan latency sensitivity = high for a VM, process or cgroup: cores, knob changes,
+    /// advisories. Changes nothing.
+    Plan(plan_cmd::PlanArgs),
     /// Measure: network round-trip time and CPU jitter.
     #[command(subcommand)]
     Probe(probe_cmd::ProbeCommand),
@@ -73,6 +77,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => inspect_cmd::inspect(args),
         Command::Capture(args) => inspect_cmd::capture(args),
+        Command::Plan(args) => plan_cmd::run(args),
         Command::Probe(cmd) => probe_cmd::run(cmd),
     }
 }

@@ -39,6 +39,9 @@ pub struct CpuPower {
     /// `None` when there is no cpufreq driver (no `cpufreq` directory, as in most VMs) or
     /// the governor could not be read (then it is listed as unknown).
     pub cpufreq_governor: Option<String>,
+    /// `scaling_available_governors`; empty without cpufreq or when it could not be read.
+    #[serde(default)]
+    pub cpufreq_available_governors: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +97,18 @@ pub fn parse_kernel_name(text: &str) -> Result<String, String> {
     match !text.is_empty() && text.chars().all(is_name_char) {
         true => Ok(text.to_owned()),
         false => Err("not a kernel driver or governor name".to_owned()),
+    }
+}
+
+/// `scaling_available_governors`: space-separated kernel names, at least one.
+pub fn parse_governor_list(text: &str) -> Result<Vec<String>, String> {
+    let names: Vec<String> = text
+        .split_whitespace()
+        .map(parse_kernel_name)
+        .collect::<Result<_, _>>()?;
+    match names.is_empty() {
+        true => Err("no governor listed".to_owned()),
+        false => Ok(names),
     }
 }
 
@@ -162,11 +177,22 @@ fn read_cpu(collect: &mut Collector, cpu: u32) -> CpuPower {
         ),
         false => None,
     };
+    let cpufreq_available_governors = match cpufreq_governor {
+        Some(_) => collect
+            .parsed_if_present(
+                format!("cpufreq governors of cpu{cpu}"),
+                format!("{cpufreq_dir}/scaling_available_governors"),
+                parse_governor_list,
+            )
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     CpuPower {
         cpu,
         idle_states,
         resume_latency,
         cpufreq_governor,
+        cpufreq_available_governors,
     }
 }
 
@@ -348,6 +374,7 @@ mod tests {
             ],
             resume_latency: Some(qos),
             cpufreq_governor: Some(governor.to_owned()),
+            cpufreq_available_governors: Vec::new(),
         };
         Power {
             cpuidle_driver: Some("intel_idle".to_owned()),

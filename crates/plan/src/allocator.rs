@@ -134,7 +134,12 @@ impl Admission<'_> {
             None => self.held.clone(),
         };
         let protected = protected_cores(self.index, request, &held_by_others)?;
-        let taken = |core: usize| self.core_taken[core] && !own_cores.contains(&core);
+        let outside = |core: usize| {
+            let cpus = &self.index.cores[core].cpus;
+            request.within.as_ref().is_some_and(|w| !cpus.is_subset(w))
+        };
+        let taken =
+            |core: usize| (self.core_taken[core] && !own_cores.contains(&core)) || outside(core);
         let available = availability(self.index, taken, &protected);
         let need = need(request);
         let placement = place(self.index, &available, request, need)

@@ -7,20 +7,36 @@
 //! why. [`Ledger`] is the record of what is already given; [`Allocator::allocate`] reads it and
 //! the [`Topology`](nearnative_host::topology::Topology) and returns an [`Allocation`] that the
 //! caller then [`Ledger::record`]s.
+//!
+//! [`plan`] builds on it: it resolves the target's threads in the [`Host`](nearnative_host::Host),
+//! allocates, and emits the ordered `nearnative_knob::Step`s with a mechanism and reason each,
+//! plus advisories. It only constructs steps; it never calls a knob's `read` or `write`.
 
+mod advisories;
 mod allocation;
 mod allocator;
 mod availability;
+pub mod changes;
 mod error;
 mod host_index;
 mod ledger;
 mod notes;
 mod packing;
 mod placement;
+mod plan;
+mod plan_error;
+mod plan_request;
 mod request;
+pub mod scope;
+pub mod target;
 
 pub use allocation::{Allocation, Slot};
 pub use allocator::{allocate, Admission, Allocator};
 pub use error::{AdmissionError, NodeCounts, NodeRole, Shortage};
 pub use ledger::{Ledger, LedgerError};
+pub use plan::{cgroup_id, plan, Advisory, Plan, PlannedChange};
+pub use plan_error::PlanError;
+pub use plan_request::PlanRequest;
 pub use request::{AllocationRequest, IoPlacement, Level, NumaSpill, WorkloadKey};
+pub use scope::{Fencing, Scope};
+pub use target::Target;

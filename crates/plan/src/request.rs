@@ -114,6 +114,10 @@ pub struct AllocationRequest {
     pub housekeeping: Option<CpuSet>,
     #[serde(default)]
     pub spill: NumaSpill,
+    /// Only cores whose CPUs all lie in this set may be given (a `--scope` cgroup's CPUs);
+    /// each node keeps its housekeeping core inside it. `None`: the whole host.
+    #[serde(default)]
+    pub within: Option<CpuSet>,
 }
 
 impl AllocationRequest {
@@ -130,6 +134,7 @@ impl AllocationRequest {
             allow_cpu0: false,
             housekeeping: None,
             spill: NumaSpill::Refuse,
+            within: None,
         }
     }
 }

@@ -2,6 +2,10 @@
 
 mod fixtures;
 mod ledger;
+mod plan_live;
+mod plan_rules;
+mod plan_snapshots;
+mod plan_support;
 mod properties;
 mod rules;
 mod support;

@@ -5,7 +5,9 @@
 //! Panicking is the right response to a broken fixture here: this crate is never shipped.
 
 pub mod fixtures;
+pub mod qemu;
 pub mod synthetic;
 
 pub use fixtures::{extract, hosts_dir, shared, topology, Snapshot, SNAPSHOTS};
+pub use qemu::PausedQemu;
 pub use synthetic::Shape;

@@ -96,7 +96,7 @@ pub fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The root must be a directory; a typo would otherwise read as a host with nothing in it.
-fn checked_root(dir: &Path) -> anyhow::Result<Root> {
+pub(crate) fn checked_root(dir: &Path) -> anyhow::Result<Root> {
     let meta = std::fs::metadata(dir).with_context(|| format!("--root {}", dir.display()))?;
     if !meta.is_dir() {
         bail!("--root {}: not a directory", dir.display());

@@ -64,6 +64,9 @@ pub struct Cpuset {
     /// Path inside the hierarchy, `/` for its root.
     pub path: String,
     pub cpus: Option<CpuSet>,
+    /// `cpuset.mems`: the memory nodes its tasks may allocate from.
+    #[serde(default)]
+    pub mems: Option<CpuSet>,
     pub effective_cpus: Option<CpuSet>,
     pub cpu_exclusive: Option<bool>,
     pub sched_load_balance: Option<bool>,
@@ -198,6 +201,7 @@ fn read_cpuset(
     let mut cpuset = Cpuset {
         path: path.to_owned(),
         cpus: keep_present(list("cpuset.cpus"), object("cpuset.cpus"), unknowns),
+        mems: keep_present(list("cpuset.mems"), object("cpuset.mems"), unknowns),
         effective_cpus: None,
         cpu_exclusive: None,
         sched_load_balance: None,

@@ -71,6 +71,12 @@ pub struct Task {
     pub nice: i32,
     /// The CPU the thread last ran on.
     pub last_cpu: u32,
+    /// Clock ticks after boot when the thread started: with the tid, the thread's identity.
+    #[serde(default)]
+    pub start_time: u64,
+    /// `PF_NO_SETAFFINITY`: the kernel refuses any affinity change from user space.
+    #[serde(default)]
+    pub affinity_fixed: bool,
 }
 
 impl Task {
@@ -144,6 +150,7 @@ mod tests {
             processor: 0,
             rt_priority: 0,
             policy: SchedPolicy::Other,
+            start_time: 0,
         }
     }
 

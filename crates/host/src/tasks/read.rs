@@ -117,6 +117,7 @@ fn read_thread(root: &Root, thread_dir: &str) -> Result<Task, ReadError> {
     Ok(Task {
         tid: stat.tid,
         kind: TaskKind::classify(&stat, &status.cpus_allowed),
+        affinity_fixed: stat.affinity_is_fixed(),
         comm: stat.comm,
         state: stat.state,
         affinity: status.cpus_allowed,
@@ -124,6 +125,7 @@ fn read_thread(root: &Root, thread_dir: &str) -> Result<Task, ReadError> {
         rt_priority: stat.rt_priority,
         nice: stat.nice,
         last_cpu: stat.processor,
+        start_time: stat.start_time,
     })
 }
 

@@ -17,6 +17,7 @@ const STATE: usize = 0;
 const PPID: usize = 1;
 const FLAGS: usize = 6;
 const NICE: usize = 16;
+const START_TIME: usize = 19;
 const PROCESSOR: usize = 36;
 const RT_PRIORITY: usize = 37;
 const POLICY: usize = 38;
@@ -75,6 +76,9 @@ pub struct TaskStat {
     /// 1-99 under a real-time policy, 0 otherwise.
     pub rt_priority: u32,
     pub policy: SchedPolicy,
+    /// Clock ticks after boot when the thread started (field 22): with the tid, it tells a
+    /// thread from a later one that reused its id.
+    pub start_time: u64,
 }
 
 impl TaskStat {
@@ -140,6 +144,7 @@ pub fn parse_stat(text: &str) -> Result<TaskStat, StatError> {
         processor: number(&fields, PROCESSOR, "processor")?,
         rt_priority: number(&fields, RT_PRIORITY, "rt_priority")?,
         policy: SchedPolicy::from_number(number(&fields, POLICY, "policy")?),
+        start_time: number(&fields, START_TIME, "starttime")?,
     })
 }
 
@@ -173,6 +178,7 @@ mod tests {
         assert_eq!((kthreadd.tid, kthreadd.comm.as_str()), (2, "kthreadd"));
         assert!(kthreadd.is_kernel_thread() && !kthreadd.affinity_is_fixed());
         assert_eq!(kthreadd.policy, SchedPolicy::Other);
+        assert_eq!(kthreadd.start_time, 25);
 
         let migration = parse_stat(MIGRATION).unwrap();
         assert_eq!(migration.ppid, 2);

@@ -1,0 +1,225 @@
+//! `nearnative plan TARGET`: read the host and the ledger, plan, print. Planning itself is
+//! the pure `nearnative_plan::plan`; this file only gathers its inputs and prints its output.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use nearnative_apply::durable;
+use nearnative_apply::state::{StateDir, DEFAULT_STATE_DIR};
+use nearnative_host::{CpuSet, Host, InspectOptions};
+use nearnative_plan::{
+    plan, Fencing, IoPlacement, Ledger, Level, NumaSpill, Plan, PlanRequest, Target,
+};
+use serde_json::Value;
+
+use crate::inspect_cmd::checked_root;
+
+/// The ledger file's schema version (`ledger.json` in the state directory).
+const LEDGER_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// vm:NAME, vm-pid:PID, pid:PID or cgroup:/PATH.
+    target: Target,
+    /// high: one thread per core; high-ht: two threads of the workload share a core.
+    #[arg(long, default_value = "high")]
+    level: Level,
+    /// The vCPUs (by index, e.g. 0-3) that get an exclusive CPU; default all.
+    #[arg(long, value_name = "LIST")]
+    vcpus: Option<CpuSet>,
+    /// For pid: targets, the threads (TID,...) that get an exclusive CPU; default all.
+    #[arg(long, value_name = "TID,...", value_delimiter = ',')]
+    threads: Option<Vec<u32>>,
+    /// Where I/O threads run: a dedicated exclusive core, or the housekeeping CPUs.
+    #[arg(long, value_enum, default_value = "housekeeping")]
+    io: Io,
+    /// The NIC the workload uses: coalescing and LRO/GRO off, busy polling on.
+    #[arg(long, value_name = "IFACE")]
+    nic: Option<String>,
+    /// CPUs the host keeps, as whole cores (default: one free core per node).
+    #[arg(long, value_name = "LIST")]
+    housekeeping: Option<CpuSet>,
+    /// cgroup:PATH in the cpuset hierarchy whose CPUs are shared out (default: the whole host).
+    #[arg(long, value_name = "cgroup:PATH")]
+    scope: Option<String>,
+    /// SCHED_FIFO priority (1-99) for the exclusive threads.
+    #[arg(long, value_name = "PRIO")]
+    rt: Option<u32>,
+    /// When the threads do not fit one NUMA node: refuse, or spill to the nearest nodes.
+    #[arg(long, value_enum, default_value = "refuse")]
+    numa_spill: Spill,
+    /// Allow CPU 0's core to be given out.
+    #[arg(long)]
+    allow_cpu0: bool,
+    /// Directory to read as `/`: a captured or extracted snapshot.
+    #[arg(long, default_value = "/")]
+    root: PathBuf,
+    /// Where ledger.json (the exclusive allocations in force) lives.
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    /// Print the plan as JSON (docs/plan.md).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Io {
+    Dedicated,
+    Housekeeping,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Spill {
+    Refuse,
+    Nearest,
+}
+
+pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let root = checked_root(&args.root)?;
+    let ledger_path = StateDir::new(&args.state_dir).ledger_path();
+    let ledger: Ledger = durable::load(&ledger_path, LEDGER_SCHEMA_VERSION)
+        .with_context(|| format!("ledger {}", ledger_path.display()))?
+        .unwrap_or_default();
+    let mut host = Host::read(&root, &InspectOptions::default());
+    if args.root == Path::new("/") {
+        // This process is gone by the time a plan is applied; a step for it would fail then.
+        host.tasks.processes.retain(|p| p.pid != std::process::id());
+    }
+    let request = request(args.target.clone(), &args)?;
+    let plan = plan(&host, &request, &ledger)?;
+    if args.json {
+        crate::output::print_json(&plan)?;
+    } else {
+        print!("{}", render(&plan));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn request(target: Target, args: &PlanArgs) -> anyhow::Result<PlanRequest> {
+    let scope = match &args.scope {
+        None => None,
+        Some(text) => Some(
+            text.strip_prefix("cgroup:")
+                .filter(|p| p.starts_with('/'))
+                .with_context(|| format!("--scope {text:?}: expected cgroup:/PATH"))?
+                .to_owned(),
+        ),
+    };
+    let mut request = PlanRequest::new(target);
+    request.level = args.level;
+    request.vcpus = args.vcpus.clone();
+    request.threads = args.threads.clone();
+    request.io = match args.io {
+        Io::Dedicated => IoPlacement::Dedicated,
+        Io::Housekeeping => IoPlacement::Housekeeping,
+    };
+    request.nic = args.nic.clone();
+    request.housekeeping = args.housekeeping.clone();
+    request.scope = scope;
+    request.rt = args.rt;
+    request.spill = match args.numa_spill {
+        Spill::Refuse => NumaSpill::Refuse,
+        Spill::Nearest => NumaSpill::Nearest,
+    };
+    request.allow_cpu0 = args.allow_cpu0;
+    Ok(request)
+}
+
+/// The plan for people: scope, allocation, numbered changes, advisories, notes.
+fn render(plan: &Plan) -> String {
+    let mut out = String::new();
+    let fencing = match &plan.scope.fencing {
+        Fencing::CpusetV1 { mount } => format!("cgroup v1 cpusets at {}", mount.display()),
+        Fencing::AffinityOnly { why } => format!("thread affinity only ({why})"),
+    };
+    let allocation = &plan.allocation;
+    let target = plan.target.to_string();
+    match target == plan.workload.0 {
+        true => out.push_str(&format!("plan for {}\n", plan.workload)),
+        false => out.push_str(&format!("plan for {} ({target})\n", plan.workload)),
+    }
+    out.push_str(&format!(
+        "scope: {} (CPUs {}, memory nodes {}), fenced by {fencing}\n",
+        plan.scope.path, plan.scope.cpus, plan.scope.mems
+    ));
+    out.push_str(&format!(
+        "allocation: level {}; exclusive CPUs {}; idle siblings {}; I/O CPUs {}; housekeeping {}\n",
+        allocation.request.level,
+        allocation.exclusive_cpus,
+        dash(&allocation.reserved_idle),
+        dash(&allocation.io_cpus),
+        allocation.housekeeping
+    ));
+    for slot in &allocation.slots {
+        out.push_str(&format!("  thread {} -> CPU {}\n", slot.thread, slot.cpu));
+    }
+    for note in &allocation.notes {
+        out.push_str(&format!("  note: {note}\n"));
+    }
+    out.push_str(&format!("changes ({}):\n", plan.changes.len()));
+    for (n, change) in plan.changes.iter().enumerate() {
+        let described = change.step.describe();
+        let (from, to) = values(&change.step);
+        out.push_str(&format!(
+            "  {:>3}. [{}] {}: {from} -> {to} ({})\n       {}\n",
+            n + 1,
+            mechanism(change.mechanism),
+            described.object,
+            described.location,
+            change.reason
+        ));
+    }
+    out.push_str(&format!("advisories ({}):\n", plan.advisories.len()));
+    for advisory in &plan.advisories {
+        out.push_str(&format!(
+            "  [{}] {}:\n",
+            mechanism(advisory.mechanism),
+            advisory.topic
+        ));
+        for line in advisory.text.lines() {
+            out.push_str(&format!("    {line}\n"));
+        }
+    }
+    if !plan.notes.is_empty() {
+        out.push_str("left alone:\n");
+        for note in &plan.notes {
+            out.push_str(&format!("  {note}\n"));
+        }
+    }
+    out
+}
+
+fn dash(set: &CpuSet) -> String {
+    match set.is_empty() {
+        true => "-".to_owned(),
+        false => set.to_list(),
+    }
+}
+
+fn mechanism(mechanism: nearnative_host::Mechanism) -> String {
+    serde_json::to_value(mechanism)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// A step's prior and target values in their JSON form, CPU lists as `0-3,8`.
+fn values(step: &nearnative_knob::Step) -> (String, String) {
+    let json = serde_json::to_value(step).unwrap_or(Value::Null);
+    let show = |value: Option<&Value>| match value {
+        Some(Value::Array(items)) if items.iter().all(Value::is_u64) => {
+            let ids = items.iter().filter_map(Value::as_u64);
+            let set: CpuSet = ids.filter_map(|id| u32::try_from(id).ok()).collect();
+            match set.is_empty() {
+                true => "(none)".to_owned(),
+                false => set.to_list(),
+            }
+        }
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+        None => "?".to_owned(),
+    };
+    (show(json.get("from")), show(json.get("to")))
+}

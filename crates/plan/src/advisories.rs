@@ -1,0 +1,201 @@
+//! Advisories: what a plan cannot change live, as exact text to paste — the kernel command
+//! line, VMM launch flags, libvirt XML, the guest's side, pass-through — and the warnings that
+//! go with the live changes (irqbalance, RT throttling, affinity-only fencing).
+
+use nearnative_host::knobs::RtRuntime;
+use nearnative_host::workloads::{VmmKind, Workload};
+use nearnative_host::{CpuSet, Mechanism};
+
+use crate::changes::Context;
+use crate::plan::Advisory;
+use crate::request::IoPlacement;
+use crate::scope::Fencing;
+
+fn advisory(mechanism: Mechanism, topic: &str, text: String) -> Advisory {
+    Advisory {
+        mechanism,
+        topic: topic.to_owned(),
+        text,
+    }
+}
+
+/// Every advisory for the plan; `others` are the CPUs other workloads hold.
+pub fn all(context: &Context, others: &CpuSet) -> Vec<Advisory> {
+    let mut advisories = vec![cmdline(context, others)];
+    if let Fencing::AffinityOnly { why } = &context.scope.fencing {
+        advisories.push(advisory(
+            Mechanism::Exclusivity,
+            "fencing",
+            format!(
+                "Thread affinity alone keeps other tasks off CPUs {} ({why}): threads created \
+                 later by processes outside the plan are not fenced.",
+                context.exclusive
+            ),
+        ));
+    }
+    advisories.extend(irqbalance(context, others));
+    advisories.extend(rt_throttling(context));
+    if let Some(workload) = context.target.workload {
+        advisories.extend(vmm(context, workload));
+        advisories.push(guest());
+    }
+    advisories.extend(sriov(context));
+    advisories
+}
+
+/// The boot-time isolation of every exclusive CPU on the host, this workload's and others'.
+fn cmdline(context: &Context, others: &CpuSet) -> Advisory {
+    let isolated = context.exclusive.union(others);
+    let housekeeping = context.host.topology.online.difference(&isolated);
+    let x = isolated.to_list();
+    advisory(
+        Mechanism::Exclusivity,
+        "kernel command line",
+        format!(
+            "isolcpus=domain,managed_irq,{x} nohz_full={x} rcu_nocbs={x} irqaffinity={}",
+            housekeeping.to_list()
+        ),
+    )
+}
+
+fn irqbalance(context: &Context, others: &CpuSet) -> Option<Advisory> {
+    let balance = &context.host.irqs.irqbalance;
+    if balance.pids.is_empty() {
+        return None;
+    }
+    let banned = balance
+        .banned_cpus
+        .clone()
+        .unwrap_or_default()
+        .union(&context.exclusive)
+        .union(others);
+    Some(advisory(
+        Mechanism::Exclusivity,
+        "/etc/default/irqbalance",
+        format!(
+            "IRQBALANCE_BANNED_CPULIST={} (irqbalance before 1.8: IRQBALANCE_BANNED_CPUS={}); \
+             then restart irqbalance, or it moves IRQs back onto the exclusive CPUs",
+            banned.to_list(),
+            banned.to_mask(mask_words(&banned))
+        ),
+    ))
+}
+
+/// 32-bit words needed for the highest CPU of `set`.
+fn mask_words(set: &CpuSet) -> usize {
+    set.iter().last().map_or(1, |cpu| cpu as usize / 32 + 1)
+}
+
+fn rt_throttling(context: &Context) -> Option<Advisory> {
+    let priority = context.request.rt?;
+    let runtime = match context.host.knobs.sched_rt_runtime {
+        Some(RtRuntime::Unlimited) => "-1 (unlimited)".to_owned(),
+        Some(RtRuntime::Microseconds(us)) => format!("{us} µs per period"),
+        None => "unknown".to_owned(),
+    };
+    Some(advisory(
+        Mechanism::Exclusivity,
+        "sysctl",
+        format!(
+            "SCHED_FIFO {priority} threads are throttled by RT bandwidth control \
+             (kernel.sched_rt_runtime_us is {runtime}): a thread that spins past it is stopped \
+             for the rest of the period. On exclusive CPUs, consider \
+             `sysctl kernel.sched_rt_runtime_us=-1`, knowing a runaway RT thread then owns its CPU."
+        ),
+    ))
+}
+
+fn vmm(context: &Context, workload: &Workload) -> Vec<Advisory> {
+    match workload.kind {
+        VmmKind::Qemu => vec![
+            advisory(
+                Mechanism::Bypass,
+                "QEMU command line",
+                "-overcommit cpu-pm=on,mem-lock=on  (and for each tap netdev: \
+                 -netdev tap,...,vhost=on,poll-us=50)"
+                    .to_owned(),
+            ),
+            libvirt(context, workload),
+        ],
+        VmmKind::CloudHypervisor => vec![advisory(
+            Mechanism::Exclusivity,
+            "Cloud Hypervisor command line",
+            format!(
+                "--cpus boot={},affinity=[{}]",
+                workload.vcpus.len(),
+                pins(context, |index, cpu| format!("{index}@[{cpu}]")).join(",")
+            ),
+        )],
+        VmmKind::Firecracker => Vec::new(),
+    }
+}
+
+/// `f(vCPU index, CPU)` for each exclusive vCPU, in slot order.
+fn pins(context: &Context, f: impl Fn(u32, u32) -> String) -> Vec<String> {
+    context
+        .target
+        .labels
+        .iter()
+        .zip(&context.allocation.slots)
+        .map(|(&index, slot)| f(index, slot.cpu))
+        .collect()
+}
+
+fn libvirt(context: &Context, workload: &Workload) -> Advisory {
+    let housekeeping = context.housekeeping.to_list();
+    let io_cpus = match context.request.io {
+        IoPlacement::Dedicated => context.allocation.io_cpus.to_list(),
+        IoPlacement::Housekeeping => housekeeping.clone(),
+    };
+    let mut lines = vec!["<cputune>".to_owned()];
+    lines.extend(pins(context, |index, cpu| {
+        format!("  <vcpupin vcpu='{index}' cpuset='{cpu}'/>")
+    }));
+    lines.push(format!("  <emulatorpin cpuset='{housekeeping}'/>"));
+    for (n, _) in workload.io_threads.iter().enumerate() {
+        lines.push(format!(
+            "  <iothreadpin iothread='{}' cpuset='{io_cpus}'/>",
+            n + 1
+        ));
+    }
+    if let Some(priority) = context.request.rt {
+        let vcpus: Vec<String> = context.target.labels.iter().map(u32::to_string).collect();
+        lines.push(format!(
+            "  <vcpusched vcpus='{}' scheduler='fifo' priority='{priority}'/>",
+            vcpus.join(",")
+        ));
+    }
+    lines.push("</cputune>".to_owned());
+    lines.push("<features><kvm><hint-dedicated state='on'/></kvm></features>".to_owned());
+    lines.push("<memoryBacking><locked/></memoryBacking>".to_owned());
+    advisory(
+        Mechanism::Exclusivity,
+        "libvirt domain XML",
+        lines.join("\n"),
+    )
+}
+
+fn guest() -> Advisory {
+    advisory(
+        Mechanism::Bypass,
+        "inside the guest",
+        "modprobe cpuidle-haltpoll (or boot with cpuidle_haltpoll.force=1); \
+         ethtool -C eth0 rx-usecs 0 adaptive-rx off"
+            .to_owned(),
+    )
+}
+
+fn sriov(context: &Context) -> Option<Advisory> {
+    let nic = context.nic?;
+    let sriov = nic.sriov.as_ref().filter(|s| s.total_vfs > 0)?;
+    Some(advisory(
+        Mechanism::Bypass,
+        "pass-through",
+        format!(
+            "{} offers SR-IOV ({} of {} VFs enabled): a VF passed to the workload with VFIO \
+             skips the host network stack entirely (at the cost of live migration): \
+             echo N > /sys/class/net/{}/device/sriov_numvfs",
+            nic.name, sriov.enabled_vfs, sriov.total_vfs, nic.name
+        ),
+    ))
+}

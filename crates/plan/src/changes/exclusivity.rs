@@ -1,0 +1,419 @@
+//! Exclusivity: keep every other task off the workload's CPUs.
+//!
+//! With a cgroup v1 cpuset hierarchy, scope S gets child cpusets: `nearnative-<id>-hk` (the
+//! housekeeping CPUs), one `nearnative-<id>-t<i>` per exclusive thread holding just its CPU
+//! (1:1 pinning enforced by the cgroup, as libvirt does) and, with `--io dedicated`,
+//! `nearnative-<id>-io`. Existing children of S that overlap the exclusive CPUs shrink first
+//! (deepest first, as the kernel wants children inside parents; revert restores parents first).
+//! Then each moved thread gets a `thread_affinity` step to its new cgroup's CPUs followed by
+//! its `task_cgroup` step: revert runs backwards, so the thread returns to its old cgroup
+//! first (the kernel resets its affinity to that cpuset) and only then gets its exact prior
+//! affinity back.
+//!
+//! Without a cpuset hierarchy, thread affinity alone does the fencing, which threads created
+//! later by processes outside the plan escape (an advisory says so).
+//!
+//! PID 1 and kernel threads never change cgroup. On the whole host, unbound kernel threads
+//! that allow it, and PID 1, get an affinity that leaves out the exclusive CPUs.
+
+use std::path::Path;
+
+use nearnative_host::{CpuSet, Mechanism};
+use nearnative_knob::exclusivity::cgroup::{
+    Cgroup, CgroupDir, Controller, CpusetCpuExclusive, CpusetCpus, CpusetMems, Hierarchy, Presence,
+    TaskCgroup,
+};
+use nearnative_knob::exclusivity::task::ThreadAffinity;
+use nearnative_knob::{CgroupMount, CgroupPath, Change};
+
+use super::{Changes, Context};
+use crate::plan::without;
+use crate::plan_error::PlanError;
+use crate::request::IoPlacement;
+use crate::scope::Fencing;
+use crate::target::ThreadRef;
+
+const MECHANISM: Mechanism = Mechanism::Exclusivity;
+
+/// Where a thread goes: a cgroup path (cpuset fencing only) and its CPUs.
+#[derive(Debug, Clone)]
+struct Destination {
+    path: String,
+    cpus: CpuSet,
+    why: String,
+}
+
+pub fn plan(context: &Context, out: &mut Changes) -> Result<(), PlanError> {
+    check_in_scope(context)?;
+    match &context.scope.fencing {
+        Fencing::CpusetV1 { mount } => cpuset_changes(context, mount, out)?,
+        Fencing::AffinityOnly { .. } => affinity_changes(context, out),
+    }
+    if context.scope.whole_host() {
+        host_thread_changes(context, out);
+    }
+    Ok(())
+}
+
+/// Every user thread of the target must lie in the scope: a thread outside it would be moved
+/// into a cgroup the scope's owner does not control.
+fn check_in_scope(context: &Context) -> Result<(), PlanError> {
+    let scope = context.scope;
+    let target = context.target;
+    let threads = target
+        .exclusive
+        .iter()
+        .chain(&target.io)
+        .chain(&target.rest);
+    for thread in threads.filter(|t| !t.task.kind.is_kernel()) {
+        if !scope.holds(thread.process) {
+            return Err(PlanError::OutsideScope {
+                pid: thread.pid(),
+                tid: thread.tid(),
+                comm: thread.task.comm.clone(),
+                cgroup: scope
+                    .cgroup_of(thread.process)
+                    .unwrap_or("unknown")
+                    .to_owned(),
+                scope: scope.path.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Each target thread with where it goes, in slot order, then I/O, then the rest.
+fn target_destinations<'h>(
+    context: &Context<'h>,
+    name: impl Fn(&str) -> String,
+) -> Vec<(ThreadRef<'h>, Destination)> {
+    let target = context.target;
+    let housekeeping = Destination {
+        path: name("hk"),
+        cpus: context.housekeeping.clone(),
+        why: format!("a thread of {} runs on the housekeeping CPUs", target.key),
+    };
+    let io = match context.request.io {
+        IoPlacement::Dedicated => Destination {
+            path: name("io"),
+            cpus: context.allocation.io_cpus.clone(),
+            why: format!(
+                "an I/O thread of {} runs on its dedicated I/O core",
+                target.key
+            ),
+        },
+        IoPlacement::Housekeeping => housekeeping.clone(),
+    };
+    let mut placed = Vec::new();
+    for ((i, thread), slot) in target
+        .exclusive
+        .iter()
+        .enumerate()
+        .zip(&context.allocation.slots)
+    {
+        let destination = Destination {
+            path: name(&format!("t{i}")),
+            cpus: CpuSet::from_ids([slot.cpu]),
+            why: format!(
+                "{} {} ({}) of {} gets CPU {} to itself",
+                match target.workload {
+                    Some(_) => "vCPU",
+                    None => "thread",
+                },
+                target.labels.get(i).copied().unwrap_or(thread.tid()),
+                thread.task.comm,
+                target.key,
+                slot.cpu
+            ),
+        };
+        placed.push((*thread, destination));
+    }
+    placed.extend(target.io.iter().map(|t| (*t, io.clone())));
+    placed.extend(target.rest.iter().map(|t| (*t, housekeeping.clone())));
+    placed
+}
+
+fn cpuset_changes(context: &Context, mount: &Path, out: &mut Changes) -> Result<(), PlanError> {
+    let unusable = |reason: String| PlanError::ScopeUnusable {
+        path: context.scope.path.clone(),
+        reason,
+    };
+    let mount = CgroupMount::try_from(mount.to_owned()).map_err(unusable)?;
+    let controller = Controller::try_from("cpuset".to_owned()).map_err(unusable)?;
+    let hierarchy = Hierarchy::V1 {
+        mount: mount.clone(),
+        controller,
+    };
+    let prefix = format!("nearnative-{}-", context.id);
+    let name = |suffix: &str| context.scope.child(&format!("{prefix}{suffix}"));
+    shrink_overlapping(context, &mount, &prefix, out);
+    let placed = target_destinations(context, name);
+    create_cgroups(context, &mount, &placed, out);
+    for (thread, destination) in &placed {
+        match thread.task.kind.is_kernel() {
+            true => affinity_step(thread, &destination.cpus, &destination.why, out),
+            false => move_thread(context, &hierarchy, thread, destination, out),
+        }
+    }
+    let housekeeping = Destination {
+        path: name("hk"),
+        cpus: context.housekeeping.clone(),
+        why: format!("kept off the exclusive CPUs of {}", context.target.key),
+    };
+    for process in &context.host.tasks.processes {
+        let other_workload = context.others.contains(&process.pid);
+        if process.pid == 1 || other_workload || !context.scope.holds_directly(process) {
+            continue;
+        }
+        for task in process.threads.iter().filter(|t| movable(t)) {
+            if !context.target.holds(process.pid, task.tid) {
+                let thread = ThreadRef { process, task };
+                move_thread(context, &hierarchy, &thread, &housekeeping, out);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn movable(task: &nearnative_host::tasks::Task) -> bool {
+    !task.kind.is_kernel() && !task.has_exited()
+}
+
+/// Children of the scope whose CPUs overlap the exclusive set lose those CPUs, deepest first.
+fn shrink_overlapping(context: &Context, mount: &CgroupMount, prefix: &str, out: &mut Changes) {
+    let scope = context.scope;
+    let mut overlapping: Vec<_> = context
+        .host
+        .isolation
+        .cgroups
+        .cpusets
+        .iter()
+        .filter(|c| c.path != scope.path && scope.contains_path(&c.path))
+        .filter(|c| !c.path.rsplit('/').next().unwrap_or("").starts_with(prefix))
+        .filter_map(|c| {
+            let cpus = c.cpus.as_ref()?;
+            (!cpus.is_disjoint(&context.exclusive)).then_some((c.path.as_str(), cpus))
+        })
+        .collect();
+    overlapping.sort_by_key(|(path, _)| (std::cmp::Reverse(path.matches('/').count()), *path));
+    for (path, cpus) in overlapping {
+        let Some(cgroup) = cgroup(mount, path, out) else {
+            continue;
+        };
+        let to = without(cpus, &context.exclusive, &context.housekeeping);
+        out.push(
+            Change {
+                knob: CpusetCpus { cgroup },
+                from: cpus.clone(),
+                to,
+            },
+            MECHANISM,
+            format!(
+                "cpuset {path} overlaps the exclusive CPUs {}; its tasks keep the others",
+                context.exclusive
+            ),
+        );
+    }
+}
+
+fn cgroup(mount: &CgroupMount, path: &str, out: &mut Changes) -> Option<Cgroup> {
+    match CgroupPath::try_from(path) {
+        Ok(path) => Some(Cgroup {
+            mount: mount.clone(),
+            path,
+        }),
+        Err(why) => {
+            out.note(format!("cpuset {path:?} left alone: {why}"));
+            None
+        }
+    }
+}
+
+/// The plan's own cgroups, housekeeping first, each with its CPUs and memory nodes before any
+/// task joins; the thread cgroups are made CPU-exclusive once no sibling overlaps them.
+fn create_cgroups(
+    context: &Context,
+    mount: &CgroupMount,
+    placed: &[(ThreadRef, Destination)],
+    out: &mut Changes,
+) {
+    let mut made: Vec<(&str, &CpuSet, bool)> = Vec::new();
+    for (_, destination) in placed {
+        if !made.iter().any(|(path, _, _)| *path == destination.path) {
+            let exclusive = !destination.path.ends_with("-hk");
+            made.push((&destination.path, &destination.cpus, exclusive));
+        }
+    }
+    let hk_path = context
+        .scope
+        .child(&format!("nearnative-{}-hk", context.id));
+    if !made.iter().any(|(path, _, _)| *path == hk_path) {
+        made.insert(0, (&hk_path, &context.housekeeping, false));
+    }
+    made.sort_by_key(|(_, _, exclusive)| *exclusive);
+    let cpusets = &context.host.isolation.cgroups.cpusets;
+    for &(path, cpus, _) in &made {
+        let Some(cgroup) = cgroup(mount, path, out) else {
+            continue;
+        };
+        let existing = cpusets.iter().find(|c| c.path == path);
+        let presence = match existing {
+            Some(_) => Presence::Present,
+            None => Presence::Absent,
+        };
+        let reason = format!("cpuset for {} ({cpus})", context.target.key);
+        out.push(
+            Change {
+                knob: CgroupDir {
+                    cgroup: cgroup.clone(),
+                },
+                from: presence,
+                to: Presence::Present,
+            },
+            MECHANISM,
+            reason.clone(),
+        );
+        out.push(
+            Change {
+                knob: CpusetCpus {
+                    cgroup: cgroup.clone(),
+                },
+                from: existing.and_then(|c| c.cpus.clone()).unwrap_or_default(),
+                to: cpus.clone(),
+            },
+            MECHANISM,
+            reason.clone(),
+        );
+        out.push(
+            Change {
+                knob: CpusetMems { cgroup },
+                from: existing.and_then(|c| c.mems.clone()).unwrap_or_default(),
+                to: context.scope.mems.clone(),
+            },
+            MECHANISM,
+            format!("{reason}: the memory nodes of the scope"),
+        );
+    }
+    if !context.scope.cpu_exclusive {
+        out.note(format!(
+            "the plan's cpusets are not made CPU-exclusive: the kernel allows that only under an \
+             exclusive parent, and {} is not (the cgroups still pin each thread)",
+            context.scope.path
+        ));
+        return;
+    }
+    for &(path, _, exclusive) in made.iter().filter(|(_, _, e)| *e) {
+        let Some(cgroup) = cgroup(mount, path, out) else {
+            continue;
+        };
+        let existing = cpusets.iter().find(|c| c.path == path);
+        out.push(
+            Change {
+                knob: CpusetCpuExclusive { cgroup },
+                from: existing.and_then(|c| c.cpu_exclusive).unwrap_or(false),
+                to: exclusive,
+            },
+            MECHANISM,
+            "no sibling cpuset may take these CPUs (the kernel refuses an overlapping one)",
+        );
+    }
+}
+
+/// Affinity to the destination's CPUs, then the cgroup move.
+fn move_thread(
+    context: &Context,
+    hierarchy: &Hierarchy,
+    thread: &ThreadRef,
+    destination: &Destination,
+    out: &mut Changes,
+) {
+    let Some(current) = context.scope.cgroup_of(thread.process) else {
+        out.note(format!(
+            "thread {} of process {} left alone: its cgroup could not be read",
+            thread.tid(),
+            thread.pid()
+        ));
+        return;
+    };
+    let (Ok(from), Ok(to)) = (
+        CgroupPath::try_from(current),
+        CgroupPath::try_from(destination.path.as_str()),
+    ) else {
+        out.note(format!(
+            "thread {} of process {} left alone: cgroup {current:?} is not a plain path",
+            thread.tid(),
+            thread.pid()
+        ));
+        return;
+    };
+    affinity_step(thread, &destination.cpus, &destination.why, out);
+    out.push(
+        Change {
+            knob: TaskCgroup {
+                pid: thread.pid(),
+                tid: thread.tid(),
+                start_time: thread.task.start_time,
+                hierarchy: hierarchy.clone(),
+            },
+            from,
+            to,
+        },
+        MECHANISM,
+        format!("{} (its cgroup enforces it)", destination.why),
+    );
+}
+
+fn affinity_step(thread: &ThreadRef, cpus: &CpuSet, why: &str, out: &mut Changes) {
+    out.push(
+        Change {
+            knob: ThreadAffinity {
+                pid: thread.pid(),
+                tid: thread.tid(),
+                start_time: thread.task.start_time,
+            },
+            from: thread.task.affinity.clone(),
+            to: cpus.clone(),
+        },
+        MECHANISM,
+        why,
+    );
+}
+
+/// Without cpusets: target threads pinned as above; every other user thread in the scope
+/// (PID 1 included: its affinity is all that can be changed) leaves the exclusive CPUs.
+fn affinity_changes(context: &Context, out: &mut Changes) {
+    let placed = target_destinations(context, |suffix| suffix.to_owned());
+    for (thread, destination) in &placed {
+        affinity_step(thread, &destination.cpus, &destination.why, out);
+    }
+    let why = format!("kept off the exclusive CPUs of {}", context.target.key);
+    for process in &context.host.tasks.processes {
+        if !context.scope.holds(process) || context.others.contains(&process.pid) {
+            continue;
+        }
+        for task in process.threads.iter().filter(|t| movable(t)) {
+            if !context.target.holds(process.pid, task.tid) {
+                let to = without(&task.affinity, &context.exclusive, &context.housekeeping);
+                affinity_step(&ThreadRef { process, task }, &to, &why, out);
+            }
+        }
+    }
+}
+
+/// The whole host: unbound kernel threads that accept an affinity, and PID 1 (which is never
+/// moved between cgroups; the affinity-only path already covers it).
+fn host_thread_changes(context: &Context, out: &mut Changes) {
+    let cpuset = matches!(context.scope.fencing, Fencing::CpusetV1 { .. });
+    let why = format!("kept off the exclusive CPUs of {}", context.target.key);
+    for process in &context.host.tasks.processes {
+        for task in &process.threads {
+            let unbound_kernel = task.kind == nearnative_host::tasks::TaskKind::KernelUnbound
+                && !task.affinity_fixed;
+            let init = cpuset && process.pid == 1 && !task.has_exited();
+            if (unbound_kernel || init) && !context.target.holds(process.pid, task.tid) {
+                let to = without(&task.affinity, &context.exclusive, &context.housekeeping);
+                affinity_step(&ThreadRef { process, task }, &to, &why, out);
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Interrupts and host-wide housekeeping masks: IRQ affinities, the default affinity of new
+//! IRQs, the unbound workqueue mask, and timer migration.
+//!
+//! The IRQs of the interface that carries the default route are never touched unless `--nic`
+//! names it (a DESIGN.md safety rule). IRQ writes are best effort: the kernel refuses managed
+//! IRQs, and apply records those as unchangeable.
+
+use std::collections::BTreeMap;
+
+use nearnative_host::nic::Nic;
+use nearnative_host::Mechanism;
+use nearnative_knob::exclusivity::housekeeping::{TimerMigration, WorkqueueCpumask};
+use nearnative_knob::exclusivity::irq::{DefaultSmpAffinity, IrqAffinity};
+use nearnative_knob::Change;
+
+use super::{Changes, Context};
+use crate::plan::without;
+
+const MECHANISM: Mechanism = Mechanism::Exclusivity;
+
+pub fn plan(context: &Context, out: &mut Changes) {
+    let protected = default_route_irqs(context);
+    let exclusive = &context.exclusive;
+    let housekeeping = &context.housekeeping;
+    for irq in &context.host.irqs.lines {
+        let Some(affinity) = irq.affinity.as_ref().filter(|a| !a.is_disjoint(exclusive)) else {
+            continue;
+        };
+        if let Some(nic) = protected.get(&irq.number) {
+            out.note(format!(
+                "{} left on CPUs {affinity}: {nic} carries the default route (name it with --nic \
+                 to steer its IRQs)",
+                irq.label()
+            ));
+            continue;
+        }
+        if irq.affinity_settable == Some(false) {
+            out.note(format!(
+                "{} is kernel-managed or per-CPU and cannot be moved live; isolcpus=managed_irq \
+                 (see the advisory) keeps it off at boot",
+                irq.label()
+            ));
+            continue;
+        }
+        out.push(
+            Change {
+                knob: IrqAffinity { irq: irq.number },
+                from: affinity.clone(),
+                to: without(affinity, exclusive, housekeeping),
+            },
+            MECHANISM,
+            format!("{} may fire on the exclusive CPUs {exclusive}", irq.label()),
+        );
+    }
+    if let Some(default) = &context.host.irqs.default_affinity {
+        out.push(
+            Change {
+                knob: DefaultSmpAffinity,
+                from: default.clone(),
+                to: without(default, exclusive, housekeeping),
+            },
+            MECHANISM,
+            "IRQs requested from now on start outside the exclusive CPUs",
+        );
+    }
+    if let Some(mask) = &context.host.knobs.workqueue_cpumask {
+        out.push(
+            Change {
+                knob: WorkqueueCpumask,
+                from: mask.clone(),
+                to: without(mask, exclusive, housekeeping),
+            },
+            MECHANISM,
+            "unbound kernel work items run outside the exclusive CPUs",
+        );
+    }
+    if let Some(migration) = context.host.knobs.timer_migration {
+        out.push(
+            Change {
+                knob: TimerMigration,
+                from: migration,
+                to: false,
+            },
+            MECHANISM,
+            "with timer migration an idle CPU hands its timers to a busy one, and a spinning \
+             exclusive CPU always looks busy",
+        );
+    }
+}
+
+/// The IRQs of interfaces that carry a default route, except the one `--nic` names.
+fn default_route_irqs<'h>(context: &Context<'h>) -> BTreeMap<u32, &'h str> {
+    let named = context.request.nic.as_deref();
+    let protected: Vec<&Nic> = context
+        .host
+        .nics
+        .interfaces
+        .iter()
+        .filter(|n| !n.default_route.is_empty() && Some(n.name.as_str()) != named)
+        .collect();
+    let mut irqs = BTreeMap::new();
+    for nic in &protected {
+        for irq in &nic.irqs {
+            irqs.insert(irq.irq, nic.name.as_str());
+        }
+        let device = nic.bus_device.as_deref();
+        for irq in context.host.irqs.lines.iter() {
+            if device.is_some() && irq.device.as_deref() == device {
+                irqs.insert(irq.number, nic.name.as_str());
+            }
+        }
+    }
+    irqs
+}

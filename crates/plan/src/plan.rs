@@ -1,0 +1,174 @@
+//! The [`Plan`] and its entry point [`plan`]: (host, request, ledger) → allocation, an ordered
+//! list of typed knob changes, and advisories.
+//!
+//! Pure: the planner reads only the values it is given. It never calls a knob's `read` or
+//! `write` (that is the executor's business), never touches a file, a clock or a random
+//! source, and keeps every collection in a fixed order, so the same inputs give the same plan
+//! byte for byte.
+
+use nearnative_host::{CpuSet, Host, Mechanism};
+use nearnative_knob::Step;
+use serde::{Deserialize, Serialize};
+
+use crate::advisories;
+use crate::allocation::Allocation;
+use crate::allocator::allocate;
+use crate::changes::{self, Changes, Context};
+use crate::ledger::Ledger;
+use crate::plan_error::PlanError;
+use crate::plan_request::PlanRequest;
+use crate::request::{AllocationRequest, WorkloadKey};
+use crate::scope::{self, Scope};
+use crate::target::{self, Target};
+
+/// One knob change with the mechanism it serves and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedChange {
+    #[serde(flatten)]
+    pub step: Step,
+    pub mechanism: Mechanism,
+    /// One line.
+    pub reason: String,
+}
+
+/// What cannot be changed live, as exact text to paste where `topic` says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Advisory {
+    pub mechanism: Mechanism,
+    /// Where the text goes: "kernel command line", "libvirt domain XML", ...
+    pub topic: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub workload: WorkloadKey,
+    pub target: Target,
+    /// Short name used in the cgroups the plan creates: `nearnative-<id>-hk`.
+    pub id: String,
+    pub scope: Scope,
+    pub allocation: Allocation,
+    /// In execution order: each knob's object exists before it is written, and revert (the
+    /// reverse order) empties a cgroup before removing it.
+    pub changes: Vec<PlannedChange>,
+    pub advisories: Vec<Advisory>,
+    /// Why knobs that could have been changed were left alone (one line each).
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    /// The steps for the executor, in order.
+    pub fn steps(&self) -> Vec<Step> {
+        self.changes.iter().map(|c| c.step.clone()).collect()
+    }
+}
+
+/// Plans `request` on `host`, giving only cores no other workload in `ledger` holds.
+pub fn plan(host: &Host, request: &PlanRequest, ledger: &Ledger) -> Result<Plan, PlanError> {
+    if let Some(priority) = request.rt.filter(|p| !(1..=99).contains(p)) {
+        return Err(PlanError::BadPriority { priority });
+    }
+    let target = target::resolve(
+        host,
+        &request.target,
+        request.vcpus.as_ref(),
+        request.threads.as_deref(),
+    )?;
+    let nic = changes::bypass::named_nic(host, request.nic.as_deref())?;
+    let scope = scope::resolve(host, request.scope.as_deref())?;
+    let mut wanted = AllocationRequest::new(
+        target.key.clone(),
+        u32::try_from(target.exclusive.len()).unwrap_or(u32::MAX),
+        request.level,
+    );
+    wanted.io = request.io;
+    wanted.nic_node = nic.and_then(|n| n.numa_node);
+    wanted.allow_cpu0 = request.allow_cpu0;
+    wanted.housekeeping = request.housekeeping.clone();
+    wanted.spill = request.spill;
+    wanted.within = (!scope.whole_host()).then(|| scope.cpus.clone());
+    let allocation = allocate(&host.topology, ledger, &wanted).map_err(PlanError::Admission)?;
+    let held = allocation.held();
+    if !held.is_subset(&scope.cpus) {
+        return Err(PlanError::AllocationOutsideScope {
+            scope: scope.path.clone(),
+            scope_cpus: scope.cpus.clone(),
+            needed: held,
+        });
+    }
+    let housekeeping = allocation.housekeeping.intersection(&scope.cpus);
+    if housekeeping.is_empty() {
+        return Err(PlanError::NoHousekeeping {
+            scope: scope.path.clone(),
+            cpus: scope.cpus.clone(),
+        });
+    }
+    let id = cgroup_id(&target.key);
+    let context = Context {
+        host,
+        request,
+        target: &target,
+        allocation: &allocation,
+        scope: &scope,
+        exclusive: held,
+        housekeeping,
+        id: id.clone(),
+        nic,
+        others: target::ledger_pids(host, ledger, &target.key),
+    };
+    let mut changes = Changes::default();
+    changes::exclusivity::plan(&context, &mut changes)?;
+    changes::irqs::plan(&context, &mut changes);
+    changes::sched::plan(&context, &mut changes);
+    changes::bypass::plan(&context, &mut changes);
+    changes::memory::plan(&context, &mut changes);
+    let advisories = advisories::all(&context, &ledger.held_except(Some(&target.key)));
+    Ok(Plan {
+        workload: target.key.clone(),
+        target: request.target.clone(),
+        id,
+        scope: scope.clone(),
+        allocation: allocation.clone(),
+        changes: changes.changes,
+        advisories,
+        notes: changes.notes,
+    })
+}
+
+/// The workload key with every character outside `[A-Za-z0-9._-]` replaced by `-`, so it is
+/// one safe cgroup path component: `vm:web1` → `vm-web1`.
+pub fn cgroup_id(key: &WorkloadKey) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+    let id: String = key
+        .0
+        .chars()
+        .map(|c| if safe(c) { c } else { '-' })
+        .collect();
+    id.trim_matches('-').chars().take(64).collect()
+}
+
+/// The CPUs of `set`, or `fallback` when taking the exclusive CPUs out leaves none.
+pub(crate) fn without(set: &CpuSet, exclusive: &CpuSet, fallback: &CpuSet) -> CpuSet {
+    let rest = set.difference(exclusive);
+    match rest.is_empty() {
+        true => fallback.clone(),
+        false => rest,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_ids_are_one_safe_component() {
+        let cases = [
+            ("vm name", "vm:web1", "vm-web1"),
+            ("cgroup path", "cgroup:/a/b", "cgroup--a-b"),
+            ("odd characters", "vm:a b/c", "vm-a-b-c"),
+        ];
+        for (what, key, id) in cases {
+            assert_eq!(cgroup_id(&WorkloadKey::from(key)), id, "{what}");
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! What `nearnative plan` asks for: the target and every option that shapes its plan.
+
+use nearnative_host::CpuSet;
+use serde::{Deserialize, Serialize};
+
+use crate::request::{IoPlacement, Level, NumaSpill};
+use crate::target::Target;
+
+/// One workload's request for "latency sensitivity = high".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanRequest {
+    pub target: Target,
+    pub level: Level,
+    /// The vCPUs (by index) that get an exclusive CPU; `None`: all of them.
+    pub vcpus: Option<CpuSet>,
+    /// For `pid:` targets, the threads that get an exclusive CPU; `None`: all of them.
+    pub threads: Option<Vec<u32>>,
+    pub io: IoPlacement,
+    /// The NIC the workload's traffic uses: its coalescing and offloads are turned off, and
+    /// its IRQs may be steered even when it carries the default route.
+    pub nic: Option<String>,
+    /// CPUs the host keeps (`--housekeeping LIST`).
+    pub housekeeping: Option<CpuSet>,
+    /// The cgroup (in the cpuset hierarchy) whose CPUs are shared out; `None`: the whole host.
+    pub scope: Option<String>,
+    /// SCHED_FIFO priority for the exclusive threads.
+    pub rt: Option<u32>,
+    pub spill: NumaSpill,
+    pub allow_cpu0: bool,
+}
+
+impl PlanRequest {
+    /// The defaults: level high, I/O on housekeeping, whole-host scope, no real-time policy.
+    pub fn new(target: Target) -> Self {
+        PlanRequest {
+            target,
+            level: Level::High,
+            vcpus: None,
+            threads: None,
+            io: IoPlacement::Housekeeping,
+            nic: None,
+            housekeeping: None,
+            scope: None,
+            rt: None,
+            spill: NumaSpill::Refuse,
+            allow_cpu0: false,
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Hand-built hosts for the planner's tests: a synthetic topology, a cgroup v1 cpuset root,
+//! and processes, VMs, IRQs and NICs added in code.
+
+use std::path::PathBuf;
+
+use nearnative_host::irq::Irq;
+use nearnative_host::isolation::{CgroupMode, Cgroups, Cpuset, Isolation};
+use nearnative_host::nic::{Nic, NicIrq, NicKind};
+use nearnative_host::tasks::{Process, ProcessCgroup, SchedPolicy, Task, TaskKind};
+use nearnative_host::topology::Topology;
+use nearnative_host::workloads::{Vcpu, VcpuSource, VmThread, VmmKind, Workload};
+use nearnative_host::{CpuSet, Host};
+use nearnative_knob::Step;
+use nearnative_plan::Plan;
+
+pub const CPUSET_MOUNT: &str = "/sys/fs/cgroup/cpuset";
+
+/// A host of `topology` with a v1 cpuset root holding every CPU, and nothing running.
+pub fn host(topology: Topology) -> Host {
+    let root = Cpuset {
+        path: "/".into(),
+        cpus: Some(topology.online.clone()),
+        mems: Some(topology.numa_nodes.iter().map(|n| n.id).collect()),
+        effective_cpus: Some(topology.online.clone()),
+        cpu_exclusive: Some(true),
+        sched_load_balance: Some(true),
+        partition: None,
+    };
+    Host {
+        schema_version: 1,
+        root: PathBuf::from("/"),
+        isolation: Isolation {
+            cmdline: None,
+            isolated: None,
+            nohz_full: None,
+            cgroups: Cgroups {
+                mode: CgroupMode::Legacy,
+                unified_mount: None,
+                cpuset_version: Some(1),
+                cpuset_mount: Some(PathBuf::from(CPUSET_MOUNT)),
+                cpusets: vec![root],
+                truncated: false,
+            },
+            process_cpuset: None,
+        },
+        topology,
+        irqs: Default::default(),
+        nics: Default::default(),
+        power: Default::default(),
+        knobs: Default::default(),
+        tasks: Default::default(),
+        workloads: Vec::new(),
+        findings: Vec::new(),
+        unknowns: Vec::new(),
+    }
+}
+
+/// Takes the cpuset hierarchy away: cgroup v2 without the cpuset controller.
+pub fn without_cpusets(host: &mut Host) {
+    host.isolation.cgroups = Cgroups {
+        mode: CgroupMode::Unified,
+        unified_mount: Some(PathBuf::from("/sys/fs/cgroup")),
+        cpuset_version: None,
+        cpuset_mount: None,
+        cpusets: Vec::new(),
+        truncated: false,
+    };
+}
+
+pub fn add_cpuset(host: &mut Host, path: &str, cpus: &CpuSet) {
+    host.isolation.cgroups.cpusets.push(Cpuset {
+        path: path.into(),
+        cpus: Some(cpus.clone()),
+        mems: Some(CpuSet::from_ids([0])),
+        effective_cpus: Some(cpus.clone()),
+        cpu_exclusive: Some(false),
+        sched_load_balance: Some(true),
+        partition: None,
+    });
+}
+
+pub fn task(tid: u32, comm: &str, kind: TaskKind, affinity: &CpuSet) -> Task {
+    Task {
+        tid,
+        comm: comm.into(),
+        state: 'S',
+        kind,
+        affinity: affinity.clone(),
+        policy: SchedPolicy::Other,
+        rt_priority: 0,
+        nice: 0,
+        last_cpu: affinity.first().unwrap_or(0),
+        start_time: 1000 + u64::from(tid),
+        affinity_fixed: false,
+    }
+}
+
+/// Adds a process in cpuset `cgroup` (and the same unified path) with `threads`.
+pub fn add_process(host: &mut Host, pid: u32, cgroup: &str, threads: Vec<Task>) {
+    let comm = threads.first().map_or("x".to_owned(), |t| t.comm.clone());
+    host.tasks.processes.push(Process {
+        pid,
+        comm,
+        cgroup: Some(ProcessCgroup {
+            cpuset_v1: Some(cgroup.into()),
+            unified: Some(cgroup.into()),
+        }),
+        threads,
+    });
+    host.tasks.processes.sort_by_key(|p| p.pid);
+}
+
+/// A user process with one thread, allowed on every online CPU.
+pub fn add_user(host: &mut Host, pid: u32, comm: &str, cgroup: &str) {
+    let online = host.topology.online.clone();
+    add_process(
+        host,
+        pid,
+        cgroup,
+        vec![task(pid, comm, TaskKind::User, &online)],
+    );
+}
+
+/// A kernel thread process (kernel threads are their own processes).
+pub fn add_kernel(host: &mut Host, pid: u32, comm: &str, kind: TaskKind, fixed: bool) {
+    let affinity = match kind {
+        TaskKind::KernelPerCpu => CpuSet::from_ids([1]),
+        _ => host.topology.online.clone(),
+    };
+    let mut thread = task(pid, comm, kind, &affinity);
+    thread.affinity_fixed = fixed;
+    add_process(host, pid, "/", vec![thread]);
+}
+
+/// A QEMU VM `name` as process `pid` with `vcpus` vCPU threads (tids pid+1..), one iothread
+/// and a worker thread, in cpuset `cgroup`.
+pub fn add_vm(host: &mut Host, name: &str, pid: u32, vcpus: u32, cgroup: &str) {
+    let online = host.topology.online.clone();
+    let mut threads = vec![task(pid, "qemu-system-x86", TaskKind::User, &online)];
+    threads.extend((0..vcpus).map(|i| {
+        task(
+            pid + 1 + i,
+            &format!("CPU {i}/KVM"),
+            TaskKind::User,
+            &online,
+        )
+    }));
+    threads.push(task(
+        pid + 1 + vcpus,
+        "IO iothread0",
+        TaskKind::User,
+        &online,
+    ));
+    threads.push(task(pid + 2 + vcpus, "worker", TaskKind::User, &online));
+    let vm_thread = |t: &Task| VmThread::from(t);
+    let workload = Workload {
+        kind: VmmKind::Qemu,
+        name: name.into(),
+        pid,
+        vcpus: threads[1..=vcpus as usize]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Vcpu {
+                index: i as u32,
+                thread: vm_thread(t),
+            })
+            .collect(),
+        vcpu_source: Some(VcpuSource::ThreadNames),
+        emulator: Some(vm_thread(&threads[0])),
+        io_threads: vec![nearnative_host::workloads::IoThread {
+            id: "iothread0".into(),
+            thread: vm_thread(&threads[vcpus as usize + 1]),
+        }],
+        vhost_threads: Vec::new(),
+        other_threads: vec![vm_thread(&threads[vcpus as usize + 2])],
+        qmp_socket: None,
+    };
+    add_process(host, pid, cgroup, threads);
+    host.workloads.push(workload);
+}
+
+pub fn add_irq(host: &mut Host, number: u32, action: &str, affinity: &CpuSet) {
+    host.irqs.lines.push(Irq {
+        number,
+        actions: vec![action.into()],
+        affinity: Some(affinity.clone()),
+        ..Irq::default()
+    });
+}
+
+/// A NIC with the given IRQs; `default_route` marks it as carrying the IPv4 default route.
+pub fn add_nic(host: &mut Host, name: &str, irqs: &[u32], default_route: bool) {
+    host.nics.interfaces.push(Nic {
+        name: name.into(),
+        kind: NicKind::Physical,
+        driver: Some("virtio_net".into()),
+        bus_device: None,
+        numa_node: None,
+        rx_queues: Vec::new(),
+        tx_queues: Vec::new(),
+        irqs: irqs
+            .iter()
+            .map(|&irq| NicIrq {
+                irq,
+                name: None,
+                queue: None,
+            })
+            .collect(),
+        sriov: None,
+        default_route: match default_route {
+            true => vec![nearnative_host::nic::IpFamily::Ipv4],
+            false => Vec::new(),
+        },
+        coalescing: None,
+        offloads: None,
+    });
+}
+
+/// The kinds of the plan's steps, in order.
+pub fn kinds(plan: &Plan) -> Vec<&'static str> {
+    plan.changes.iter().map(|c| c.step.kind()).collect()
+}
+
+/// The index of the first step matching `pick`.
+pub fn position(plan: &Plan, pick: impl Fn(&Step) -> bool) -> Option<usize> {
+    plan.changes.iter().position(|c| pick(&c.step))
+}
+
+/// (pid, tid) of each task_cgroup step with its destination.
+pub fn moves(plan: &Plan) -> Vec<(u32, u32, String)> {
+    plan.changes
+        .iter()
+        .filter_map(|c| match &c.step {
+            Step::TaskCgroup(change) => {
+                Some((change.knob.pid, change.knob.tid, change.to.to_string()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// (pid, tid) → target CPUs of each thread_affinity step.
+pub fn pins(plan: &Plan) -> Vec<(u32, u32, CpuSet)> {
+    plan.changes
+        .iter()
+        .filter_map(|c| match &c.step {
+            Step::ThreadAffinity(change) => {
+                Some((change.knob.pid, change.knob.tid, change.to.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}

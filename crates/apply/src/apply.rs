@@ -5,7 +5,10 @@
 //! durably, and only then write the knob. If the journal cannot be stored nothing more is
 //! written; if a knob write fails, everything done so far is rolled back newest first and the
 //! error names the knob, its file and the reason. A refusal of a best-effort knob (a managed
-//! IRQ) is recorded as unchangeable and the apply goes on.
+//! IRQ) is recorded as unchangeable and the apply goes on. A step whose thread has exited is
+//! recorded as vanished and the apply goes on too: on a live host, bystander threads end all
+//! the time between plan and apply. Whether a vanished thread matters (the workload's own
+//! vCPU) is for the caller, which knows the target, to decide from [`ApplyReport::vanished`].
 
 use std::path::PathBuf;
 
@@ -32,6 +35,9 @@ pub struct ApplyReport {
     pub drifted: Vec<Described>,
     /// Refused by the kernel and best effort: left as they were.
     pub unchangeable: Vec<Unchangeable>,
+    /// Knobs of threads that exited (or whose tid was reused) before their step: nothing to
+    /// write, nothing to restore.
+    pub vanished: Vec<Described>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +168,7 @@ impl<'a> Executor<'a> {
                 skipped: Vec::new(),
                 drifted: Vec::new(),
                 unchangeable: Vec::new(),
+                vanished: Vec::new(),
             },
             path,
             fault,
@@ -186,6 +193,10 @@ impl<'a> Executor<'a> {
         let knob = step.describe();
         let current = match step.with_current(self.backend) {
             Ok(current) => current,
+            Err(err) if err.is_gone() => {
+                self.report.vanished.push(knob);
+                return Ok(());
+            }
             Err(source) => return Err(self.fail(source)),
         };
         if !current.same_prior(step) {
@@ -213,6 +224,12 @@ impl<'a> Executor<'a> {
                 };
                 self.journal.unchangeable.push(refusal.clone());
                 self.report.unchangeable.push(refusal);
+            }
+            Err(err) if err.is_gone() => {
+                // The thread exited between the read and the write: nothing to restore. The
+                // stored journal may still list it; revert counts a gone knob as done.
+                self.journal.changes.pop();
+                self.report.vanished.push(knob);
             }
             Err(source) => return Err(self.fail(source)),
         }

@@ -11,10 +11,11 @@ use nearnative_apply::{apply, revert, ApplyError, Journal, RevertTarget};
 use nearnative_host::nic::Coalescing;
 use nearnative_host::{CpuSet, Root};
 use nearnative_knob::exclusivity::sched::Policy;
+use nearnative_knob::exclusivity::task::ThreadAffinity;
 use nearnative_knob::{Backend, Offload, TaskId, TreeBackend};
 
-use crate::steps::every_file_knob;
-use crate::tree::TreeImage;
+use crate::steps::{change, every_file_knob};
+use crate::tree::{TreeImage, PID, START_TIME};
 use crate::{id, Bench};
 
 fn assert_failed_and_rolled_back(bench: &Bench, err: ApplyError, expected: &[&str]) {
@@ -134,4 +135,26 @@ fn refusal_of_a_knob_that_is_not_best_effort_fails_the_apply() {
     let err = apply(&steps, &backend, &bench.state, &id("f")).unwrap_err();
     let expected = ["kernel.timer_migration", "the kernel refuses the change"];
     assert_failed_and_rolled_back(&bench, err, &expected);
+}
+
+#[test]
+fn a_thread_that_exited_before_its_step_is_reported_vanished_and_the_apply_goes_on() {
+    let bench = Bench::new("16em64t-4s2c2t");
+    let mut steps = every_file_knob(&bench.cpus);
+    let exited = ThreadAffinity {
+        pid: PID,
+        tid: 999_999,
+        start_time: START_TIME,
+    };
+    steps.insert(0, change(exited, CpuSet::from_ids([bench.cpus.first])));
+    let report = apply(&steps, &bench.backend, &bench.state, &id("v")).unwrap();
+    assert_eq!(report.vanished.len(), 1, "{:?}", report.vanished);
+    assert!(
+        report.vanished[0].to_string().contains("999999"),
+        "{:?}",
+        report.vanished
+    );
+    assert_eq!(report.changed.len(), steps.len() - 1);
+    revert(&bench.state, &RevertTarget::All, &bench.backend).unwrap();
+    bench.assert_unchanged("after revert");
 }

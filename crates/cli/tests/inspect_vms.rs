@@ -4,10 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-
-const QEMU: &str = "qemu-system-x86_64";
+use nearnative_testkit::{PausedQemu, QemuOptions};
 
 fn nearnative(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nearnative"))
@@ -16,58 +13,20 @@ fn nearnative(args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// A daemonized QEMU without debug-threads, killed on drop even when the test fails.
-struct PausedQemu(Pid);
-
-impl PausedQemu {
-    fn start(dir: &Path, name: &str) -> Option<Self> {
-        let socket = dir.join("qmp.sock");
-        let pidfile = dir.join("qemu.pid");
-        let qmp = format!("unix:{},server=on,wait=off", socket.display());
-        let output = Command::new(QEMU)
-            .args([
-                "-enable-kvm",
-                "-S",
-                "-display",
-                "none",
-                "-M",
-                "microvm",
-                "-smp",
-                "2",
-            ])
-            .args(["-m", "64", "-qmp", &qmp, "-name", &format!("guest={name}")])
-            .args(["-daemonize", "-pidfile"])
-            .arg(&pidfile)
-            .output();
-        let output = match output {
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                eprintln!(
-                    "!!!! SKIPPED: {QEMU} is not installed (apt-get install qemu-system-x86)"
-                );
-                return None;
-            }
-            other => other.unwrap(),
-        };
-        let pid = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|p| p.trim().parse().ok());
-        match pid.filter(|_| output.status.success()) {
-            Some(pid) => Some(PausedQemu(Pid::from_raw(pid))),
-            None => panic!("{QEMU} failed: {}", String::from_utf8_lossy(&output.stderr)),
-        }
-    }
-}
-
-impl Drop for PausedQemu {
-    fn drop(&mut self) {
-        let _ = kill(self.0, Signal::SIGKILL);
-    }
+/// Two vCPUs, unnamed threads and a QMP socket: inspect has to ask QMP.
+fn paused_qemu(dir: &Path, name: &str) -> Option<PausedQemu> {
+    let options = QemuOptions {
+        vcpus: 2,
+        debug_threads: false,
+        qmp: true,
+    };
+    PausedQemu::start_with(dir, name, options)
 }
 
 #[test]
 fn inspect_json_lists_a_running_qemu_with_its_vcpus_needs_qemu() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(qemu) = PausedQemu::start(dir.path(), "cli1") else {
+    let Some(qemu) = paused_qemu(dir.path(), "cli1") else {
         return;
     };
     let socket = dir.path().join("qmp.sock");
@@ -81,7 +40,7 @@ fn inspect_json_lists_a_running_qemu_with_its_vcpus_needs_qemu() {
         let vms = json["workloads"].as_array().unwrap();
         let vm = vms
             .iter()
-            .find(|vm| vm["pid"] == qemu.0.as_raw())
+            .find(|vm| vm["pid"] == qemu.pid())
             .unwrap_or_else(|| panic!("{args:?}: QEMU missing from {vms:?}"));
         assert_eq!((&vm["kind"], &vm["name"]), (&"qemu".into(), &"cli1".into()));
         let vcpus = vm["vcpus"].as_array().unwrap();

@@ -9,5 +9,5 @@ pub mod qemu;
 pub mod synthetic;
 
 pub use fixtures::{extract, hosts_dir, shared, topology, Snapshot, SNAPSHOTS};
-pub use qemu::PausedQemu;
+pub use qemu::{PausedQemu, QemuOptions};
 pub use synthetic::Shape;

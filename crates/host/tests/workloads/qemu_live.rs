@@ -2,69 +2,47 @@
 //! and always killed when it ends. Guest code never runs (`-S`); the VM is only discovered.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nearnative_host::workloads::{query_threads, VcpuSource, VmmKind, Workload};
 use nearnative_host::{CpuSet, Root};
 use nix::sched::{sched_getaffinity, sched_setaffinity};
-use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-const QEMU: &str = "qemu-system-x86_64";
+use nearnative_testkit::{PausedQemu, QemuOptions};
 
-/// A daemonized QEMU, killed on drop so a failing test leaves nothing behind.
+/// A two-vCPU QEMU with a QMP socket, in a directory of its own that lives as long as it.
 struct RunningQemu {
-    dir: tempfile::TempDir,
-    pid: Pid,
+    qemu: PausedQemu,
+    _dir: tempfile::TempDir,
 }
 
 impl RunningQemu {
     /// Starts QEMU, or returns None (loudly) when it is not installed.
     fn start(name: &str, debug_threads: bool) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("qmp.sock");
-        let pidfile = dir.path().join("qemu.pid");
-        let name_option = match debug_threads {
-            true => format!("guest={name},debug-threads=on"),
-            false => format!("guest={name}"),
+        let options = QemuOptions {
+            vcpus: 2,
+            debug_threads,
+            qmp: true,
         };
-        let qmp = format!("unix:{},server=on,wait=off", socket.display());
-        let output = Command::new(QEMU)
-            .args(["-enable-kvm", "-S", "-display", "none", "-M", "microvm"])
-            .args(["-smp", "2", "-m", "64", "-qmp", &qmp, "-name", &name_option])
-            .args(["-daemonize", "-pidfile"])
-            .arg(&pidfile)
-            .output();
-        let output = match output {
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                eprintln!(
-                    "!!!! SKIPPED: {QEMU} is not installed (apt-get install qemu-system-x86)"
-                );
-                return None;
-            }
-            other => other.unwrap(),
+        let qemu = RunningQemu {
+            qemu: PausedQemu::start_with(dir.path(), name, options)?,
+            _dir: dir,
         };
-        let text = std::fs::read_to_string(&pidfile).unwrap_or_default();
-        let pid = text.trim().parse().ok().map(Pid::from_raw);
-        let Some(pid) = pid.filter(|_| output.status.success()) else {
-            panic!(
-                "{QEMU} failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            );
-        };
-        let qemu = RunningQemu { dir, pid };
         qemu.wait_for_threads();
         Some(qemu)
     }
 
     fn socket(&self) -> PathBuf {
-        self.dir.path().join("qmp.sock")
+        self.qemu
+            .qmp_socket()
+            .map(PathBuf::from)
+            .unwrap_or_default()
     }
 
     fn pid(&self) -> u32 {
-        self.pid.as_raw() as u32
+        self.qemu.pid()
     }
 
     /// QEMU creates its vCPU threads before it daemonizes, but be patient on a loaded host.
@@ -73,12 +51,6 @@ impl RunningQemu {
         while thread_count(self.pid()) < 4 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-impl Drop for RunningQemu {
-    fn drop(&mut self) {
-        let _ = kill(self.pid, Signal::SIGKILL);
     }
 }
 

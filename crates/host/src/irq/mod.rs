@@ -9,7 +9,7 @@
 //! for the owning PCI function.
 
 mod findings;
-mod interrupts;
+pub mod interrupts;
 pub mod irqbalance;
 
 use std::collections::{BTreeMap, BTreeSet};

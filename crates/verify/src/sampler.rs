@@ -1,0 +1,135 @@
+//! The sampling loop: read the counters, follow the candidate threads for the duration, read
+//! the counters again.
+//!
+//! The loop runs on its own thread, named `nn-verify`, pinned first thing to the housekeeping
+//! CPUs (online minus exclusive) so the measurement never lands on what it measures. Its
+//! duration is bounded by the spec and by the caller's stop flag, checked every poll.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nearnative_host::cpus::online_cpus;
+use nearnative_host::{CpuSet, Root};
+use nearnative_probe::pin::pin_current_thread_to;
+use nix::time::{clock_gettime, ClockId};
+
+use crate::irqs::{irq_activity, named_counts, read_interrupts, read_softirqs};
+use crate::threads::{Targets, Tracker};
+use crate::unknowns::UnknownLog;
+use crate::{Sample, SampleSpec, SamplerCost, VerifyError};
+
+/// Samples the exclusive CPUs of `spec` for `duration`, or until `stop` is set.
+///
+/// Fails only on a refused spec or when the sampling thread cannot start; whatever cannot be
+/// read on the host is an unknown inside the sample.
+pub fn sample(
+    root: &Root,
+    spec: &SampleSpec,
+    duration: Duration,
+    stop: &AtomicBool,
+) -> Result<Sample, VerifyError> {
+    spec.check(duration)?;
+    std::thread::scope(|scope| {
+        let sampler = std::thread::Builder::new()
+            .name("nn-verify".to_owned())
+            .spawn_scoped(scope, || run(root, spec, duration, stop))
+            .map_err(VerifyError::Spawn)?;
+        sampler.join().map_err(|_| VerifyError::SamplerPanicked)
+    })
+}
+
+fn run(root: &Root, spec: &SampleSpec, duration: Duration, stop: &AtomicBool) -> Sample {
+    let pinned_to = pin_to_housekeeping(root, &spec.cpus);
+    let cpu_start = thread_cpu_ns();
+    let started = Instant::now();
+    let mut unknowns = UnknownLog::default();
+    let interrupts_start = read_interrupts(root).map_err(|u| unknowns.push(u)).ok();
+    let softirqs_start = read_softirqs(root).map_err(|u| unknowns.push(u)).ok();
+    let mut tracker = Tracker::new(root, spec);
+    tracker.rescan(&mut unknowns);
+    let targets = Targets::start(root, spec.targets.iter().copied(), &mut unknowns);
+
+    let deadline = started + duration;
+    let mut last_rescan = Instant::now();
+    let mut stopped_early = false;
+    while let Some(left) = deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+    {
+        if stop.load(Ordering::Relaxed) {
+            stopped_early = true;
+            break;
+        }
+        std::thread::sleep(spec.poll_interval.min(left));
+        if last_rescan.elapsed() >= spec.rescan_interval {
+            tracker.rescan(&mut unknowns);
+            last_rescan = Instant::now();
+        }
+        tracker.poll(&mut unknowns);
+    }
+
+    let targets = targets.finish(root, &tracker.target_pids, &mut unknowns);
+    let interrupts_end = read_interrupts(root).map_err(|u| unknowns.push(u)).ok();
+    let softirqs_end = read_softirqs(root).map_err(|u| unknowns.push(u)).ok();
+    let duration_ns = nanos(started.elapsed());
+    let irqs = match (interrupts_start, interrupts_end) {
+        (Some((start, bad_start)), Some((end, bad_end))) => {
+            bad_start
+                .into_iter()
+                .chain(bad_end)
+                .for_each(|u| unknowns.push(u));
+            Some(irq_activity(&start, &end, &spec.cpus))
+        }
+        _ => None,
+    };
+    let softirqs = match (softirqs_start, softirqs_end) {
+        (Some(start), Some(end)) => {
+            Some(named_counts(&start, &end, &spec.cpus, &Default::default()))
+        }
+        _ => None,
+    };
+    let cost = SamplerCost {
+        cpu_time_ns: thread_cpu_ns().saturating_sub(cpu_start),
+        pinned_to,
+        threads: tracker.cost,
+    };
+    Sample {
+        cpus: spec.cpus.clone(),
+        target_tids: spec.targets.clone(),
+        scope: spec.scope.clone(),
+        duration_ns,
+        stopped_early,
+        irqs,
+        softirqs,
+        threads: tracker.finish(),
+        targets,
+        sampler: cost,
+        unknowns_dropped: unknowns.dropped,
+        unknowns: unknowns.into_vec(),
+    }
+}
+
+/// Pins the calling thread to the online CPUs outside `exclusive`; `None` when there are
+/// none, the root is not the live host, or the kernel refused.
+fn pin_to_housekeeping(root: &Root, exclusive: &CpuSet) -> Option<CpuSet> {
+    if !root.is_live() {
+        return None;
+    }
+    let housekeeping = online_cpus(root).ok()?.difference(exclusive);
+    if housekeeping.is_empty() {
+        return None;
+    }
+    pin_current_thread_to(&housekeeping).ok()?;
+    Some(housekeeping)
+}
+
+/// CPU time of the calling thread; 0 if the clock cannot be read (it always can on Linux).
+fn thread_cpu_ns() -> u64 {
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(|t| nanos(Duration::from(t)))
+        .unwrap_or(0)
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}

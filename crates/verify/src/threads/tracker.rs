@@ -1,0 +1,400 @@
+//! The followed threads: listing `/proc` for candidates (a rescan) and crediting their CPU
+//! time growth to the CPU they were last on (a poll). See the parent module for the limits.
+
+use std::collections::{BTreeMap, HashMap};
+
+use nearnative_host::tasks::{
+    has_vanished, numeric_entries, parse_cgroup, parse_stat, parse_status, ProcessCgroup, TaskKind,
+};
+use nearnative_host::{CpuSet, ReadError, Root};
+use serde::{Deserialize, Serialize};
+
+use super::{parse_schedstat, Attribution, CpuTime, ForeignThread, ThreadClass};
+use crate::counters::advance;
+use crate::unknowns::UnknownLog;
+use crate::{SampleSpec, Scope};
+
+/// What following threads cost, for the sample's self-report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackerCost {
+    pub rescans: u64,
+    pub polls: u64,
+    /// Threads seen by the last listing of `/proc`.
+    pub threads_listed: u64,
+    /// The most candidates followed at once.
+    pub candidates_max: u64,
+    /// Candidates left unfollowed because `max_threads` were followed already.
+    pub threads_not_followed: u64,
+    /// Foreign threads that ran on the exclusive CPUs and exited, but were not kept because
+    /// `max_threads` such threads were kept already.
+    pub exited_dropped: u64,
+    pub files_read: u64,
+}
+
+/// One followed thread.
+#[derive(Debug)]
+struct Followed {
+    pid: u32,
+    comm: String,
+    kind: TaskKind,
+    class: ThreadClass,
+    affinity: CpuSet,
+    /// The last CPU time read; `None` until a first read succeeds.
+    runtime_ns: Option<u64>,
+    cpu_time: BTreeMap<u32, u64>,
+    /// The rescan that last listed the thread.
+    listed_in: u64,
+}
+
+/// Threads that may run on the exclusive CPUs, with the CPU time they had there.
+#[derive(Debug)]
+pub struct Tracker<'a> {
+    root: &'a Root,
+    spec: &'a SampleSpec,
+    followed: HashMap<u32, Followed>,
+    /// Foreign threads that ran there and then exited or stopped being candidates.
+    retired: Vec<(u32, Followed)>,
+    /// The process of each target thread, as listed.
+    pub target_pids: BTreeMap<u32, u32>,
+    pub cost: TrackerCost,
+}
+
+fn thread_dir(pid: u32, tid: u32) -> String {
+    format!("/proc/{pid}/task/{tid}")
+}
+
+impl<'a> Tracker<'a> {
+    pub fn new(root: &'a Root, spec: &'a SampleSpec) -> Self {
+        Tracker {
+            root,
+            spec,
+            followed: HashMap::new(),
+            retired: Vec::new(),
+            target_pids: BTreeMap::new(),
+            cost: TrackerCost::default(),
+        }
+    }
+
+    /// Lists every thread, starts following new candidates and stops following threads that
+    /// exited or whose affinity no longer allows an exclusive CPU.
+    pub fn rescan(&mut self, unknowns: &mut UnknownLog) {
+        self.cost.rescans += 1;
+        let generation = self.cost.rescans;
+        let pids = match numeric_entries(self.root, "/proc") {
+            Ok(pids) => pids,
+            Err(err) => return unknowns.error("threads", &err),
+        };
+        let mut listed = 0u64;
+        for pid in pids {
+            let tids = match numeric_entries(self.root, format!("/proc/{pid}/task")) {
+                Ok(tids) => tids,
+                Err(err) => {
+                    if !has_vanished(self.root, &err, &format!("/proc/{pid}")) {
+                        unknowns.error(format!("threads of process {pid}"), &err);
+                    }
+                    continue;
+                }
+            };
+            listed += tids.len() as u64;
+            for tid in tids {
+                self.visit(pid, tid, generation, unknowns);
+            }
+        }
+        self.cost.threads_listed = listed;
+        let gone: Vec<u32> = self
+            .followed
+            .iter()
+            .filter(|(_, f)| f.listed_in != generation)
+            .map(|(&tid, _)| tid)
+            .collect();
+        for tid in gone {
+            self.retire(tid);
+        }
+        self.cost.candidates_max = self.cost.candidates_max.max(self.followed.len() as u64);
+    }
+
+    fn visit(&mut self, pid: u32, tid: u32, generation: u64, unknowns: &mut UnknownLog) {
+        if self.spec.targets.contains(&tid) {
+            self.target_pids.insert(tid, pid);
+            return;
+        }
+        let dir = thread_dir(pid, tid);
+        self.cost.files_read += 1;
+        let affinity = match self.root.read_parsed(format!("{dir}/status"), parse_status) {
+            Ok(status) => status.cpus_allowed,
+            Err(err) => {
+                self.failed::<()>(&err, pid, tid, unknowns);
+                return;
+            }
+        };
+        let candidate = !affinity.is_disjoint(&self.spec.cpus);
+        match self.followed.get_mut(&tid) {
+            Some(followed) if followed.pid == pid => {
+                followed.listed_in = generation;
+                followed.affinity = affinity;
+                if !candidate {
+                    self.retire(tid);
+                }
+                return;
+            }
+            Some(_) => self.retire(tid), // the id was reused by a new thread
+            None => {}
+        }
+        if !candidate {
+            return;
+        }
+        if self.followed.len() >= self.spec.max_threads {
+            self.cost.threads_not_followed += 1;
+            return;
+        }
+        if let Some(followed) = self.start_following(pid, tid, affinity, generation, unknowns) {
+            self.followed.insert(tid, followed);
+        }
+    }
+
+    fn start_following(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        affinity: CpuSet,
+        generation: u64,
+        unknowns: &mut UnknownLog,
+    ) -> Option<Followed> {
+        let dir = thread_dir(pid, tid);
+        self.cost.files_read += 2;
+        let stat = match self.root.read_parsed(format!("{dir}/stat"), parse_stat) {
+            Ok(stat) => stat,
+            Err(err) => return self.failed(&err, pid, tid, unknowns),
+        };
+        let kind = TaskKind::classify(&stat, &affinity);
+        let cgroup = self.thread_cgroup(pid, tid, kind, unknowns);
+        let runtime_ns = match self
+            .root
+            .read_parsed(format!("{dir}/schedstat"), parse_schedstat)
+        {
+            Ok(sched) => Some(sched.runtime_ns),
+            Err(err) => return self.failed(&err, pid, tid, unknowns),
+        };
+        Some(Followed {
+            pid,
+            comm: stat.comm,
+            kind,
+            class: classify(kind, self.spec.scope.as_ref(), cgroup.as_ref()),
+            affinity,
+            runtime_ns,
+            cpu_time: BTreeMap::new(),
+            listed_in: generation,
+        })
+    }
+
+    /// The cgroup of a user thread, read per thread since cgroup v1 lets the threads of one
+    /// process sit in different cpusets. Only needed, so only read, when a scope is given.
+    fn thread_cgroup(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        kind: TaskKind,
+        unknowns: &mut UnknownLog,
+    ) -> Option<ProcessCgroup> {
+        if self.spec.scope.is_none() || kind.is_kernel() {
+            return None;
+        }
+        self.cost.files_read += 1;
+        let path = format!("{}/cgroup", thread_dir(pid, tid));
+        match self.root.read_parsed(path, parse_cgroup) {
+            Ok(cgroup) => Some(cgroup),
+            Err(err) => {
+                let object = format!("cgroup of thread {tid} (counted as in scope)");
+                unknowns.error(object, &err);
+                None
+            }
+        }
+    }
+
+    /// Reads every followed thread's CPU time and credits any growth.
+    pub fn poll(&mut self, unknowns: &mut UnknownLog) {
+        self.cost.polls += 1;
+        let (root, cpus) = (self.root, &self.spec.cpus);
+        let mut gone = Vec::new();
+        for (&tid, followed) in &mut self.followed {
+            let dir = thread_dir(followed.pid, tid);
+            self.cost.files_read += 1;
+            let runtime_ns = match root.read_parsed(format!("{dir}/schedstat"), parse_schedstat) {
+                Ok(sched) => sched.runtime_ns,
+                Err(err) => {
+                    if !has_vanished(root, &err, &dir) {
+                        unknowns.error(format!("CPU time of thread {tid}"), &err);
+                    }
+                    gone.push(tid);
+                    continue;
+                }
+            };
+            let grown = followed
+                .runtime_ns
+                .map_or(0, |last| advance(last, runtime_ns));
+            followed.runtime_ns = Some(runtime_ns);
+            if grown == 0 {
+                continue;
+            }
+            let cpu = match single_cpu(&followed.affinity) {
+                Some(cpu) => Some(cpu),
+                None => {
+                    self.cost.files_read += 1;
+                    root.read_parsed(format!("{dir}/stat"), parse_stat)
+                        .ok()
+                        .map(|s| s.processor)
+                }
+            };
+            if let Some(cpu) = cpu.filter(|&cpu| cpus.contains(cpu)) {
+                let credited = followed.cpu_time.entry(cpu).or_default();
+                *credited = credited.saturating_add(grown);
+            }
+        }
+        for tid in gone {
+            self.retire(tid);
+        }
+    }
+
+    /// Stops following `tid`, keeping what it ran on the exclusive CPUs.
+    fn retire(&mut self, tid: u32) {
+        let Some(followed) = self.followed.remove(&tid) else {
+            return;
+        };
+        if followed.cpu_time.is_empty() {
+            return;
+        }
+        if self.retired.len() >= self.spec.max_threads {
+            self.cost.exited_dropped += 1;
+            return;
+        }
+        self.retired.push((tid, followed));
+    }
+
+    fn failed<T>(
+        &mut self,
+        err: &ReadError,
+        pid: u32,
+        tid: u32,
+        unknowns: &mut UnknownLog,
+    ) -> Option<T> {
+        if !has_vanished(self.root, err, &thread_dir(pid, tid)) {
+            unknowns.error(format!("thread {tid} of process {pid}"), err);
+        }
+        None
+    }
+
+    /// The foreign threads that ran on the exclusive CPUs, most CPU time first.
+    pub fn finish(self) -> Vec<ForeignThread> {
+        let cpus = &self.spec.cpus;
+        let mut threads: Vec<ForeignThread> = self
+            .followed
+            .into_iter()
+            .chain(self.retired)
+            .filter(|(_, f)| !f.cpu_time.is_empty())
+            .map(|(tid, f)| foreign_thread(tid, f, cpus))
+            .collect();
+        threads.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.tid.cmp(&b.tid)));
+        threads
+    }
+}
+
+fn single_cpu(affinity: &CpuSet) -> Option<u32> {
+    (affinity.len() == 1).then(|| affinity.first()).flatten()
+}
+
+fn foreign_thread(tid: u32, followed: Followed, cpus: &CpuSet) -> ForeignThread {
+    let attribution = if single_cpu(&followed.affinity).is_some() {
+        Attribution::Exact
+    } else if followed.affinity.is_subset(cpus) {
+        Attribution::Confined
+    } else {
+        Attribution::LastCpu
+    };
+    let cpu_time: Vec<CpuTime> = followed
+        .cpu_time
+        .into_iter()
+        .map(|(cpu, ns)| CpuTime { cpu, ns })
+        .collect();
+    ForeignThread {
+        pid: followed.pid,
+        tid,
+        comm: followed.comm,
+        kind: followed.kind,
+        class: followed.class,
+        total_ns: cpu_time.iter().fold(0u64, |s, t| s.saturating_add(t.ns)),
+        cpu_time,
+        attribution,
+    }
+}
+
+/// A user thread whose cgroup is unknown counts as in scope: the verdict must not pass on a
+/// thread it could not place.
+fn classify(kind: TaskKind, scope: Option<&Scope>, cgroup: Option<&ProcessCgroup>) -> ThreadClass {
+    match (kind, scope, cgroup) {
+        (TaskKind::KernelPerCpu, _, _) => ThreadClass::KernelPerCpu,
+        (TaskKind::KernelUnbound, _, _) => ThreadClass::KernelUnbound,
+        (TaskKind::User, Some(scope), Some(cgroup)) if !scope.contains(cgroup) => {
+            ThreadClass::OutsideScope
+        }
+        (TaskKind::User, _, _) => ThreadClass::InScope,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_follow_kind_and_scope() {
+        let scope = Scope::Cgroup("/vms/a".into());
+        let inside = ProcessCgroup {
+            cpuset_v1: Some("/vms/a".into()),
+            unified: None,
+        };
+        let outside = ProcessCgroup {
+            cpuset_v1: Some("/other".into()),
+            unified: Some("/".into()),
+        };
+        let cases = [
+            ("no scope", TaskKind::User, None, None, ThreadClass::InScope),
+            (
+                "inside",
+                TaskKind::User,
+                Some(&scope),
+                Some(&inside),
+                ThreadClass::InScope,
+            ),
+            (
+                "outside",
+                TaskKind::User,
+                Some(&scope),
+                Some(&outside),
+                ThreadClass::OutsideScope,
+            ),
+            (
+                "cgroup unknown",
+                TaskKind::User,
+                Some(&scope),
+                None,
+                ThreadClass::InScope,
+            ),
+            (
+                "per-CPU kthread",
+                TaskKind::KernelPerCpu,
+                Some(&scope),
+                Some(&outside),
+                ThreadClass::KernelPerCpu,
+            ),
+            (
+                "unbound kthread",
+                TaskKind::KernelUnbound,
+                None,
+                None,
+                ThreadClass::KernelUnbound,
+            ),
+        ];
+        for (what, kind, scope, cgroup, expected) in cases {
+            assert_eq!(classify(kind, scope, cgroup), expected, "{what}");
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Integration tests of nearnative-verify, one module per area.
+
+mod live;
+mod verdicts;

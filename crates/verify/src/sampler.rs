@@ -50,17 +50,17 @@ fn run(root: &Root, spec: &SampleSpec, duration: Duration, stop: &AtomicBool) ->
     let targets = Targets::start(root, spec.targets.iter().copied(), &mut unknowns);
 
     let deadline = started + duration;
+    let mut next_poll = Instant::now();
     let mut last_rescan = Instant::now();
     let mut stopped_early = false;
-    while let Some(left) = deadline
-        .checked_duration_since(Instant::now())
-        .filter(|d| !d.is_zero())
-    {
+    while Instant::now() < deadline {
         if stop.load(Ordering::Relaxed) {
             stopped_early = true;
             break;
         }
-        std::thread::sleep(spec.poll_interval.min(left));
+        // Polls keep a fixed period: the time a poll takes is not added to the interval.
+        next_poll = (next_poll + spec.poll_interval).min(deadline);
+        std::thread::sleep(next_poll.saturating_duration_since(Instant::now()));
         if last_rescan.elapsed() >= spec.rescan_interval {
             tracker.rescan(&mut unknowns);
             last_rescan = Instant::now();

@@ -16,6 +16,7 @@
 //! - CPU time lags a running thread by under a scheduler tick (see `schedstat`).
 //! - Interrupt and softirq time is charged by the kernel to whichever thread it interrupted.
 
+mod cpu_time;
 mod schedstat;
 mod targets;
 mod tracker;

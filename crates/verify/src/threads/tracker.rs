@@ -9,7 +9,8 @@ use nearnative_host::tasks::{
 use nearnative_host::{CpuSet, ReadError, Root};
 use serde::{Deserialize, Serialize};
 
-use super::{parse_schedstat, Attribution, CpuTime, ForeignThread, ThreadClass};
+use super::cpu_time::CpuTimeFile;
+use super::{Attribution, CpuTime, ForeignThread, ThreadClass};
 use crate::counters::advance;
 use crate::unknowns::UnknownLog;
 use crate::{SampleSpec, Scope};
@@ -39,6 +40,7 @@ struct Followed {
     kind: TaskKind,
     class: ThreadClass,
     affinity: CpuSet,
+    cpu_time_file: CpuTimeFile,
     /// The last CPU time read; `None` until a first read succeeds.
     runtime_ns: Option<u64>,
     cpu_time: BTreeMap<u32, u64>,
@@ -168,11 +170,9 @@ impl<'a> Tracker<'a> {
         };
         let kind = TaskKind::classify(&stat, &affinity);
         let cgroup = self.thread_cgroup(pid, tid, kind, unknowns);
-        let runtime_ns = match self
-            .root
-            .read_parsed(format!("{dir}/schedstat"), parse_schedstat)
-        {
-            Ok(sched) => Some(sched.runtime_ns),
+        let cpu_time_file = CpuTimeFile::new(self.root, &dir);
+        let runtime_ns = match cpu_time_file.read(self.root) {
+            Ok(runtime_ns) => Some(runtime_ns),
             Err(err) => return self.failed(&err, pid, tid, unknowns),
         };
         Some(Followed {
@@ -181,6 +181,7 @@ impl<'a> Tracker<'a> {
             kind,
             class: classify(kind, self.spec.scope.as_ref(), cgroup.as_ref()),
             affinity,
+            cpu_time_file,
             runtime_ns,
             cpu_time: BTreeMap::new(),
             listed_in: generation,
@@ -219,8 +220,8 @@ impl<'a> Tracker<'a> {
         for (&tid, followed) in &mut self.followed {
             let dir = thread_dir(followed.pid, tid);
             self.cost.files_read += 1;
-            let runtime_ns = match root.read_parsed(format!("{dir}/schedstat"), parse_schedstat) {
-                Ok(sched) => sched.runtime_ns,
+            let runtime_ns = match followed.cpu_time_file.read(root) {
+                Ok(runtime_ns) => runtime_ns,
                 Err(err) => {
                     if !has_vanished(root, &err, &dir) {
                         unknowns.error(format!("CPU time of thread {tid}"), &err);

@@ -48,8 +48,12 @@ fn label(target: &TargetActivity) -> String {
 }
 
 fn evidence(target: &TargetActivity, sample: &Sample, rate: f64) -> String {
+    let times = match target.nonvoluntary_switches {
+        1 => "time",
+        _ => "times",
+    };
     let mut text = format!(
-        "preempted {} times ({rate:.1}/s), {} voluntary switches, ran {}, waited {}",
+        "preempted {} {times} ({rate:.1}/s), {} voluntary switches, ran {}, waited {}",
         target.nonvoluntary_switches,
         target.voluntary_switches,
         duration(target.runtime_ns),

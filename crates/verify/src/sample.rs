@@ -45,6 +45,9 @@ pub struct SamplerCost {
     /// The housekeeping CPUs the sampling thread ran on, so that it never ran on the CPUs it
     /// measured; `None` when it could not be placed (no housekeeping CPU, or not the live host).
     pub pinned_to: Option<CpuSet>,
+    /// The longest period between two polls, in nanoseconds: the spec's poll interval, or
+    /// longer where one round took over a quarter of it.
+    pub longest_poll_period_ns: u64,
     #[serde(flatten)]
     pub threads: TrackerCost,
 }

@@ -18,6 +18,11 @@ use crate::threads::{Targets, Tracker};
 use crate::unknowns::UnknownLog;
 use crate::{Sample, SampleSpec, SamplerCost, VerifyError};
 
+/// The sampler stretches its poll period so that a round takes at most a quarter of it: on a
+/// host with tens of thousands of candidate threads it polls less often rather than use more
+/// than a quarter of a housekeeping CPU.
+const MAX_BUSY_SHARE_INVERSE: u32 = 4;
+
 /// Samples the exclusive CPUs of `spec` for `duration`, or until `stop` is set.
 ///
 /// Fails only on a refused spec or when the sampling thread cannot start; whatever cannot be
@@ -51,6 +56,8 @@ fn run(root: &Root, spec: &SampleSpec, duration: Duration, stop: &AtomicBool) ->
 
     let deadline = started + duration;
     let mut next_poll = Instant::now();
+    let mut period = spec.poll_interval;
+    let mut longest_period = period;
     let mut last_rescan = Instant::now();
     let mut stopped_early = false;
     while Instant::now() < deadline {
@@ -59,13 +66,18 @@ fn run(root: &Root, spec: &SampleSpec, duration: Duration, stop: &AtomicBool) ->
             break;
         }
         // Polls keep a fixed period: the time a poll takes is not added to the interval.
-        next_poll = (next_poll + spec.poll_interval).min(deadline);
+        next_poll = (next_poll + period).min(deadline);
         std::thread::sleep(next_poll.saturating_duration_since(Instant::now()));
+        let round = Instant::now();
         if last_rescan.elapsed() >= spec.rescan_interval {
             tracker.rescan(&mut unknowns);
             last_rescan = Instant::now();
         }
         tracker.poll(&mut unknowns);
+        period = spec
+            .poll_interval
+            .max(round.elapsed() * MAX_BUSY_SHARE_INVERSE);
+        longest_period = longest_period.max(period);
     }
 
     let targets = targets.finish(root, &tracker.target_pids, &mut unknowns);
@@ -91,6 +103,7 @@ fn run(root: &Root, spec: &SampleSpec, duration: Duration, stop: &AtomicBool) ->
     let cost = SamplerCost {
         cpu_time_ns: thread_cpu_ns().saturating_sub(cpu_start),
         pinned_to,
+        longest_poll_period_ns: nanos(longest_period),
         threads: tracker.cost,
     };
     Sample {

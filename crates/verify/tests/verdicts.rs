@@ -36,6 +36,7 @@ fn quiet() -> Sample {
         sampler: SamplerCost {
             cpu_time_ns: 5 * MS,
             pinned_to: Some(CpuSet::from_ids([0])),
+            longest_poll_period_ns: 10 * MS,
             threads: TrackerCost {
                 threads_listed: 120,
                 ..TrackerCost::default()

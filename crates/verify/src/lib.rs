@@ -7,6 +7,7 @@
 //! a [`nearnative_host::Root`]; the verdict is a pure function.
 
 mod counters;
+mod cpu_busy;
 mod error;
 mod irqs;
 mod sample;
@@ -17,6 +18,7 @@ mod unknowns;
 pub mod verdict;
 
 pub use counters::{advance, deltas, CounterTable, CpuCount};
+pub use cpu_busy::CpuBusy;
 pub use error::VerifyError;
 pub use irqs::{IrqActivity, IrqLine, NamedCount};
 pub use sample::{Sample, SamplerCost};

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use nearnative_host::{CpuSet, Unknown};
 use serde::{Deserialize, Serialize};
 
+use crate::cpu_busy::CpuBusy;
 use crate::irqs::{IrqActivity, NamedCount};
 use crate::threads::{ForeignThread, TargetActivity, TrackerCost};
 use crate::Scope;
@@ -27,6 +28,8 @@ pub struct Sample {
     pub irqs: Option<IrqActivity>,
     /// Softirqs per name; `None` when `/proc/softirqs` could not be read.
     pub softirqs: Option<Vec<NamedCount>>,
+    /// Each exclusive CPU's busy time; `None` when `/proc/stat` could not be read.
+    pub cpu_busy: Option<Vec<CpuBusy>>,
     /// Threads other than the targets that ran there, most CPU time first.
     pub threads: Vec<ForeignThread>,
     pub targets: Vec<TargetActivity>,

@@ -13,6 +13,7 @@ use nearnative_host::{CpuSet, Root};
 use nearnative_probe::pin::pin_current_thread_to;
 use nix::time::{clock_gettime, ClockId};
 
+use crate::cpu_busy;
 use crate::irqs::{irq_activity, named_counts, read_interrupts, read_softirqs};
 use crate::threads::{Targets, Tracker};
 use crate::unknowns::UnknownLog;
@@ -46,13 +47,17 @@ pub fn sample(
 fn run(root: &Root, spec: &SampleSpec, duration: Duration, stop: &AtomicBool) -> Sample {
     let pinned_to = pin_to_housekeeping(root, &spec.cpus);
     let cpu_start = thread_cpu_ns();
-    let started = Instant::now();
     let mut unknowns = UnknownLog::default();
-    let interrupts_start = read_interrupts(root).map_err(|u| unknowns.push(u)).ok();
-    let softirqs_start = read_softirqs(root).map_err(|u| unknowns.push(u)).ok();
+    // Listing every thread can take long on a big host: the sample starts once the followed
+    // threads have their baselines, so the whole duration is measured.
     let mut tracker = Tracker::new(root, spec);
     tracker.rescan(&mut unknowns);
     let targets = Targets::start(root, spec.targets.iter().copied(), &mut unknowns);
+    tracker.rebaseline(&mut unknowns);
+    let interrupts_start = read_interrupts(root).map_err(|u| unknowns.push(u)).ok();
+    let softirqs_start = read_softirqs(root).map_err(|u| unknowns.push(u)).ok();
+    let stat_start = cpu_busy::read(root).map_err(|u| unknowns.push(u)).ok();
+    let started = Instant::now();
 
     let deadline = started + duration;
     let mut next_poll = Instant::now();
@@ -83,6 +88,7 @@ fn run(root: &Root, spec: &SampleSpec, duration: Duration, stop: &AtomicBool) ->
     let targets = targets.finish(root, &tracker.target_pids, &mut unknowns);
     let interrupts_end = read_interrupts(root).map_err(|u| unknowns.push(u)).ok();
     let softirqs_end = read_softirqs(root).map_err(|u| unknowns.push(u)).ok();
+    let stat_end = cpu_busy::read(root).map_err(|u| unknowns.push(u)).ok();
     let duration_ns = nanos(started.elapsed());
     let irqs = match (interrupts_start, interrupts_end) {
         (Some((start, bad_start)), Some((end, bad_end))) => {
@@ -100,6 +106,15 @@ fn run(root: &Root, spec: &SampleSpec, duration: Duration, stop: &AtomicBool) ->
         }
         _ => None,
     };
+    let cpu_busy = match (stat_start, stat_end) {
+        (Some(start), Some(end)) => Some(cpu_busy::busy(
+            &start,
+            &end,
+            &spec.cpus,
+            cpu_busy::tick_ns(),
+        )),
+        _ => None,
+    };
     let cost = SamplerCost {
         cpu_time_ns: thread_cpu_ns().saturating_sub(cpu_start),
         pinned_to,
@@ -114,6 +129,7 @@ fn run(root: &Root, spec: &SampleSpec, duration: Duration, stop: &AtomicBool) ->
         stopped_early,
         irqs,
         softirqs,
+        cpu_busy,
         threads: tracker.finish(),
         targets,
         sampler: cost,

@@ -6,8 +6,8 @@ use nearnative_host::tasks::TaskKind;
 use nearnative_host::{CpuSet, Severity};
 use nearnative_verify::threads::TrackerCost;
 use nearnative_verify::{
-    verdict, Attribution, CheckKind, CpuCount, CpuTime, Expectations, ForeignThread, IrqActivity,
-    IrqLine, NamedCount, Outcome, Sample, SamplerCost, TargetActivity, ThreadClass,
+    verdict, Attribution, CheckKind, CpuBusy, CpuCount, CpuTime, Expectations, ForeignThread,
+    IrqActivity, IrqLine, NamedCount, Outcome, Sample, SamplerCost, TargetActivity, ThreadClass,
 };
 
 const MS: u64 = 1_000_000;
@@ -22,6 +22,7 @@ fn quiet() -> Sample {
         stopped_early: false,
         irqs: Some(IrqActivity::default()),
         softirqs: Some(Vec::new()),
+        cpu_busy: None,
         threads: Vec::new(),
         targets: vec![TargetActivity {
             tid: 100,
@@ -62,6 +63,15 @@ fn thread(comm: &str, tid: u32, class: ThreadClass, ns: u64) -> ForeignThread {
         cpu_time: vec![CpuTime { cpu: 1, ns }],
         total_ns: ns,
         attribution: Attribution::Exact,
+    }
+}
+
+fn busy(busy_ns: u64, irq_ns: u64) -> CpuBusy {
+    CpuBusy {
+        cpu: 1,
+        busy_ns,
+        irq_ns,
+        steal_ns: 0,
     }
 }
 
@@ -207,6 +217,25 @@ fn cases() -> Vec<Case> {
             check: CheckKind::ForeignThreads,
             outcome: Outcome::Warn,
             offender: Some("3 candidate threads were not followed"),
+        },
+        Case {
+            what: "busy time the sample accounts for passes",
+            sample: with(|s| s.cpu_busy = Some(vec![busy(1000 * MS, 5 * MS)])),
+            expect: defaults(),
+            check: CheckKind::ForeignThreads,
+            outcome: Outcome::Pass,
+            offender: None,
+        },
+        Case {
+            what: "busy time nobody accounts for warns",
+            sample: with(|s| {
+                s.cpu_busy = Some(vec![busy(1000 * MS, 10 * MS)]);
+                s.targets[0].runtime_ns = 500 * MS;
+            }),
+            expect: defaults(),
+            check: CheckKind::ForeignThreads,
+            outcome: Outcome::Warn,
+            offender: Some("CPU 1: busy 1000 ms: targets 500 ms, foreign threads 0 µs, interrupt handlers 10 ms, unaccounted 490 ms"),
         },
         Case {
             what: "a device IRQ on the CPU fails, named with its count",

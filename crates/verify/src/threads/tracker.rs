@@ -215,6 +215,16 @@ impl<'a> Tracker<'a> {
     /// Reads every followed thread's CPU time and credits any growth.
     pub fn poll(&mut self, unknowns: &mut UnknownLog) {
         self.cost.polls += 1;
+        self.read_cpu_times(unknowns, true);
+    }
+
+    /// Reads every followed thread's CPU time as the new baseline, crediting nothing: what
+    /// ran while a long listing was under way is not part of the sample.
+    pub fn rebaseline(&mut self, unknowns: &mut UnknownLog) {
+        self.read_cpu_times(unknowns, false);
+    }
+
+    fn read_cpu_times(&mut self, unknowns: &mut UnknownLog, credit: bool) {
         let (root, cpus) = (self.root, &self.spec.cpus);
         let mut gone = Vec::new();
         for (&tid, followed) in &mut self.followed {
@@ -234,7 +244,7 @@ impl<'a> Tracker<'a> {
                 .runtime_ns
                 .map_or(0, |last| advance(last, runtime_ns));
             followed.runtime_ns = Some(runtime_ns);
-            if grown == 0 {
+            if grown == 0 || !credit {
                 continue;
             }
             let cpu = match single_cpu(&followed.affinity) {

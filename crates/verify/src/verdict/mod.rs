@@ -7,6 +7,9 @@
 //!   outside the scope are listed for information. Per-CPU kernel threads bound to an
 //!   exclusive CPU cannot be moved: they warn only past `per_cpu_kthread_share` [0.1%] of
 //!   the sample on their CPU.
+//!   Each exclusive CPU's busy time (`/proc/stat`) is set against what the sample accounts
+//!   for; an unaccounted remainder over 5% of the sample (and over 30 ms of tick rounding)
+//!   warns: something ran there that polling did not see.
 //! - IRQs: a device IRQ line that fired on an exclusive CPU fails, unless it is in
 //!   `allowed_irqs` (the workload's own queue). Named interrupts: LOC (the tick) is expected
 //!   unless `nohz_full`, then it fails past `nohz_tick_rate` [2/s] per CPU; NMI, PMI, MCP and
@@ -18,6 +21,7 @@
 //!   `max_preemptions_per_sec` [1/s] fails; less, but at least once, warns. A target last
 //!   seen outside the exclusive CPUs warns.
 
+mod accounting;
 mod findings;
 mod irqs;
 mod preemption;

@@ -3,6 +3,7 @@
 
 use nearnative_host::{Mechanism, Severity};
 
+use super::accounting;
 use super::findings::{finding, seconds, times_on_cpus};
 use super::{Check, CheckKind, Expectations};
 use crate::{Attribution, ForeignThread, Sample, ThreadClass};
@@ -16,6 +17,7 @@ pub fn check(sample: &Sample, expect: &Expectations) -> Check {
             finding(severity, thread.label(), evidence(thread))
         })
         .collect();
+    findings.extend(accounting::findings(sample));
     let not_followed = sample.sampler.threads.threads_not_followed;
     if not_followed > 0 {
         findings.push(finding(

@@ -11,8 +11,11 @@
 //! - A thread allowed on one CPU only is credited exactly. Otherwise, a thread that migrated
 //!   within one poll interval is credited to where it ended: time it spent on an exclusive CPU
 //!   before moving away is missed, and time it spent elsewhere before moving there is counted.
-//! - A thread born and gone between two listings is never seen; one born mid-sample is
-//!   followed from the listing that finds it, so its CPU time before that is missed.
+//! - A thread born and gone between two listings is never seen (the `/proc/stat` busy-time
+//!   cross-check of the verdict shows such time as unaccounted). One born mid-sample is
+//!   found by the next listing; since it was not in the previous one, its whole CPU time is
+//!   new and is credited to the CPU it is on at the next poll.
+//! - A thread that exits between two polls loses its CPU time since the last poll.
 //! - CPU time lags a running thread by under a scheduler tick (see `schedstat`).
 //! - Interrupt and softirq time is charged by the kernel to whichever thread it interrupted.
 

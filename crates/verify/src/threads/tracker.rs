@@ -1,7 +1,7 @@
 //! The followed threads: listing `/proc` for candidates (a rescan) and crediting their CPU
 //! time growth to the CPU they were last on (a poll). See the parent module for the limits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use nearnative_host::tasks::{
     has_vanished, numeric_entries, parse_cgroup, parse_stat, parse_status, ProcessCgroup, TaskKind,
@@ -56,6 +56,10 @@ pub struct Tracker<'a> {
     followed: HashMap<u32, Followed>,
     /// Foreign threads that ran there and then exited or stopped being candidates.
     retired: Vec<(u32, Followed)>,
+    /// Every thread id of the previous listing (`None` before the first): a thread missing
+    /// from it was born since, so all its CPU time falls within the sample.
+    previous_listing: Option<HashSet<u32>>,
+    current_listing: HashSet<u32>,
     /// The process of each target thread, as listed.
     pub target_pids: BTreeMap<u32, u32>,
     pub cost: TrackerCost,
@@ -72,6 +76,8 @@ impl<'a> Tracker<'a> {
             spec,
             followed: HashMap::new(),
             retired: Vec::new(),
+            previous_listing: None,
+            current_listing: HashSet::new(),
             target_pids: BTreeMap::new(),
             cost: TrackerCost::default(),
         }
@@ -103,6 +109,7 @@ impl<'a> Tracker<'a> {
             }
         }
         self.cost.threads_listed = listed;
+        self.previous_listing = Some(std::mem::take(&mut self.current_listing));
         let gone: Vec<u32> = self
             .followed
             .iter()
@@ -116,6 +123,7 @@ impl<'a> Tracker<'a> {
     }
 
     fn visit(&mut self, pid: u32, tid: u32, generation: u64, unknowns: &mut UnknownLog) {
+        self.current_listing.insert(tid);
         if self.spec.targets.contains(&tid) {
             self.target_pids.insert(tid, pid);
             return;
@@ -172,6 +180,7 @@ impl<'a> Tracker<'a> {
         let cgroup = self.thread_cgroup(pid, tid, kind, unknowns);
         let cpu_time_file = CpuTimeFile::new(self.root, &dir);
         let runtime_ns = match cpu_time_file.read(self.root) {
+            Ok(_) if self.born_since_last_listing(tid) => Some(0),
             Ok(runtime_ns) => Some(runtime_ns),
             Err(err) => return self.failed(&err, pid, tid, unknowns),
         };
@@ -186,6 +195,14 @@ impl<'a> Tracker<'a> {
             cpu_time: BTreeMap::new(),
             listed_in: generation,
         })
+    }
+
+    /// True for a thread the previous listing did not have: its whole CPU time is new, and
+    /// the next poll credits it to the CPU the thread is on then.
+    fn born_since_last_listing(&self, tid: u32) -> bool {
+        self.previous_listing
+            .as_ref()
+            .is_some_and(|previous| !previous.contains(&tid))
     }
 
     /// The cgroup of a user thread, read per thread since cgroup v1 lets the threads of one

@@ -372,6 +372,40 @@ fn classify(kind: TaskKind, scope: Option<&Scope>, cgroup: Option<&ProcessCgroup
 mod tests {
     use super::*;
 
+    fn add_thread(dir: &std::path::Path, tid: u32, runtime_ns: u64, cpu: u32) {
+        let task = dir.join(format!("proc/{tid}/task/{tid}"));
+        std::fs::create_dir_all(&task).unwrap();
+        std::fs::write(task.join("status"), "Cpus_allowed_list:\t0-1\n").unwrap();
+        let stat = format!(
+            "{tid} (t{tid}) R 1 0 0 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 25 0 0 0 0 0 0 0 0 \
+             0 0 0 0 0 0 0 17 {cpu} 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+        );
+        std::fs::write(task.join("stat"), stat).unwrap();
+        std::fs::write(task.join("schedstat"), format!("{runtime_ns} 0 1\n")).unwrap();
+    }
+
+    #[test]
+    fn only_time_within_the_sample_is_credited_to_the_cpu_last_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let spec = SampleSpec::new(CpuSet::from_ids([1]));
+        let mut unknowns = UnknownLog::default();
+        add_thread(dir.path(), 10, 7_000, 1);
+        let mut tracker = Tracker::new(&root, &spec);
+        tracker.rescan(&mut unknowns);
+        add_thread(dir.path(), 10, 9_000, 1);
+        add_thread(dir.path(), 20, 5_000, 0);
+        tracker.rescan(&mut unknowns);
+        add_thread(dir.path(), 20, 6_000, 1);
+        tracker.poll(&mut unknowns);
+        let threads = tracker.finish();
+        let credited: Vec<(u32, u64)> = threads.iter().map(|t| (t.tid, t.total_ns)).collect();
+        // Thread 10 existed before the sample: only its growth counts. Thread 20 was born
+        // during it: all its time counts, credited to where it is seen at the poll.
+        assert_eq!(credited, [(20, 6_000), (10, 2_000)]);
+        assert!(unknowns.into_vec().is_empty());
+    }
+
     #[test]
     fn classes_follow_kind_and_scope() {
         let scope = Scope::Cgroup("/vms/a".into());

@@ -68,14 +68,7 @@ pub struct IrqActivity {
 /// Reads `/proc/interrupts`; bad rows are skipped and returned as unknowns, a file that
 /// cannot be read or has no CPU header is one unknown.
 pub fn read_interrupts(root: &Root) -> Result<(InterruptsReading, Vec<Unknown>), Unknown> {
-    let text = root
-        .read_to_string(INTERRUPTS)
-        .map_err(|e| Unknown::from_error("IRQ counts", &e))?;
-    let (table, bad) = interrupts::parse(&text).map_err(|reason| Unknown {
-        object: "IRQ counts".to_owned(),
-        path: PathBuf::from(INTERRUPTS),
-        reason,
-    })?;
+    let (table, bad) = read_table(root, "IRQ counts", INTERRUPTS)?;
     let unknowns = bad
         .into_iter()
         .map(|b| Unknown {
@@ -111,14 +104,7 @@ pub fn read_interrupts(root: &Root) -> Result<(InterruptsReading, Vec<Unknown>),
 /// Reads `/proc/softirqs`, whose layout (a `CPUn` header, then `NAME: counts` rows) is the
 /// one `/proc/interrupts` uses for its named rows.
 pub fn read_softirqs(root: &Root) -> Result<CounterTable<String>, Unknown> {
-    let text = root
-        .read_to_string(SOFTIRQS)
-        .map_err(|e| Unknown::from_error("softirq counts", &e))?;
-    let (table, _) = interrupts::parse(&text).map_err(|reason| Unknown {
-        object: "softirq counts".to_owned(),
-        path: PathBuf::from(SOFTIRQS),
-        reason,
-    })?;
+    let (table, _) = read_table(root, "softirq counts", SOFTIRQS)?;
     Ok(CounterTable {
         cpus: table.cpus,
         rows: table
@@ -126,6 +112,22 @@ pub fn read_softirqs(root: &Root) -> Result<CounterTable<String>, Unknown> {
             .into_iter()
             .map(|r| (r.name, r.counts))
             .collect(),
+    })
+}
+
+/// Reads and parses a per-CPU table in the `/proc/interrupts` layout.
+fn read_table(
+    root: &Root,
+    object: &str,
+    path: &str,
+) -> Result<(interrupts::InterruptTable, Vec<interrupts::BadLine>), Unknown> {
+    let text = root
+        .read_to_string(path)
+        .map_err(|e| Unknown::from_error(object, &e))?;
+    interrupts::parse(&text).map_err(|reason| Unknown {
+        object: object.to_owned(),
+        path: PathBuf::from(path),
+        reason,
     })
 }
 

@@ -36,6 +36,13 @@ fn an_intruder_is_named_and_the_target_is_not() {
         "two spinners share one CPU: {target_seen:?}"
     );
 
+    eprintln!(
+        "intruder credited {} ms, target ran {} ms ({} preemptions) in {} ms",
+        found.total_ns / 1_000_000,
+        target_seen.runtime_ns / 1_000_000,
+        target_seen.nonvoluntary_switches,
+        sample.duration_ns / 1_000_000
+    );
     let verdict = verdict(&sample, &Expectations::default());
     let threads = &verdict.checks[0];
     assert_eq!(threads.kind, CheckKind::ForeignThreads);

@@ -35,6 +35,7 @@ pub fn sample(
     stop: &AtomicBool,
 ) -> Result<Sample, VerifyError> {
     spec.check(duration)?;
+    check_online(root, &spec.cpus)?;
     std::thread::scope(|scope| {
         let sampler = std::thread::Builder::new()
             .name("nn-verify".to_owned())
@@ -135,6 +136,20 @@ fn run(root: &Root, spec: &SampleSpec, duration: Duration, stop: &AtomicBool) ->
         sampler: cost,
         unknowns_dropped: unknowns.dropped,
         unknowns: unknowns.into_vec(),
+    }
+}
+
+/// Refuses exclusive CPUs that are not online, naming the first; when the online list cannot
+/// be read, sampling goes ahead and the counters show what they show.
+fn check_online(root: &Root, cpus: &CpuSet) -> Result<(), VerifyError> {
+    let Ok(online) = online_cpus(root) else {
+        return Ok(());
+    };
+    match cpus.difference(&online).first() {
+        Some(cpu) => Err(VerifyError::InvalidSpec {
+            reason: format!("CPU {cpu} is not online (online CPUs: {online})"),
+        }),
+        None => Ok(()),
     }
 }
 

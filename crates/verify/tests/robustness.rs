@@ -129,4 +129,7 @@ fn a_bad_spec_is_refused_before_sampling() {
     let err = sample(&root, &empty, SHORT, &AtomicBool::new(false)).unwrap_err();
     assert!(matches!(err, VerifyError::InvalidSpec { .. }), "{err}");
     assert!(err.to_string().contains("exclusive CPUs is empty"), "{err}");
+    let offline = SampleSpec::new(CpuSet::from_ids([60_000]));
+    let err = sample(&root, &offline, SHORT, &AtomicBool::new(false)).unwrap_err();
+    assert!(err.to_string().contains("CPU 60000 is not online"), "{err}");
 }

@@ -60,6 +60,9 @@ pub struct Tracker<'a> {
     /// from it was born since, so all its CPU time falls within the sample.
     previous_listing: Option<HashSet<u32>>,
     current_listing: HashSet<u32>,
+    /// The sampling thread itself: when it could not be pinned off the exclusive CPUs its
+    /// own time there shows in the sample's cost, not as a foreign thread.
+    own_tid: u32,
     /// The process of each target thread, as listed.
     pub target_pids: BTreeMap<u32, u32>,
     pub cost: TrackerCost,
@@ -78,6 +81,7 @@ impl<'a> Tracker<'a> {
             retired: Vec::new(),
             previous_listing: None,
             current_listing: HashSet::new(),
+            own_tid: nix::unistd::gettid().as_raw() as u32,
             target_pids: BTreeMap::new(),
             cost: TrackerCost::default(),
         }
@@ -126,6 +130,9 @@ impl<'a> Tracker<'a> {
         self.current_listing.insert(tid);
         if self.spec.targets.contains(&tid) {
             self.target_pids.insert(tid, pid);
+            return;
+        }
+        if tid == self.own_tid {
             return;
         }
         let dir = thread_dir(pid, tid);

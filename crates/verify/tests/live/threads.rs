@@ -1,6 +1,13 @@
 //! An intruder on the target's CPU is named with its CPU time; the target never is.
 
-use nearnative_verify::{verdict, Attribution, CheckKind, Expectations, Outcome, ThreadClass};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use nearnative_host::cpus::online_cpus;
+use nearnative_host::Root;
+use nearnative_verify::{
+    sample, verdict, Attribution, CheckKind, Expectations, Outcome, SampleSpec, ThreadClass,
+};
 
 use super::{have_cpu, sample_cpu, serialize, Busy, OffCpu, CPU};
 
@@ -95,4 +102,28 @@ fn without_an_intruder_no_thread_of_this_process_is_listed() {
         cost.threads.candidates_max,
         cost.threads.files_read,
     );
+}
+
+#[test]
+fn an_unpinned_sampler_never_lists_itself() {
+    let _live = serialize();
+    let root = nearnative_host::Root::default();
+    let online = nearnative_host::cpus::online_cpus(&root).unwrap();
+    let spec = nearnative_verify::SampleSpec::new(online);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let sample =
+        nearnative_verify::sample(&root, &spec, std::time::Duration::from_millis(500), &stop)
+            .unwrap();
+    assert_eq!(
+        sample.sampler.pinned_to, None,
+        "no housekeeping CPU is left"
+    );
+    assert!(sample.sampler.cpu_time_ns > 0);
+    let own = std::process::id();
+    let listed: Vec<_> = sample
+        .threads
+        .iter()
+        .filter(|t| t.pid == own && t.comm == "nn-verify")
+        .collect();
+    assert!(listed.is_empty(), "{listed:#?}");
 }

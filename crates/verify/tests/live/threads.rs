@@ -107,13 +107,10 @@ fn without_an_intruder_no_thread_of_this_process_is_listed() {
 #[test]
 fn an_unpinned_sampler_never_lists_itself() {
     let _live = serialize();
-    let root = nearnative_host::Root::default();
-    let online = nearnative_host::cpus::online_cpus(&root).unwrap();
-    let spec = nearnative_verify::SampleSpec::new(online);
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let sample =
-        nearnative_verify::sample(&root, &spec, std::time::Duration::from_millis(500), &stop)
-            .unwrap();
+    let root = Root::default();
+    let spec = SampleSpec::new(online_cpus(&root).unwrap());
+    let stop = AtomicBool::new(false);
+    let sample = sample(&root, &spec, Duration::from_millis(500), &stop).unwrap();
     assert_eq!(
         sample.sampler.pinned_to, None,
         "no housekeeping CPU is left"

@@ -70,11 +70,18 @@ impl CpuTimeFile {
     }
 }
 
-impl Drop for CpuTimeFile {
-    fn drop(&mut self) {
+impl CpuTimeFile {
+    /// Closes the file and frees its slot; later reads open the path each time.
+    pub fn close(&mut self) {
         if self.file.take().is_some() {
             release_slot();
         }
+    }
+}
+
+impl Drop for CpuTimeFile {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -99,8 +106,11 @@ mod tests {
         let root = Root::new(dir.path());
         std::fs::create_dir(dir.path().join("t")).unwrap();
         std::fs::write(dir.path().join("t/schedstat"), "5 6 7\n").unwrap();
-        let file = CpuTimeFile::new(&root, "/t");
+        let mut file = CpuTimeFile::new(&root, "/t");
         assert_eq!(file.read(&root).unwrap(), 5);
+        file.close();
+        assert_eq!(file.read(&root).unwrap(), 5, "closed: read by path");
+        let file = CpuTimeFile::new(&root, "/t");
         std::fs::write(dir.path().join("t/schedstat"), "9 6 8\n").unwrap();
         assert_eq!(file.read(&root).unwrap(), 9);
         std::fs::write(dir.path().join("t/schedstat"), "junk").unwrap();

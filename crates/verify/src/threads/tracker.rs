@@ -292,9 +292,10 @@ impl<'a> Tracker<'a> {
 
     /// Stops following `tid`, keeping what it ran on the exclusive CPUs.
     fn retire(&mut self, tid: u32) {
-        let Some(followed) = self.followed.remove(&tid) else {
+        let Some(mut followed) = self.followed.remove(&tid) else {
             return;
         };
+        followed.cpu_time_file.close();
         if followed.cpu_time.is_empty() {
             return;
         }

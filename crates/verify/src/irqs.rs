@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use nearnative_host::irq::interrupts;
+use nearnative_host::irq::{affinity_settable, interrupts};
 use nearnative_host::{CpuSet, Root, Unknown};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,9 @@ pub struct IrqLine {
     pub name: String,
     pub counts: Vec<CpuCount>,
     pub total: u64,
+    /// False for a kernel-managed or per-CPU line, whose affinity user space cannot change:
+    /// its interrupts on an exclusive CPU are unavoidable. `None` off the live host.
+    pub affinity_settable: Option<bool>,
 }
 
 impl IrqLine {
@@ -132,8 +135,10 @@ fn read_table(
 }
 
 /// What fired on `cpus` between two readings of `/proc/interrupts`. The end reading names
-/// the lines (a line freed mid-sample keeps its last name).
+/// the lines (a line freed mid-sample keeps its last name); `root` tells which lines'
+/// affinity can be set.
 pub fn irq_activity(
+    root: &Root,
     before: &InterruptsReading,
     after: &InterruptsReading,
     cpus: &CpuSet,
@@ -143,6 +148,7 @@ pub fn irq_activity(
         .map(|(irq, counts)| IrqLine {
             irq,
             name: after.names.get(&irq).cloned().unwrap_or_default(),
+            affinity_settable: affinity_settable(root, &format!("/proc/irq/{irq}")),
             total: total(&counts),
             counts,
         })
@@ -197,10 +203,15 @@ mod tests {
         let dir = root_with(&[(INTERRUPTS, AFTER)]);
         let (after, unknowns) = read_interrupts(&Root::new(dir.path())).unwrap();
         assert_eq!(unknowns.len(), 1, "the bad row is an unknown");
-        let activity = irq_activity(&before.unwrap().0, &after, &CpuSet::from_ids([1]));
+        let root = Root::new(dir.path());
+        let activity = irq_activity(&root, &before.unwrap().0, &after, &CpuSet::from_ids([1]));
         assert_eq!(activity.lines.len(), 1);
         assert_eq!(activity.lines[0].label(), "IRQ 38 virtio2-input.0");
         assert_eq!(activity.lines[0].total, 57);
+        assert_eq!(
+            activity.lines[0].affinity_settable, None,
+            "not the live host"
+        );
         assert_eq!(activity.named.len(), 1, "RES did not advance");
         assert_eq!(activity.named[0].name, "LOC");
         assert_eq!(

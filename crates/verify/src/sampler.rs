@@ -97,7 +97,7 @@ fn run(root: &Root, spec: &SampleSpec, duration: Duration, stop: &AtomicBool) ->
                 .into_iter()
                 .chain(bad_end)
                 .for_each(|u| unknowns.push(u));
-            Some(irq_activity(&start, &end, &spec.cpus))
+            Some(irq_activity(root, &start, &end, &spec.cpus))
         }
         _ => None,
     };

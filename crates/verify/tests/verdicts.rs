@@ -85,6 +85,7 @@ fn irq(number: u32, name: &str, count: u64) -> IrqLine {
         name: name.into(),
         counts: on_cpu1(count),
         total: count,
+        affinity_settable: Some(true),
     }
 }
 
@@ -249,6 +250,18 @@ fn cases() -> Vec<Case> {
             check: CheckKind::Irqs,
             outcome: Outcome::Fail,
             offender: Some("IRQ 38 virtio2-input.0: fired 57 times on CPU 1"),
+        },
+        Case {
+            what: "a kernel-managed IRQ is unavoidable: it warns",
+            sample: with(|s| {
+                let mut line = irq(36, "virtio1-req.0", 131);
+                line.affinity_settable = Some(false);
+                s.irqs = Some(IrqActivity { lines: vec![line], named: vec![] });
+            }),
+            expect: defaults(),
+            check: CheckKind::Irqs,
+            outcome: Outcome::Warn,
+            offender: Some("IRQ 36 virtio1-req.0: fired 131 times on CPU 1 (kernel-managed"),
         },
         Case {
             what: "an allowed IRQ (the workload's own queue) passes",

@@ -24,11 +24,15 @@ pub fn check_irqs(sample: &Sample, expect: &Expectations) -> Check {
         .lines
         .iter()
         .map(|line| {
-            let severity = match expect.allowed_irqs.contains(&line.irq) {
-                true => Severity::Info,
-                false => Severity::Critical,
+            let fired = format!("fired {}", counts_on_cpus(&line.counts));
+            let (severity, evidence) = if expect.allowed_irqs.contains(&line.irq) {
+                (Severity::Info, fired)
+            } else if line.affinity_settable == Some(false) {
+                let why = "kernel-managed or per-CPU: its affinity cannot be changed";
+                (Severity::Warning, format!("{fired} ({why})"))
+            } else {
+                (Severity::Critical, fired)
             };
-            let evidence = format!("fired {}", counts_on_cpus(&line.counts));
             finding(severity, line.label(), evidence)
         })
         .collect();

@@ -11,7 +11,8 @@
 //!   for; an unaccounted remainder over 5% of the sample (and over 30 ms of tick rounding)
 //!   warns: something ran there that polling did not see.
 //! - IRQs: a device IRQ line that fired on an exclusive CPU fails, unless it is in
-//!   `allowed_irqs` (the workload's own queue). Named interrupts: LOC (the tick) is expected
+//!   `allowed_irqs` (the workload's own queue); a kernel-managed or per-CPU line, whose
+//!   affinity user space cannot set, is unavoidable and warns. Named interrupts: LOC (the tick) is expected
 //!   unless `nohz_full`, then it fails past `nohz_tick_rate` [2/s] per CPU; NMI, PMI, MCP and
 //!   the KVM posted-interrupt rows are expected; the rest (RES, CAL, TLB, IWI, ...) are IPIs
 //!   sent by other CPUs' work and warn.

@@ -85,6 +85,7 @@ fn run(root: &Root, spec: &SampleSpec, duration: Duration, stop: &AtomicBool) ->
             .max(round.elapsed() * MAX_BUSY_SHARE_INVERSE);
         longest_period = longest_period.max(period);
     }
+    tracker.final_poll(&mut unknowns);
 
     let targets = targets.finish(root, &tracker.target_pids, &mut unknowns);
     let interrupts_end = read_interrupts(root).map_err(|u| unknowns.push(u)).ok();

@@ -46,6 +46,20 @@ struct Followed {
     cpu_time: BTreeMap<u32, u64>,
     /// The rescan that last listed the thread.
     listed_in: u64,
+    /// Polls in a row that found no growth.
+    idle_polls: u32,
+}
+
+/// Polls without growth after which a thread counts as idle.
+pub const IDLE_AFTER: u32 = 10;
+/// An idle thread is read on one poll in this many.
+pub const IDLE_STRIDE: u64 = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    Baseline,
+    Poll,
+    Final,
 }
 
 /// Threads that may run on the exclusive CPUs, with the CPU time they had there.
@@ -201,6 +215,7 @@ impl<'a> Tracker<'a> {
             runtime_ns,
             cpu_time: BTreeMap::new(),
             listed_in: generation,
+            idle_polls: 0,
         })
     }
 
@@ -236,22 +251,38 @@ impl<'a> Tracker<'a> {
         }
     }
 
-    /// Reads every followed thread's CPU time and credits any growth.
+    /// Reads the followed threads' CPU time and credits any growth. Threads idle for
+    /// [`IDLE_AFTER`] polls are read every [`IDLE_STRIDE`]th poll only (each on its own
+    /// round, so the load stays even): most threads of a host sleep, and skipping them cuts
+    /// the cost of a poll several times. One that wakes is found at most `IDLE_STRIDE` polls
+    /// late, its time credited to the CPU it is on then.
     pub fn poll(&mut self, unknowns: &mut UnknownLog) {
         self.cost.polls += 1;
-        self.read_cpu_times(unknowns, true);
+        self.read_cpu_times(unknowns, Round::Poll);
+    }
+
+    /// Reads every followed thread, idle or not: the last poll of a sample.
+    pub fn final_poll(&mut self, unknowns: &mut UnknownLog) {
+        self.cost.polls += 1;
+        self.read_cpu_times(unknowns, Round::Final);
     }
 
     /// Reads every followed thread's CPU time as the new baseline, crediting nothing: what
     /// ran while a long listing was under way is not part of the sample.
     pub fn rebaseline(&mut self, unknowns: &mut UnknownLog) {
-        self.read_cpu_times(unknowns, false);
+        self.read_cpu_times(unknowns, Round::Baseline);
     }
 
-    fn read_cpu_times(&mut self, unknowns: &mut UnknownLog, credit: bool) {
+    fn read_cpu_times(&mut self, unknowns: &mut UnknownLog, round: Round) {
         let (root, cpus) = (self.root, &self.spec.cpus);
+        let polls = self.cost.polls;
         let mut gone = Vec::new();
         for (&tid, followed) in &mut self.followed {
+            let resting =
+                followed.idle_polls >= IDLE_AFTER && (polls + u64::from(tid)) % IDLE_STRIDE != 0;
+            if round == Round::Poll && resting {
+                continue;
+            }
             let dir = thread_dir(followed.pid, tid);
             self.cost.files_read += 1;
             let runtime_ns = match followed.cpu_time_file.read(root) {
@@ -268,7 +299,11 @@ impl<'a> Tracker<'a> {
                 .runtime_ns
                 .map_or(0, |last| advance(last, runtime_ns));
             followed.runtime_ns = Some(runtime_ns);
-            if grown == 0 || !credit {
+            followed.idle_polls = match grown {
+                0 => followed.idle_polls.saturating_add(1),
+                _ => 0,
+            };
+            if grown == 0 || round == Round::Baseline {
                 continue;
             }
             let cpu = match single_cpu(&followed.affinity) {
@@ -412,6 +447,29 @@ mod tests {
         // during it: all its time counts, credited to where it is seen at the poll.
         assert_eq!(credited, [(20, 6_000), (10, 2_000)]);
         assert!(unknowns.into_vec().is_empty());
+    }
+
+    #[test]
+    fn idle_threads_are_read_less_often_but_lose_no_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let spec = SampleSpec::new(CpuSet::from_ids([1]));
+        let mut unknowns = UnknownLog::default();
+        add_thread(dir.path(), 10, 1_000, 1);
+        let mut tracker = Tracker::new(&root, &spec);
+        tracker.rescan(&mut unknowns);
+        let before = tracker.cost.files_read;
+        let polls = 10 * IDLE_STRIDE;
+        for _ in 0..polls {
+            tracker.poll(&mut unknowns);
+        }
+        let reads = tracker.cost.files_read - before;
+        assert!(reads < polls / 2, "{reads} reads in {polls} idle polls");
+        add_thread(dir.path(), 10, 4_000, 1);
+        tracker.poll(&mut unknowns);
+        tracker.final_poll(&mut unknowns);
+        let threads = tracker.finish();
+        assert_eq!(threads[0].total_ns, 3_000);
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! Method: every `rescan_interval` the sampler lists every thread and reads its affinity
 //! (`Cpus_allowed_list`). A thread whose affinity excludes every exclusive CPU cannot run
 //! there and is not followed; the rest (the candidates) are followed. Every `poll_interval`
-//! each candidate's CPU time is read from `schedstat`; when it grew, the growth is credited to
-//! the CPU the thread was last on (`processor` in `stat`, read only then) if that CPU is one
-//! of the exclusive ones.
+//! each candidate's CPU time is read from `schedstat` (a thread idle for ten polls only every
+//! tenth poll); when it grew, the growth is credited to the CPU the thread was last on
+//! (`processor` in `stat`, read only then) if that CPU is one of the exclusive ones.
 //!
 //! Limits, each reported through [`Attribution`] or documented here:
 //! - A thread allowed on one CPU only is credited exactly. Otherwise, a thread that migrated

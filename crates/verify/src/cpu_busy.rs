@@ -33,8 +33,11 @@ pub struct CpuBusy {
 /// Tick counters of one CPU line, in the kernel's order from `user`.
 type Ticks = Vec<u64>;
 
+/// One reading of `/proc/stat`'s per-CPU lines.
+pub type StatReading = BTreeMap<u32, Ticks>;
+
 /// The per-CPU lines of `/proc/stat`, by CPU.
-pub fn parse_stat(text: &str) -> Result<BTreeMap<u32, Ticks>, String> {
+pub fn parse_stat(text: &str) -> Result<StatReading, String> {
     let mut cpus = BTreeMap::new();
     for line in text.lines() {
         let mut fields = line.split_ascii_whitespace();
@@ -63,7 +66,7 @@ pub fn parse_stat(text: &str) -> Result<BTreeMap<u32, Ticks>, String> {
     }
 }
 
-pub fn read(root: &Root) -> Result<BTreeMap<u32, Ticks>, Unknown> {
+pub fn read(root: &Root) -> Result<StatReading, Unknown> {
     let text = root
         .read_to_string(STAT)
         .map_err(|e| Unknown::from_error("CPU busy time", &e))?;
@@ -83,8 +86,8 @@ const STEAL: usize = 7;
 
 /// Each of `cpus`' time between two readings; a CPU missing from either is left out.
 pub fn busy(
-    before: &BTreeMap<u32, Ticks>,
-    after: &BTreeMap<u32, Ticks>,
+    before: &StatReading,
+    after: &StatReading,
     cpus: &CpuSet,
     tick_ns: u64,
 ) -> Vec<CpuBusy> {

@@ -5,16 +5,21 @@
 //! CPUs (online minus exclusive) so the measurement never lands on what it measures. Its
 //! duration is bounded by the spec and by the caller's stop flag, checked every poll.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nearnative_host::cpus::online_cpus;
-use nearnative_host::{CpuSet, Root};
+use nearnative_host::{CpuSet, Root, Unknown};
 use nearnative_probe::pin::pin_current_thread_to;
 use nix::time::{clock_gettime, ClockId};
 
-use crate::cpu_busy;
-use crate::irqs::{irq_activity, named_counts, read_interrupts, read_softirqs};
+use crate::counters::CounterTable;
+use crate::cpu_busy::{self, CpuBusy};
+use crate::irqs::{
+    irq_activity, named_counts, read_interrupts, read_softirqs, InterruptsReading, IrqActivity,
+    NamedCount,
+};
 use crate::threads::{Targets, Tracker};
 use crate::unknowns::UnknownLog;
 use crate::{Sample, SampleSpec, SamplerCost, VerifyError};
@@ -55,12 +60,52 @@ fn run(root: &Root, spec: &SampleSpec, duration: Duration, stop: &AtomicBool) ->
     tracker.rescan(&mut unknowns);
     let targets = Targets::start(root, spec.targets.iter().copied(), &mut unknowns);
     tracker.rebaseline(&mut unknowns);
-    let interrupts_start = read_interrupts(root).map_err(|u| unknowns.push(u)).ok();
-    let softirqs_start = read_softirqs(root).map_err(|u| unknowns.push(u)).ok();
-    let stat_start = cpu_busy::read(root).map_err(|u| unknowns.push(u)).ok();
+    let counters_start = Counters::read(root, &mut unknowns);
     let started = Instant::now();
+    let followed = follow(&mut tracker, spec, started + duration, stop, &mut unknowns);
+    let targets = targets.finish(root, &tracker.target_pids, &mut unknowns);
+    let counters_end = Counters::read(root, &mut unknowns);
+    let duration_ns = nanos(started.elapsed());
+    let (irqs, softirqs, cpu_busy) =
+        counters_start.activity(counters_end, root, &spec.cpus, &mut unknowns);
+    let cost = SamplerCost {
+        cpu_time_ns: thread_cpu_ns().saturating_sub(cpu_start),
+        pinned_to,
+        longest_poll_period_ns: nanos(followed.longest_period),
+        threads: tracker.cost,
+    };
+    Sample {
+        cpus: spec.cpus.clone(),
+        target_tids: spec.targets.clone(),
+        scope: spec.scope.clone(),
+        duration_ns,
+        stopped_early: followed.stopped_early,
+        irqs,
+        softirqs,
+        cpu_busy,
+        threads: tracker.finish(),
+        targets,
+        sampler: cost,
+        unknowns_dropped: unknowns.dropped,
+        unknowns: unknowns.into_vec(),
+    }
+}
 
-    let deadline = started + duration;
+/// How the polling loop ended.
+struct Followed {
+    stopped_early: bool,
+    longest_period: Duration,
+}
+
+/// Polls the candidates until `deadline` or `stop`, listing `/proc` again every rescan
+/// interval, then reads every candidate once more.
+fn follow(
+    tracker: &mut Tracker,
+    spec: &SampleSpec,
+    deadline: Instant,
+    stop: &AtomicBool,
+    unknowns: &mut UnknownLog,
+) -> Followed {
     let mut next_poll = Instant::now();
     let mut period = spec.poll_interval;
     let mut longest_period = period;
@@ -76,67 +121,73 @@ fn run(root: &Root, spec: &SampleSpec, duration: Duration, stop: &AtomicBool) ->
         std::thread::sleep(next_poll.saturating_duration_since(Instant::now()));
         let round = Instant::now();
         if last_rescan.elapsed() >= spec.rescan_interval {
-            tracker.rescan(&mut unknowns);
+            tracker.rescan(unknowns);
             last_rescan = Instant::now();
         }
-        tracker.poll(&mut unknowns);
+        tracker.poll(unknowns);
         period = spec
             .poll_interval
             .max(round.elapsed() * MAX_BUSY_SHARE_INVERSE);
         longest_period = longest_period.max(period);
     }
-    tracker.final_poll(&mut unknowns);
-
-    let targets = targets.finish(root, &tracker.target_pids, &mut unknowns);
-    let interrupts_end = read_interrupts(root).map_err(|u| unknowns.push(u)).ok();
-    let softirqs_end = read_softirqs(root).map_err(|u| unknowns.push(u)).ok();
-    let stat_end = cpu_busy::read(root).map_err(|u| unknowns.push(u)).ok();
-    let duration_ns = nanos(started.elapsed());
-    let irqs = match (interrupts_start, interrupts_end) {
-        (Some((start, bad_start)), Some((end, bad_end))) => {
-            bad_start
-                .into_iter()
-                .chain(bad_end)
-                .for_each(|u| unknowns.push(u));
-            Some(irq_activity(root, &start, &end, &spec.cpus))
-        }
-        _ => None,
-    };
-    let softirqs = match (softirqs_start, softirqs_end) {
-        (Some(start), Some(end)) => {
-            Some(named_counts(&start, &end, &spec.cpus, &Default::default()))
-        }
-        _ => None,
-    };
-    let cpu_busy = match (stat_start, stat_end) {
-        (Some(start), Some(end)) => Some(cpu_busy::busy(
-            &start,
-            &end,
-            &spec.cpus,
-            cpu_busy::tick_ns(),
-        )),
-        _ => None,
-    };
-    let cost = SamplerCost {
-        cpu_time_ns: thread_cpu_ns().saturating_sub(cpu_start),
-        pinned_to,
-        longest_poll_period_ns: nanos(longest_period),
-        threads: tracker.cost,
-    };
-    Sample {
-        cpus: spec.cpus.clone(),
-        target_tids: spec.targets.clone(),
-        scope: spec.scope.clone(),
-        duration_ns,
+    tracker.final_poll(unknowns);
+    Followed {
         stopped_early,
-        irqs,
-        softirqs,
-        cpu_busy,
-        threads: tracker.finish(),
-        targets,
-        sampler: cost,
-        unknowns_dropped: unknowns.dropped,
-        unknowns: unknowns.into_vec(),
+        longest_period,
+    }
+}
+
+/// One reading of the per-CPU counter files; `None` for a file that could not be read.
+struct Counters {
+    interrupts: Option<(InterruptsReading, Vec<Unknown>)>,
+    softirqs: Option<CounterTable<String>>,
+    stat: Option<cpu_busy::StatReading>,
+}
+
+type Activity = (
+    Option<IrqActivity>,
+    Option<Vec<NamedCount>>,
+    Option<Vec<CpuBusy>>,
+);
+
+impl Counters {
+    fn read(root: &Root, unknowns: &mut UnknownLog) -> Counters {
+        Counters {
+            interrupts: read_interrupts(root).map_err(|u| unknowns.push(u)).ok(),
+            softirqs: read_softirqs(root).map_err(|u| unknowns.push(u)).ok(),
+            stat: cpu_busy::read(root).map_err(|u| unknowns.push(u)).ok(),
+        }
+    }
+
+    /// What happened on `cpus` between this reading and `end`; a file missing at either end
+    /// gives `None`. Bad rows of `/proc/interrupts` become unknowns.
+    fn activity(
+        self,
+        end: Counters,
+        root: &Root,
+        cpus: &CpuSet,
+        unknowns: &mut UnknownLog,
+    ) -> Activity {
+        let irqs = match (self.interrupts, end.interrupts) {
+            (Some((start, bad_start)), Some((end, bad_end))) => {
+                bad_start
+                    .into_iter()
+                    .chain(bad_end)
+                    .for_each(|u| unknowns.push(u));
+                Some(irq_activity(root, &start, &end, cpus))
+            }
+            _ => None,
+        };
+        let softirqs = match (self.softirqs, end.softirqs) {
+            (Some(start), Some(end)) => Some(named_counts(&start, &end, cpus, &BTreeMap::new())),
+            _ => None,
+        };
+        let tick_ns = cpu_busy::tick_ns();
+        let busy = match (self.stat, end.stat) {
+            (Some(start), Some(end)) => Some(cpu_busy::busy(&start, &end, cpus, tick_ns)),
+            _ => None,
+        };
+        (irqs, softirqs, busy)
     }
 }
 

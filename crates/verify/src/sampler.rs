@@ -28,6 +28,9 @@ use crate::{Sample, SampleSpec, SamplerCost, VerifyError};
 /// host with tens of thousands of candidate threads it polls less often rather than use more
 /// than a quarter of a housekeeping CPU.
 const MAX_BUSY_SHARE_INVERSE: u32 = 4;
+/// Listing every thread again is the dearest step on a big host, and new threads are rare:
+/// the rescan interval stretches so that listing takes at most a tenth of it.
+const MAX_RESCAN_SHARE_INVERSE: u32 = 10;
 
 /// Samples the exclusive CPUs of `spec` for `duration`, or until `stop` is set.
 ///
@@ -110,6 +113,7 @@ fn follow(
     let mut period = spec.poll_interval;
     let mut longest_period = period;
     let mut last_rescan = Instant::now();
+    let mut rescan_interval = spec.rescan_interval;
     let mut stopped_early = false;
     while Instant::now() < deadline {
         if stop.load(Ordering::Relaxed) {
@@ -120,9 +124,12 @@ fn follow(
         next_poll = (next_poll + period).min(deadline);
         std::thread::sleep(next_poll.saturating_duration_since(Instant::now()));
         let round = Instant::now();
-        if last_rescan.elapsed() >= spec.rescan_interval {
+        if last_rescan.elapsed() >= rescan_interval {
             tracker.rescan(unknowns);
             last_rescan = Instant::now();
+            rescan_interval = spec
+                .rescan_interval
+                .max(last_rescan.duration_since(round) * MAX_RESCAN_SHARE_INVERSE);
         }
         tracker.poll(unknowns);
         period = spec

@@ -1,7 +1,7 @@
 //! Which threads ran on the exclusive CPUs, and for how long, found by polling `/proc`.
 //!
 //! Method: every `rescan_interval` the sampler lists every thread and reads its affinity
-//! (`Cpus_allowed_list`). A thread whose affinity excludes every exclusive CPU cannot run
+//! (`sched_getaffinity` on the live host, `Cpus_allowed_list` elsewhere). A thread whose affinity excludes every exclusive CPU cannot run
 //! there and is not followed; the rest (the candidates) are followed. Every `poll_interval`
 //! each candidate's CPU time is read from `schedstat` (a thread idle for ten polls only every
 //! tenth poll); when it grew, the growth is credited to the CPU the thread was last on

@@ -180,6 +180,57 @@ pub fn named_counts(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A `/proc/interrupts` text with the given CPU columns and numbered rows (at most one
+    /// count per column, as the kernel prints).
+    fn render(cpus: &[u32], rows: &BTreeMap<u32, Vec<u64>>) -> String {
+        let header: Vec<String> = cpus.iter().map(|c| format!("CPU{c}")).collect();
+        let mut text = format!("{}\n", header.join(" "));
+        for (irq, counts) in rows {
+            let counts: Vec<String> = counts.iter().take(cpus.len()).map(u64::to_string).collect();
+            text.push_str(&format!(
+                "{irq}: {} IO-APIC {irq}-edge dev{irq}\n",
+                counts.join(" ")
+            ));
+        }
+        text
+    }
+
+    fn arb_reading() -> impl Strategy<Value = (Vec<u32>, BTreeMap<u32, Vec<u64>>)> {
+        (
+            proptest::collection::btree_set(0u32..6, 1..4),
+            proptest::collection::btree_map(
+                0u32..8,
+                proptest::collection::vec(any::<u64>(), 0..5),
+                0..6,
+            ),
+        )
+            .prop_map(|(cpus, rows)| (cpus.into_iter().collect(), rows))
+    }
+
+    proptest! {
+        #[test]
+        fn activity_between_any_two_readings_never_panics(
+            (cpus_a, rows_a) in arb_reading(),
+            (cpus_b, rows_b) in arb_reading(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir(dir.path().join("proc")).unwrap();
+            let root = Root::new(dir.path());
+            let file = dir.path().join("proc/interrupts");
+            std::fs::write(&file, render(&cpus_a, &rows_a)).unwrap();
+            let (before, _) = read_interrupts(&root).unwrap();
+            std::fs::write(&file, render(&cpus_b, &rows_b)).unwrap();
+            let (after, _) = read_interrupts(&root).unwrap();
+            let activity = irq_activity(&root, &before, &after, &CpuSet::from_ids(0..6));
+            for line in &activity.lines {
+                prop_assert!(rows_b.contains_key(&line.irq), "only rows present at the end");
+                prop_assert_eq!(line.total, total(&line.counts));
+                prop_assert_eq!(&line.name, &format!("dev{}", line.irq));
+            }
+        }
+    }
 
     fn root_with(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();

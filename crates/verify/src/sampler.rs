@@ -34,7 +34,8 @@ const MAX_RESCAN_SHARE_INVERSE: u32 = 10;
 
 /// Samples the exclusive CPUs of `spec` for `duration`, or until `stop` is set.
 ///
-/// Fails only on a refused spec or when the sampling thread cannot start; whatever cannot be
+/// Fails only on a refused spec (see [`SampleSpec::check`]; offline CPUs; a scope cgroup
+/// that does not exist) or when the sampling thread cannot start; whatever cannot be
 /// read on the host is an unknown inside the sample.
 pub fn sample(
     root: &Root,
@@ -44,6 +45,9 @@ pub fn sample(
 ) -> Result<Sample, VerifyError> {
     spec.check(duration)?;
     check_online(root, &spec.cpus)?;
+    if let Some(scope) = &spec.scope {
+        scope.check_exists(root)?;
+    }
     std::thread::scope(|scope| {
         let sampler = std::thread::Builder::new()
             .name("nn-verify".to_owned())

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use nearnative_host::tasks::ProcessCgroup;
-use nearnative_host::CpuSet;
+use nearnative_host::{CpuSet, Root};
 use serde::{Deserialize, Serialize};
 
 use crate::VerifyError;
@@ -88,7 +88,32 @@ pub enum Scope {
     Cgroup(String),
 }
 
+/// Where the hierarchies a scope is matched against are mounted: cgroup v2 alone, or v1's
+/// cpuset next to the v2 `unified` mount.
+pub const CGROUP_MOUNTS: &[&str] = &[
+    "/sys/fs/cgroup",
+    "/sys/fs/cgroup/cpuset",
+    "/sys/fs/cgroup/unified",
+];
+
 impl Scope {
+    /// Refuses a scope whose cgroup exists in no hierarchy under `root`: a misspelt scope
+    /// would put every thread outside it, and the verdict would pass on nothing.
+    pub fn check_exists(&self, root: &Root) -> Result<(), VerifyError> {
+        let Scope::Cgroup(path) = self;
+        let relative = path.trim_start_matches('/');
+        if CGROUP_MOUNTS
+            .iter()
+            .any(|mount| root.exists(format!("{mount}/{relative}")))
+        {
+            return Ok(());
+        }
+        Err(VerifyError::InvalidScope {
+            text: self.to_string(),
+            reason: format!("no such cgroup under {}", CGROUP_MOUNTS.join(", ")),
+        })
+    }
+
     /// True when a thread in `cgroup` lies inside the scope.
     pub fn contains(&self, cgroup: &ProcessCgroup) -> bool {
         let Scope::Cgroup(scope) = self;
@@ -179,6 +204,21 @@ mod tests {
         assert_eq!(
             "cgroup:/x".parse::<Scope>().unwrap().to_string(),
             "cgroup:/x"
+        );
+    }
+
+    #[test]
+    fn a_scope_must_name_an_existing_cgroup() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sys/fs/cgroup/cpuset/vms/web1")).unwrap();
+        let root = Root::new(dir.path());
+        let exists: Scope = "cgroup:/vms/web1".parse().unwrap();
+        assert!(exists.check_exists(&root).is_ok());
+        let typo: Scope = "cgroup:/vms/web2".parse().unwrap();
+        let err = typo.check_exists(&root).unwrap_err().to_string();
+        assert!(
+            err.contains("cgroup:/vms/web2") && err.contains("no such cgroup"),
+            "{err}"
         );
     }
 

@@ -9,7 +9,7 @@
 //! for the owning PCI function.
 
 mod findings;
-mod interrupts;
+pub mod interrupts;
 pub mod irqbalance;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -176,7 +176,7 @@ fn read_line(
 /// The kernel creates `smp_affinity` without its write bit when user space may not set the
 /// line's affinity. Only the live host keeps that mode: captures store every file as 0644,
 /// so elsewhere settability is unknown rather than guessed.
-fn affinity_settable(root: &Root, proc: &str) -> Option<bool> {
+pub fn affinity_settable(root: &Root, proc: &str) -> Option<bool> {
     if !root.is_live() {
         return None;
     }

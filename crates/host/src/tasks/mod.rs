@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::CpuSet;
 
 pub use cgroup::{parse_cgroup, CgroupError, ProcessCgroup};
-pub use read::read_tasks;
+pub use read::{has_vanished, numeric_entries, read_tasks};
 pub use stat::{parse_stat, SchedPolicy, StatError, TaskStat};
-pub use status::{parse_status, StatusError, TaskStatus};
+pub use status::{parse_context_switches, parse_status, ContextSwitches, StatusError, TaskStatus};
 
 /// Whether a thread is a user thread, or a kernel thread and of which sort.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -130,7 +130,7 @@ fn read_thread(root: &Root, thread_dir: &str) -> Result<Task, ReadError> {
 }
 
 /// True when `err` only says that the task owning `dir` has exited since we listed it.
-fn has_vanished(root: &Root, err: &ReadError, dir: &str) -> bool {
+pub fn has_vanished(root: &Root, err: &ReadError, dir: &str) -> bool {
     match err {
         ReadError::NotFound { .. } => !root.exists(dir),
         ReadError::Io { source, .. } => source.raw_os_error() == Some(Errno::ESRCH as i32),
@@ -139,7 +139,10 @@ fn has_vanished(root: &Root, err: &ReadError, dir: &str) -> bool {
 }
 
 /// The numeric entries of a directory (pids or tids), ascending.
-fn numeric_entries(root: &Root, dir: impl AsRef<std::path::Path>) -> Result<Vec<u32>, ReadError> {
+pub fn numeric_entries(
+    root: &Root,
+    dir: impl AsRef<std::path::Path>,
+) -> Result<Vec<u32>, ReadError> {
     let mut ids: Vec<u32> = root
         .list_dir(dir)?
         .iter()

@@ -40,6 +40,31 @@ pub fn parse_status(text: &str) -> Result<TaskStatus, StatusError> {
     Ok(TaskStatus { cpus_allowed })
 }
 
+/// A thread's context switches since it started: `voluntary_ctxt_switches` (it blocked or
+/// yielded) and `nonvoluntary_ctxt_switches` (it was preempted while runnable).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContextSwitches {
+    pub voluntary: u64,
+    pub nonvoluntary: u64,
+}
+
+/// Parses the two context-switch lines of a status file; the error is the key of the first
+/// one that is missing or not a number.
+pub fn parse_context_switches(text: &str) -> Result<ContextSwitches, &'static str> {
+    let value = |key: &'static str| {
+        text.lines()
+            .find_map(|line| {
+                let (k, v) = line.split_once(':')?;
+                (k == key).then(|| v.trim().parse::<u64>().ok())?
+            })
+            .ok_or(key)
+    };
+    Ok(ContextSwitches {
+        voluntary: value("voluntary_ctxt_switches")?,
+        nonvoluntary: value("nonvoluntary_ctxt_switches")?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +96,27 @@ mod tests {
         for (what, text, expected) in cases {
             let err = parse_status(text).unwrap_err().to_string();
             assert!(err.contains(expected), "{what}: {err}");
+        }
+    }
+
+    #[test]
+    fn context_switches_are_read_or_the_missing_key_named() {
+        let text = "Name:\tx\nvoluntary_ctxt_switches:\t12\nnonvoluntary_ctxt_switches:\t3\n";
+        let expected = ContextSwitches {
+            voluntary: 12,
+            nonvoluntary: 3,
+        };
+        let cases = [
+            ("both lines", text, Ok(expected)),
+            ("empty", "", Err("voluntary_ctxt_switches")),
+            (
+                "garbage count",
+                "voluntary_ctxt_switches:\t1\nnonvoluntary_ctxt_switches:\tx\n",
+                Err("nonvoluntary_ctxt_switches"),
+            ),
+        ];
+        for (what, text, expected) in cases {
+            assert_eq!(parse_context_switches(text), expected, "{what}");
         }
     }
 }

@@ -1,0 +1,28 @@
+//! verify: proof by measurement that a workload's exclusive CPUs are really exclusive.
+//!
+//! [`sample`] watches the exclusive CPUs for a while (the interrupts that fired there, the
+//! foreign threads that ran there and for how long, and how often the workload's own threads
+//! were switched out) into a [`Sample`]. [`verdict`] turns a sample and the [`Expectations`]
+//! into a pass or fail per check, each offender named. The sampler reads the live host through
+//! a [`nearnative_host::Root`]; the verdict is a pure function.
+
+mod counters;
+mod cpu_busy;
+mod error;
+mod irqs;
+mod sample;
+mod sampler;
+mod spec;
+pub mod threads;
+mod unknowns;
+pub mod verdict;
+
+pub use counters::{advance, deltas, CounterTable, CpuCount};
+pub use cpu_busy::CpuBusy;
+pub use error::VerifyError;
+pub use irqs::{IrqActivity, IrqLine, NamedCount};
+pub use sample::{Sample, SamplerCost};
+pub use sampler::sample;
+pub use spec::{SampleSpec, Scope, MAX_DURATION, MIN_POLL_INTERVAL};
+pub use threads::{Attribution, CpuTime, ForeignThread, TargetActivity, ThreadClass};
+pub use verdict::{verdict, Check, CheckKind, Expectations, Outcome, Verdict};

@@ -9,6 +9,7 @@
 # Uses hyperfine when installed (apt-get install -y hyperfine), else a timing loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib/medians.sh
 
 threads="${1:-10000}"
 runs="${2:-20}"
@@ -39,20 +40,6 @@ inspect_cmd="$bin inspect --json"
 ps_cmd="ps -eLo pid,tid,psr,cls,rtprio,ni,comm"
 echo "host: $(nproc) CPUs, $(ps -eLo tid= | wc -l) threads in $(ps -eo pid= | wc -l) processes"
 
-if command -v hyperfine >/dev/null; then
-    hyperfine -N --warmup 2 --runs "$runs" --export-json "$work/h.json" \
-        -n inspect "$inspect_cmd" -n ps "$ps_cmd" >/dev/null 2>&1
-    mapfile -t medians < <(grep -o '"median": [0-9.e-]*' "$work/h.json" | awk '{printf "%.1f\n", $2 * 1000}')
-else
-    median_ms() {
-        local times=() start end
-        for _ in $(seq "$runs"); do
-            start=$(date +%s%N); $1 >/dev/null; end=$(date +%s%N)
-            times+=("$(( (end - start) / 1000 ))")
-        done
-        printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.1f\n", a[int((NR+1)/2)] / 1000}'
-    }
-    medians=("$(median_ms "$inspect_cmd")" "$(median_ms "$ps_cmd")")
-fi
+mapfile -t medians < <(medians_ms "$runs" 2 inspect "$inspect_cmd" ps "$ps_cmd")
 echo "median ms: inspect ${medians[0]}, ps ${medians[1]} ($runs runs each)"
 awk -v a="${medians[0]}" -v b="${medians[1]}" 'BEGIN {printf "inspect / ps = %.2f (below 1 means inspect is faster)\n", a / b}'

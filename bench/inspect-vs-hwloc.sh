@@ -8,6 +8,7 @@
 # Uses hyperfine when installed (apt-get install -y hyperfine), else a timing loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib/medians.sh
 
 name="${1:-128arm-2pa2n8cluster4co}"
 runs="${2:-50}"
@@ -29,20 +30,6 @@ inspect_cmd="$bin inspect --json --root $snap"
 hwloc_cmd="env HWLOC_FSROOT=$snap hwloc-calc --number-of pu all"
 echo "snapshot: $name ($("$bin" inspect --json --root "$snap" | grep -c '"online": true') online CPUs; hwloc counts $(HWLOC_FSROOT="$snap" hwloc-calc --number-of pu all) PUs)"
 
-if command -v hyperfine >/dev/null; then
-    hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/h.json" \
-        -n inspect "$inspect_cmd" -n hwloc-calc "$hwloc_cmd" >/dev/null 2>&1
-    mapfile -t medians < <(grep -o '"median": [0-9.e-]*' "$work/h.json" | awk '{printf "%.2f\n", $2 * 1000}')
-else
-    median_ms() {
-        local times=() start end
-        for _ in $(seq "$runs"); do
-            start=$(date +%s%N); $1 >/dev/null; end=$(date +%s%N)
-            times+=("$(( (end - start) / 1000 ))")
-        done
-        printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.2f\n", a[int((NR+1)/2)] / 1000}'
-    }
-    medians=("$(median_ms "$inspect_cmd")" "$(median_ms "$hwloc_cmd")")
-fi
+mapfile -t medians < <(medians_ms "$runs" 5 inspect "$inspect_cmd" hwloc-calc "$hwloc_cmd")
 echo "median ms: inspect ${medians[0]}, hwloc-calc ${medians[1]} ($runs runs each)"
 awk -v a="${medians[0]}" -v b="${medians[1]}" 'BEGIN {printf "inspect / hwloc-calc = %.2f (below 1 means inspect is faster)\n", a / b}'

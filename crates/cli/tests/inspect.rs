@@ -107,3 +107,17 @@ fn capture_then_inspect_the_archive() {
     assert_eq!(captured["topology"], live["topology"]);
     assert_eq!(captured["isolation"], live["isolation"]);
 }
+
+#[test]
+fn capture_json_names_the_archive_and_what_went_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("host2.tar.gz");
+    let output = nearnative(&["capture", out.to_str().unwrap(), "--json"]);
+    assert!(output.status.success(), "{output:?}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["archive"], out.to_str().unwrap());
+    assert_eq!(report["folder"], "host2");
+    assert!(report["files"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["cpus"].as_u64().unwrap() > 0, "{report}");
+    assert!(out.is_file());
+}

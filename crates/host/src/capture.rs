@@ -35,7 +35,7 @@ pub enum CaptureError {
 }
 
 /// What went into the archive.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CaptureSummary {
     /// The folder the archive unpacks to.
     pub folder: String,

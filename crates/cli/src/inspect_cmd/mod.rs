@@ -11,6 +11,9 @@ use clap::Args;
 use nearnative_host::capture::{self, DEFAULT_MAX_BYTES};
 use nearnative_host::workloads;
 use nearnative_host::{Host, InspectOptions, Root};
+use serde::Serialize;
+
+use crate::output::print_json;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -36,6 +39,19 @@ pub struct CaptureArgs {
     /// Most file content to keep, in MiB.
     #[arg(long, default_value_t = DEFAULT_MAX_BYTES >> 20)]
     max_mib: u64,
+    /// Print what went into the archive as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `capture --json`: the archive and what went into it.
+#[derive(Serialize)]
+struct CaptureReport<'a> {
+    archive: &'a Path,
+    #[serde(flatten)]
+    summary: &'a capture::CaptureSummary,
+    cpus: usize,
+    unknowns: usize,
 }
 
 pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
@@ -47,7 +63,7 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     };
     let host = Host::read(&root, &options);
     if args.json {
-        crate::output::print_json(&host)?;
+        print_json(&host)?;
     } else {
         print!("{}", summary::render(&host));
     }
@@ -65,6 +81,15 @@ pub fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let max_bytes = args.max_mib.saturating_mul(1 << 20);
     let (host, summary) =
         capture::capture(&root, &InspectOptions::default(), &args.out, max_bytes)?;
+    if args.json {
+        print_json(&CaptureReport {
+            archive: &args.out,
+            summary: &summary,
+            cpus: host.topology.cpus.len(),
+            unknowns: host.unknowns.len(),
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "wrote {}: {} files, {} directories, {} symlinks, {} KiB read ({} CPUs, {} unknowns)",
         args.out.display(),

@@ -209,6 +209,10 @@ fn client_and_server_processes_agree_over_udp_and_tcp() {
         let stats = server.stop();
         let answered = stats["answered"].as_u64().unwrap();
         assert!(answered > count.as_u64().unwrap(), "{what}: {stats}");
+        assert_eq!(
+            stats["received"], answered,
+            "{what}: unanswered requests: {stats}"
+        );
         assert_eq!(stats["malformed"]["foreign"], 0, "{what}");
     }
 }

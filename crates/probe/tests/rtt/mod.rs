@@ -44,11 +44,16 @@ pub fn assert_monotone(what: &str, s: &Summary) {
 
 /// Requests the server must have answered: the measured ones, the warm-up and the handshake.
 pub fn assert_server_answered_all(what: &str, report: &RttReport, stats: &ServerStats) {
+    assert_eq!(stats.malformed.total(), 0, "{what}: {stats:?}");
+    assert_eq!(stats.send_errors, 0, "{what}: {stats:?}");
+    assert_eq!(
+        stats.received, stats.answered,
+        "{what}: the server left requests unanswered: {stats:?}"
+    );
     assert!(
         stats.answered > report.count,
         "{what}: server answered {} but the client counted {}",
         stats.answered,
         report.count
     );
-    assert_eq!(stats.malformed.total(), 0, "{what}: {stats:?}");
 }

@@ -95,11 +95,12 @@ fn tcp_malformed_message_closes_only_its_connection() {
         .unwrap();
     bad.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let mut buf = [0u8; 256];
-    assert_eq!(
-        bad.read(&mut buf).unwrap_or(0),
-        0,
-        "closed without an answer"
-    );
+    // Closed without an answer: end of stream or a reset. A timeout means it was left open.
+    match bad.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the malformed connection was not closed: {other:?}"),
+    }
 
     // Two requests in one write, the second split across writes: framing holds.
     let first = request(100, 1);

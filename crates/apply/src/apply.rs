@@ -22,7 +22,7 @@ use crate::restore::{failure_lines, restore, Restored};
 use crate::state::{JournalId, StateDir, StateError};
 
 /// What an apply did.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
 pub struct ApplyReport {
     pub id: JournalId,
     pub journal: PathBuf,
@@ -92,13 +92,29 @@ impl std::fmt::Display for Rollback {
     }
 }
 
-/// Applies `steps` in order through the journal `id` in `state`.
+/// Applies `steps` in order through the journal `id` in `state`, taking the state lock.
 pub fn apply(
     steps: &[Step],
     backend: &dyn Backend,
     state: &StateDir,
     id: &JournalId,
 ) -> Result<ApplyReport, ApplyError> {
+    check_privilege(backend)?;
+    state.ensure()?;
+    let lock = StateLock::acquire(state.dir())?;
+    apply_locked(steps, backend, state, id, &lock)
+}
+
+/// [`apply`] for a caller that already holds the state lock, so that what it does around the
+/// apply (planning against the ledger, recording the allocation) is serialised with it.
+pub fn apply_locked(
+    steps: &[Step],
+    backend: &dyn Backend,
+    state: &StateDir,
+    id: &JournalId,
+    _held: &StateLock,
+) -> Result<ApplyReport, ApplyError> {
+    check_privilege(backend)?;
     Executor::start(backend, state, id, FaultPoint::default())?.run(steps)
 }
 
@@ -111,6 +127,9 @@ pub fn apply_with_crash(
     id: &JournalId,
     crash: crate::fault::Crash,
 ) -> Result<ApplyReport, ApplyError> {
+    check_privilege(backend)?;
+    state.ensure()?;
+    let _lock = StateLock::acquire(state.dir())?;
     Executor::start(backend, state, id, FaultPoint::armed(crash))?.run(steps)
 }
 
@@ -119,29 +138,30 @@ pub(crate) fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+fn check_privilege(backend: &dyn Backend) -> Result<(), ApplyError> {
+    match backend.is_live() && !is_root() {
+        true => Err(ApplyError::NotRoot),
+        false => Ok(()),
+    }
+}
+
 struct Executor<'a> {
     backend: &'a dyn Backend,
     journal: Journal,
     path: PathBuf,
     fault: FaultPoint,
     report: ApplyReport,
-    _lock: StateLock,
 }
 
 impl<'a> Executor<'a> {
-    /// Checks privilege, takes the lock and stores the empty journal: if that fails, nothing
-    /// has been touched.
+    /// Stores the empty journal (the caller holds the lock): if that fails, nothing has been
+    /// touched.
     fn start(
         backend: &'a dyn Backend,
         state: &StateDir,
         id: &JournalId,
         mut fault: FaultPoint,
     ) -> Result<Self, ApplyError> {
-        if backend.is_live() && !is_root() {
-            return Err(ApplyError::NotRoot);
-        }
-        state.ensure()?;
-        let lock = StateLock::acquire(state.dir())?;
         let path = state.journal_path(id);
         if path.exists() {
             return Err(ApplyError::AlreadyExists {
@@ -172,7 +192,6 @@ impl<'a> Executor<'a> {
             },
             path,
             fault,
-            _lock: lock,
         })
     }
 

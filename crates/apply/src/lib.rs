@@ -16,10 +16,10 @@ pub mod state;
 
 #[cfg(feature = "fault-injection")]
 pub use apply::apply_with_crash;
-pub use apply::{apply, ApplyError, ApplyReport, Rollback};
+pub use apply::{apply, apply_locked, ApplyError, ApplyReport, Rollback};
 #[cfg(feature = "fault-injection")]
 pub use fault::{Crash, CrashPoint};
 pub use journal::{Journal, JournalStatus, Unchangeable, JOURNAL_SCHEMA_VERSION};
 pub use restore::Restored;
-pub use revert::{revert, JournalReverted, RevertError, RevertReport, RevertTarget};
+pub use revert::{revert, revert_locked, JournalReverted, RevertError, RevertReport, RevertTarget};
 pub use state::{JournalId, StateDir, DEFAULT_STATE_DIR};

@@ -20,7 +20,7 @@ pub enum RevertTarget {
     All,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize)]
 pub struct RevertReport {
     pub journals: Vec<JournalReverted>,
 }
@@ -32,7 +32,7 @@ impl RevertReport {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
 pub struct JournalReverted {
     pub id: JournalId,
     pub restored: Vec<Described>,
@@ -59,23 +59,34 @@ pub enum RevertError {
     },
 }
 
+/// Reverts `target`'s journals, taking the state lock.
 pub fn revert(
     state: &StateDir,
     target: &RevertTarget,
     backend: &dyn Backend,
 ) -> Result<RevertReport, RevertError> {
-    if backend.is_live() && !is_root() {
-        return Err(RevertError::NotRoot);
+    check_privilege(backend)?;
+    if !state.dir().is_dir() {
+        return Ok(RevertReport::default());
     }
+    let lock = StateLock::acquire(state.dir())?;
+    revert_locked(state, target, backend, &lock)
+}
+
+/// [`revert`] for a caller that already holds the state lock (and releases the workload's
+/// ledger entry under the same lock).
+pub fn revert_locked(
+    state: &StateDir,
+    target: &RevertTarget,
+    backend: &dyn Backend,
+    _held: &StateLock,
+) -> Result<RevertReport, RevertError> {
+    check_privilege(backend)?;
     let mut report = RevertReport::default();
     let ids = match target {
         RevertTarget::One(id) => vec![id.clone()],
         RevertTarget::All => state.journal_ids()?,
     };
-    if !state.dir().is_dir() {
-        return Ok(report);
-    }
-    let _lock = StateLock::acquire(state.dir())?;
     let mut journals = Vec::new();
     for id in ids {
         let path = state.journal_path(&id);
@@ -106,4 +117,11 @@ pub fn revert(
         });
     }
     Ok(report)
+}
+
+fn check_privilege(backend: &dyn Backend) -> Result<(), RevertError> {
+    match backend.is_live() && !is_root() {
+        true => Err(RevertError::NotRoot),
+        false => Ok(()),
+    }
 }

@@ -1,5 +1,7 @@
 //! The state directory's layout: `lock`, `journals/<id>.json` (one per apply that has not been
-//! reverted) and `ledger.json` (the admission ledger, written by the planner's side).
+//! reverted), `plans/<id>.json` (the plan each of those applies carried out) and `ledger.json`
+//! (the admission ledger). The last two are the engine's; their places are named here so the
+//! whole layout is in one file.
 //!
 //! The directory is root's alone (mode 0700): a journal decides what `revert` writes.
 
@@ -21,7 +23,7 @@ pub enum StateError {
         #[source]
         source: io::Error,
     },
-    #[error("{path}: cannot list journals: {source}")]
+    #[error("{path}: cannot list the state directory: {source}")]
     List {
         path: PathBuf,
         #[source]
@@ -113,47 +115,63 @@ impl StateDir {
         self.journals_dir().join(format!("{id}.json"))
     }
 
+    pub fn plans_dir(&self) -> PathBuf {
+        self.dir.join("plans")
+    }
+
+    pub fn plan_path(&self, id: &JournalId) -> PathBuf {
+        self.plans_dir().join(format!("{id}.json"))
+    }
+
     pub fn ledger_path(&self) -> PathBuf {
         self.dir.join("ledger.json")
     }
 
-    /// Creates the directory and `journals/` (0700) if missing.
+    /// Creates the directory, `journals/` and `plans/` (0700) if missing.
     pub fn ensure(&self) -> Result<(), StateError> {
-        let journals = self.journals_dir();
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&journals)
-            .map_err(|source| StateError::Create {
-                path: journals,
-                source,
-            })
+        for dir in [self.journals_dir(), self.plans_dir()] {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|source| StateError::Create { path: dir, source })?;
+        }
+        Ok(())
     }
 
     /// The ids of the journals present, sorted; none when the directory does not exist.
     pub fn journal_ids(&self) -> Result<Vec<JournalId>, StateError> {
-        let dir = self.journals_dir();
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(StateError::List { path: dir, source }),
-        };
-        let mut ids = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|source| StateError::List {
-                path: dir.clone(),
-                source,
-            })?;
-            let name = entry.file_name();
-            let id = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(|n| JournalId::try_from(n).ok());
-            ids.extend(id);
-        }
-        ids.sort();
-        Ok(ids)
+        ids_in(self.journals_dir())
     }
+
+    /// The ids of the applied plans present, sorted.
+    pub fn plan_ids(&self) -> Result<Vec<JournalId>, StateError> {
+        ids_in(self.plans_dir())
+    }
+}
+
+/// The `<id>` of every `<id>.json` in `dir`, sorted; none when `dir` does not exist.
+fn ids_in(dir: PathBuf) -> Result<Vec<JournalId>, StateError> {
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(StateError::List { path: dir, source }),
+    };
+    let mut ids = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| StateError::List {
+            path: dir.clone(),
+            source,
+        })?;
+        let name = entry.file_name();
+        let id = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| JournalId::try_from(n).ok());
+        ids.extend(id);
+    }
+    ids.sort();
+    Ok(ids)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ mod live;
 mod revert_cases;
 mod roundtrip;
 mod steps;
-mod tree;
+use nearnative_testkit::tree;
 
 use std::path::Path;
 

@@ -1,11 +1,13 @@
 //! The `nearnative` binary: argument parsing and printing only. The work lives in the
 //! library crates, one per pipeline stage.
 
+mod apply_cmd;
 mod duration;
 mod inspect_cmd;
 mod output;
 mod plan_cmd;
 mod probe_cmd;
+mod verify_cmd;
 
 use std::process::ExitCode;
 
@@ -30,6 +32,14 @@ enum Command {
     /// Plan latency sensitivity = high for a VM, process or cgroup: cores, knob changes,
     /// advisories. Changes nothing.
     Plan(plan_cmd::PlanArgs),
+    /// Plan, then make the changes through a crash-safe journal and record the allocation.
+    Apply(plan_cmd::PlanArgs),
+    /// Undo an apply exactly (every knob back to its prior value) and release its cores.
+    Revert(apply_cmd::RevertArgs),
+    /// List the latency-sensitive workloads in force and their journals.
+    Status(apply_cmd::StatusArgs),
+    /// Prove an applied workload exclusive: knobs read back, exclusive CPUs sampled.
+    Verify(verify_cmd::VerifyArgs),
     /// Measure: network round-trip time and CPU jitter.
     #[command(subcommand)]
     Probe(probe_cmd::ProbeCommand),
@@ -78,6 +88,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect_cmd::inspect(args),
         Command::Capture(args) => inspect_cmd::capture(args),
         Command::Plan(args) => plan_cmd::run(args),
+        Command::Apply(args) => apply_cmd::apply(args),
+        Command::Revert(args) => apply_cmd::revert(args),
+        Command::Status(args) => apply_cmd::status(args),
+        Command::Verify(args) => verify_cmd::run(args),
         Command::Probe(cmd) => probe_cmd::run(cmd),
     }
 }

@@ -1,28 +1,20 @@
 //! `nearnative plan TARGET`: read the host and the ledger, plan, print. Planning itself is
 //! the pure `nearnative_plan::plan`; this file only gathers its inputs and prints its output.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use nearnative_apply::durable;
-use nearnative_apply::state::{StateDir, DEFAULT_STATE_DIR};
-use nearnative_host::{CpuSet, Host, InspectOptions};
-use nearnative_plan::{
-    plan, Fencing, IoPlacement, Ledger, Level, NumaSpill, Plan, PlanRequest, Target,
-};
+use nearnative_apply::state::DEFAULT_STATE_DIR;
+use nearnative_host::CpuSet;
+use nearnative_plan::{Fencing, IoPlacement, Level, NumaSpill, Plan, PlanRequest, Target};
 use serde_json::Value;
-
-use crate::inspect_cmd::checked_root;
-
-/// The ledger file's schema version (`ledger.json` in the state directory).
-const LEDGER_SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// vm:NAME, vm-pid:PID, pid:PID or cgroup:/PATH.
-    target: Target,
+    pub(crate) target: Target,
     /// high: one thread per core; high-ht: two threads of the workload share a core.
     #[arg(long, default_value = "high")]
     level: Level,
@@ -55,13 +47,13 @@ pub struct PlanArgs {
     allow_cpu0: bool,
     /// Directory to read as `/`: a captured or extracted snapshot.
     #[arg(long, default_value = "/")]
-    root: PathBuf,
+    pub(crate) root: PathBuf,
     /// Where ledger.json (the exclusive allocations in force) lives.
     #[arg(long, default_value = DEFAULT_STATE_DIR)]
-    state_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
     /// Print the plan as JSON (docs/plan.md).
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -77,18 +69,8 @@ enum Spill {
 }
 
 pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let root = checked_root(&args.root)?;
-    let ledger_path = StateDir::new(&args.state_dir).ledger_path();
-    let ledger: Ledger = durable::load(&ledger_path, LEDGER_SCHEMA_VERSION)
-        .with_context(|| format!("ledger {}", ledger_path.display()))?
-        .unwrap_or_default();
-    let mut host = Host::read(&root, &InspectOptions::default());
-    if args.root == Path::new("/") {
-        // This process is gone by the time a plan is applied; a step for it would fail then.
-        host.tasks.processes.retain(|p| p.pid != std::process::id());
-    }
-    let request = request(args.target.clone(), &args)?;
-    let plan = plan(&host, &request, &ledger)?;
+    let engine = crate::apply_cmd::engine(&args.root, &args.state_dir)?;
+    let plan = engine.plan(&request(args.target.clone(), &args)?)?;
     if args.json {
         crate::output::print_json(&plan)?;
     } else {
@@ -97,7 +79,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn request(target: Target, args: &PlanArgs) -> anyhow::Result<PlanRequest> {
+pub(crate) fn request(target: Target, args: &PlanArgs) -> anyhow::Result<PlanRequest> {
     let scope = match &args.scope {
         None => None,
         Some(text) => Some(
@@ -128,7 +110,7 @@ fn request(target: Target, args: &PlanArgs) -> anyhow::Result<PlanRequest> {
 }
 
 /// The plan for people: scope, allocation, numbered changes, advisories, notes.
-fn render(plan: &Plan) -> String {
+pub(crate) fn render(plan: &Plan) -> String {
     let mut out = String::new();
     let fencing = match &plan.scope.fencing {
         Fencing::CpusetV1 { mount } => format!("cgroup v1 cpusets at {}", mount.display()),
@@ -198,7 +180,7 @@ fn dash(set: &CpuSet) -> String {
     }
 }
 
-fn mechanism(mechanism: nearnative_host::Mechanism) -> String {
+pub(crate) fn mechanism(mechanism: nearnative_host::Mechanism) -> String {
     serde_json::to_value(mechanism)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))

@@ -1,6 +1,7 @@
 //! The `Host` aggregate: everything inspect reads, in one serializable value with a stable,
 //! versioned JSON schema (docs/inspect-schema.md).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -103,6 +104,30 @@ impl Host {
         };
         host.findings = host.findings_of();
         host
+    }
+
+    /// The IRQs (number → interface) of every interface that carries a default route, except
+    /// `except`: nearnative leaves them where they are unless told to take that NIC over,
+    /// so the plan does not steer them and verify does not blame them.
+    pub fn default_route_irqs(&self, except: Option<&str>) -> BTreeMap<u32, &str> {
+        let mut irqs = BTreeMap::new();
+        let protected = self.nics.interfaces.iter();
+        for nic in
+            protected.filter(|n| !n.default_route.is_empty() && Some(n.name.as_str()) != except)
+        {
+            for irq in &nic.irqs {
+                irqs.insert(irq.irq, nic.name.as_str());
+            }
+            let Some(device) = nic.bus_device.as_deref() else {
+                continue;
+            };
+            for irq in &self.irqs.lines {
+                if irq.device.as_deref() == Some(device) {
+                    irqs.insert(irq.number, nic.name.as_str());
+                }
+            }
+        }
+        irqs
     }
 
     /// The findings of every part, most severe first (stable within a severity).

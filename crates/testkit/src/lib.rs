@@ -1,12 +1,14 @@
 //! Test-only helpers shared by the plan and apply test suites: the real host snapshots under
 //! `shared/fixtures/hosts` (extracted once per build directory, because extraction is slow)
-//! and synthetic topologies of any shape, built in memory.
+//! synthetic topologies of any shape, built in memory, and furnished trees compared byte for
+//! byte ([`tree`]).
 //!
 //! Panicking is the right response to a broken fixture here: this crate is never shipped.
 
 pub mod fixtures;
 pub mod qemu;
 pub mod synthetic;
+pub mod tree;
 
 pub use fixtures::{extract, hosts_dir, shared, topology, Snapshot, SNAPSHOTS};
 pub use qemu::{PausedQemu, QemuOptions};

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use nearnative_host::nic::Nic;
 use nearnative_host::Mechanism;
 use nearnative_knob::exclusivity::housekeeping::{TimerMigration, WorkqueueCpumask};
 use nearnative_knob::exclusivity::irq::{DefaultSmpAffinity, IrqAffinity};
@@ -90,25 +89,7 @@ pub fn plan(context: &Context, out: &mut Changes) {
 
 /// The IRQs of interfaces that carry a default route, except the one `--nic` names.
 fn default_route_irqs<'h>(context: &Context<'h>) -> BTreeMap<u32, &'h str> {
-    let named = context.request.nic.as_deref();
-    let protected: Vec<&Nic> = context
+    context
         .host
-        .nics
-        .interfaces
-        .iter()
-        .filter(|n| !n.default_route.is_empty() && Some(n.name.as_str()) != named)
-        .collect();
-    let mut irqs = BTreeMap::new();
-    for nic in &protected {
-        for irq in &nic.irqs {
-            irqs.insert(irq.irq, nic.name.as_str());
-        }
-        let device = nic.bus_device.as_deref();
-        for irq in context.host.irqs.lines.iter() {
-            if device.is_some() && irq.device.as_deref() == device {
-                irqs.insert(irq.number, nic.name.as_str());
-            }
-        }
-    }
-    irqs
+        .default_route_irqs(context.request.nic.as_deref())
 }

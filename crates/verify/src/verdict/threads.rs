@@ -34,12 +34,13 @@ pub fn check(sample: &Sample, expect: &Expectations) -> Check {
 }
 
 fn severity(thread: &ForeignThread, sample: &Sample, expect: &Expectations) -> Severity {
+    let over_allowance = thread.total_ns > expect.foreign_time_allowance_ns;
     match thread.class {
-        ThreadClass::InScope | ThreadClass::KernelUnbound
-            if thread.total_ns > expect.foreign_time_allowance_ns =>
-        {
-            Severity::Critical
-        }
+        ThreadClass::InScope if over_allowance => Severity::Critical,
+        ThreadClass::KernelUnbound if over_allowance => match sample.scope {
+            None => Severity::Critical,
+            Some(_) => Severity::Warning,
+        },
         ThreadClass::KernelPerCpu => {
             let allowance = expect.per_cpu_kthread_share * seconds(sample) * 1e9;
             match thread.cpu_time.iter().any(|t| t.ns as f64 > allowance) {

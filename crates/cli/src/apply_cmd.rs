@@ -1,0 +1,189 @@
+//! `nearnative apply`, `revert` and `status`: the engine's operations, printed.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use nearnative_apply::{StateDir, DEFAULT_STATE_DIR};
+use nearnative_engine::{Applied, Engine, RevertWhich, Reverted, Status};
+use nearnative_knob::{Backend, LiveBackend, TreeBackend};
+use serde::Serialize;
+
+use crate::inspect_cmd::checked_root;
+use crate::plan_cmd::{render, request, PlanArgs};
+
+/// The engine over the live host, or over a tree (`--root DIR`) whose files it writes.
+pub(crate) fn engine(root_dir: &Path, state_dir: &Path) -> anyhow::Result<Engine> {
+    let root = checked_root(root_dir)?;
+    let backend: Box<dyn Backend> = match root.is_live() {
+        true => Box::new(LiveBackend::new()),
+        false => Box::new(TreeBackend::new(root_dir)),
+    };
+    Ok(Engine::new(root, backend, StateDir::new(state_dir)))
+}
+
+pub fn apply(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let engine = engine(&args.root, &args.state_dir)?;
+    let request = request(args.target.clone(), &args)?;
+    let applied = engine.apply(&request)?;
+    match args.json {
+        true => crate::output::print_json(&applied)?,
+        false => print!("{}", render_applied(&applied)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_applied(applied: &Applied) -> String {
+    let report = &applied.report;
+    let mut out = render(&applied.plan);
+    out.push_str(&format!(
+        "applied {}: {} changed, {} already set, {} drifted since planning, {} unchangeable, {} gone\n",
+        applied.plan.workload,
+        report.changed.len(),
+        report.skipped.len(),
+        report.drifted.len(),
+        report.unchangeable.len(),
+        report.vanished.len()
+    ));
+    for refused in &report.unchangeable {
+        out.push_str(&format!(
+            "  left as it was: {} ({}): {}\n",
+            refused.knob.object, refused.knob.location, refused.reason
+        ));
+    }
+    out.push_str(&format!(
+        "journal {}\nundo with: nearnative revert {}\n",
+        report.journal.display(),
+        applied.plan.target
+    ));
+    out
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["target", "all"]))]
+pub struct RevertArgs {
+    /// The workload as applied (vm:NAME, vm-pid:PID, pid:PID, cgroup:/PATH) or as status
+    /// lists it.
+    target: Option<String>,
+    /// Every journal, newest first, and the whole ledger.
+    #[arg(long)]
+    all: bool,
+    /// The tree the journals were applied to (default: the live host).
+    #[arg(long, default_value = "/")]
+    root: PathBuf,
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
+    let engine = engine(&args.root, &args.state_dir)?;
+    let which = match args.target {
+        Some(target) => RevertWhich::Target(target),
+        None => RevertWhich::All,
+    };
+    let reverted = engine.revert(&which)?;
+    match args.json {
+        true => crate::output::print_json(&RevertOutput::from(&reverted))?,
+        false => print!("{}", render_reverted(&reverted, &which)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct RevertOutput<'a> {
+    workloads: Vec<&'a str>,
+    journals: &'a nearnative_apply::RevertReport,
+}
+
+impl<'a> From<&'a Reverted> for RevertOutput<'a> {
+    fn from(reverted: &'a Reverted) -> Self {
+        RevertOutput {
+            workloads: reverted.workloads.iter().map(|w| w.0.as_str()).collect(),
+            journals: &reverted.report,
+        }
+    }
+}
+
+fn render_reverted(reverted: &Reverted, which: &RevertWhich) -> String {
+    if reverted.nothing_to_revert() {
+        return match which {
+            RevertWhich::Target(target) => format!("{target}: nothing to revert\n"),
+            RevertWhich::All => "nothing to revert\n".to_owned(),
+        };
+    }
+    let mut out = String::new();
+    for journal in &reverted.report.journals {
+        out.push_str(&format!(
+            "reverted journal {}: {} restored, {} already as before, {} gone since\n",
+            journal.id,
+            journal.restored.len(),
+            journal.already.len(),
+            journal.vanished.len()
+        ));
+    }
+    for workload in &reverted.workloads {
+        out.push_str(&format!("released the cores of {workload}\n"));
+    }
+    out
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let engine = Engine::new(
+        nearnative_host::Root::default(),
+        Box::new(LiveBackend::new()),
+        StateDir::new(&args.state_dir),
+    );
+    let status = engine.status()?;
+    match args.json {
+        true => crate::output::print_json(&status)?,
+        false => print!("{}", render_status(&status)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_status(status: &Status) -> String {
+    if status.workloads.is_empty() && status.orphan_journals.is_empty() {
+        return format!("no latency-sensitive workloads ({})\n", status.state_dir);
+    }
+    let mut out = String::new();
+    for entry in &status.workloads {
+        let journal = match (&entry.journal, entry.journal_status) {
+            (Some(id), Some(state)) => format!(
+                "journal {id} ({}, {} changes)",
+                serde_json::to_value(state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                entry.changes
+            ),
+            _ => "no journal".to_owned(),
+        };
+        let io = match entry.io_cpus.is_empty() {
+            true => String::new(),
+            false => format!(", I/O CPUs {}", entry.io_cpus),
+        };
+        out.push_str(&format!(
+            "{} ({}): level {}, exclusive CPUs {}{io}; {journal}\n",
+            entry.workload,
+            entry.target.as_deref().unwrap_or("no plan record"),
+            entry.level,
+            entry.exclusive_cpus,
+        ));
+    }
+    for id in &status.orphan_journals {
+        out.push_str(&format!(
+            "journal {id}: no plan names it; `revert --all` undoes it\n"
+        ));
+    }
+    out
+}

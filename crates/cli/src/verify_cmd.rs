@@ -1,0 +1,104 @@
+//! `nearnative verify TARGET`: the applied plan's knobs read back and the exclusive CPUs
+//! sampled; a pass, warn or fail per check, with the offenders. Exit 1 on fail or unknown.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use nearnative_apply::DEFAULT_STATE_DIR;
+use nearnative_engine::{VerifyOptions, VerifyReport};
+use nearnative_probe::stop::stop_on_signals;
+use nearnative_verify::{Check, Outcome};
+
+use crate::apply_cmd::engine;
+use crate::duration::parse_duration;
+use crate::plan_cmd::mechanism;
+
+/// Exit code when verify ran and the workload is not (provably) exclusive.
+const EXIT_VERIFY_FAILED: u8 = 1;
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The workload as applied (vm:NAME, vm-pid:PID, pid:PID, cgroup:/PATH).
+    target: String,
+    /// How long to watch the exclusive CPUs (0 reads the knobs back only).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    sample: Duration,
+    /// The tree the plan was applied to (default: the live host).
+    #[arg(long, default_value = "/")]
+    root: PathBuf,
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let engine = engine(&args.root, &args.state_dir)?;
+    let stop = stop_on_signals()?;
+    let options = VerifyOptions {
+        sample: args.sample,
+    };
+    let report = engine.verify(&args.target, &options, stop)?;
+    match args.json {
+        true => crate::output::print_json(&report)?,
+        false => print!("{}", render(&report)),
+    }
+    Ok(match report.verdict.outcome {
+        Outcome::Pass | Outcome::Warn => ExitCode::SUCCESS,
+        Outcome::Fail | Outcome::Unknown => ExitCode::from(EXIT_VERIFY_FAILED),
+    })
+}
+
+fn render(report: &VerifyReport) -> String {
+    let mut out = format!(
+        "verify {}: {}\n",
+        report.workload,
+        outcome(report.verdict.outcome).to_uppercase()
+    );
+    if let Some(sample) = &report.sample {
+        out.push_str(&format!(
+            "  sampled CPUs {} for {:.1} s{}\n",
+            sample.cpus,
+            sample.duration_ns as f64 / 1e9,
+            if sample.stopped_early {
+                " (stopped early)"
+            } else {
+                ""
+            }
+        ));
+    }
+    for check in &report.verdict.checks {
+        out.push_str(&render_check(check));
+    }
+    out
+}
+
+fn render_check(check: &Check) -> String {
+    let kind = serde_json::to_value(check.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut out = format!(
+        "  [{}] {kind}: {}\n",
+        mechanism(check.mechanism),
+        outcome(check.outcome)
+    );
+    for finding in check.offenders() {
+        out.push_str(&format!("      {}: {}\n", finding.object, finding.evidence));
+    }
+    if let Some(reason) = &check.unknown {
+        out.push_str(&format!("      unknown: {reason}\n"));
+    }
+    out
+}
+
+fn outcome(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Pass => "pass",
+        Outcome::Warn => "warn",
+        Outcome::Unknown => "unknown",
+        Outcome::Fail => "fail",
+    }
+}

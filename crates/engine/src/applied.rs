@@ -1,0 +1,81 @@
+//! `plans/<id>.json`: the plan an apply carried out, with the request that made it and the
+//! workload's threads at the time. `revert TARGET` finds a journal through it, `verify`
+//! re-reads its knobs, `status` lists it. It is stored before the first knob is written and
+//! removed only once the journal is reverted.
+
+use nearnative_apply::durable::{self, DurableError};
+use nearnative_apply::journal::Journal;
+use nearnative_apply::state::StateError;
+use nearnative_apply::{JournalId, StateDir};
+use nearnative_plan::{Plan, PlanRequest};
+use serde::{Deserialize, Serialize};
+
+use crate::threads::TargetThread;
+
+/// Version 1: `{request, plan, threads, applied_unix_ms}`.
+pub const APPLIED_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedPlan {
+    pub request: PlanRequest,
+    pub plan: Plan,
+    /// The workload's exclusive and I/O threads when it was applied.
+    pub threads: Vec<TargetThread>,
+    pub applied_unix_ms: u64,
+}
+
+impl AppliedPlan {
+    /// The id of its journal and of this record: the plan's id.
+    pub fn id(&self) -> Result<JournalId, StateError> {
+        JournalId::try_from(self.plan.id.as_str())
+    }
+
+    /// True when `target` names this workload: as given to apply (`vm-pid:4000`) or by its
+    /// ledger key (`vm:web1`).
+    pub fn answers_to(&self, target: &str) -> bool {
+        self.plan.target.to_string() == target || self.plan.workload.0 == target
+    }
+
+    pub(crate) fn store(&self, state: &StateDir, id: &JournalId) -> Result<(), DurableError> {
+        durable::store(&state.plan_path(id), APPLIED_SCHEMA_VERSION, self)
+    }
+
+    pub(crate) fn remove(state: &StateDir, id: &JournalId) -> Result<(), DurableError> {
+        Journal::remove(&state.plan_path(id))
+    }
+}
+
+/// Every applied plan in the state directory, in id order.
+pub(crate) fn load_all(
+    state: &StateDir,
+) -> Result<Vec<(JournalId, AppliedPlan)>, crate::EngineError> {
+    let mut plans = Vec::new();
+    for id in state.plan_ids()? {
+        if let Some(plan) = durable::load(&state.plan_path(&id), APPLIED_SCHEMA_VERSION)? {
+            plans.push((id, plan));
+        }
+    }
+    Ok(plans)
+}
+
+/// The applied plan that `target` names, or why there is none.
+pub(crate) fn find(
+    state: &StateDir,
+    target: &str,
+) -> Result<(JournalId, AppliedPlan), crate::EngineError> {
+    let plans = load_all(state)?;
+    let names: Vec<String> = plans
+        .iter()
+        .map(|(_, p)| p.plan.workload.0.clone())
+        .collect();
+    plans
+        .into_iter()
+        .find(|(_, p)| p.answers_to(target))
+        .ok_or_else(|| crate::EngineError::NotApplied {
+            target: target.to_owned(),
+            applied: match names.is_empty() {
+                true => "none".to_owned(),
+                false => names.join(", "),
+            },
+        })
+}

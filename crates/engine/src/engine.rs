@@ -1,0 +1,181 @@
+//! [`Engine`]: one host, one state directory, one backend; and `apply`, which plans against
+//! the ledger and executes the plan under a single hold of the state lock.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nearnative_apply::lock::StateLock;
+use nearnative_apply::{
+    apply_locked, revert_locked, ApplyReport, JournalId, RevertTarget, StateDir,
+};
+use nearnative_host::{Host, InspectOptions, Root};
+use nearnative_knob::{Backend, LiveBackend};
+use nearnative_plan::target::resolve;
+use nearnative_plan::{plan, Plan, PlanRequest, Target};
+
+use crate::applied::AppliedPlan;
+use crate::error::EngineError;
+use crate::ledger_file::{load_ledger, store_ledger};
+use crate::threads::{first_gone, of_target};
+
+/// Where the engine reads the host, how it writes knobs, and where it keeps its state.
+pub struct Engine {
+    pub(crate) root: Root,
+    pub(crate) backend: Box<dyn Backend>,
+    pub(crate) state: StateDir,
+    pub(crate) inspect: InspectOptions,
+}
+
+/// A plan carried out.
+#[derive(Debug, serde::Serialize)]
+pub struct Applied {
+    pub plan: Plan,
+    pub report: ApplyReport,
+    /// Where the plan is recorded for `revert`, `verify` and `status`.
+    pub record: PathBuf,
+}
+
+impl Engine {
+    /// The live host, written through the kernel's files.
+    pub fn live(state_dir: impl Into<PathBuf>) -> Self {
+        Engine::new(
+            Root::default(),
+            Box::new(LiveBackend::new()),
+            StateDir::new(state_dir),
+        )
+    }
+
+    /// Any host: a captured tree read through `root` and written through a tree backend in
+    /// tests, or the live host.
+    pub fn new(root: Root, backend: Box<dyn Backend>, state: StateDir) -> Self {
+        Engine {
+            root,
+            backend,
+            state,
+            inspect: InspectOptions::default(),
+        }
+    }
+
+    /// Inspect options for reading the host (QMP sockets of VMs started without one).
+    pub fn with_inspect(mut self, inspect: InspectOptions) -> Self {
+        self.inspect = inspect;
+        self
+    }
+
+    pub fn state(&self) -> &StateDir {
+        &self.state
+    }
+
+    /// Plans `request` against the ledger and applies it, all under the state lock.
+    ///
+    /// The allocation and the plan are recorded before the first knob is written, so after a
+    /// crash the cores stay reserved and `revert` finds the journal. If the apply fails, or one
+    /// of the workload's own threads exits meanwhile, everything is rolled back, the record
+    /// and the reservation go, and the error says why.
+    pub fn apply(&self, request: &PlanRequest) -> Result<Applied, EngineError> {
+        self.check_privilege("apply")?;
+        self.state.ensure()?;
+        let lock = StateLock::acquire(self.state.dir())?;
+        let mut ledger = load_ledger(&self.state)?;
+        let host = self.read_host(&request.target);
+        let plan = plan(&host, request, &ledger)?;
+        let resolved = resolve(
+            &host,
+            &request.target,
+            request.vcpus.as_ref(),
+            request.threads.as_deref(),
+        )?;
+        let record = AppliedPlan {
+            request: request.clone(),
+            plan: plan.clone(),
+            threads: of_target(&resolved),
+            applied_unix_ms: unix_ms(),
+        };
+        let id = record.id()?;
+        self.refuse_if_applied(&record, &id)?;
+        record.store(&self.state, &id)?;
+        ledger.record(plan.allocation.clone());
+        if let Err(err) = store_ledger(&self.state, &ledger) {
+            let _ = AppliedPlan::remove(&self.state, &id);
+            return Err(err.into());
+        }
+        let report = match apply_locked(&plan.steps(), &*self.backend, &self.state, &id, &lock) {
+            Ok(report) => report,
+            Err(err) => {
+                self.release(&record, &id)?;
+                return Err(err.into());
+            }
+        };
+        if let Some(gone) = first_gone(&self.root, &record.threads) {
+            let reverted = revert_locked(
+                &self.state,
+                &RevertTarget::One(id.clone()),
+                &*self.backend,
+                &lock,
+            )?;
+            self.release(&record, &id)?;
+            return Err(EngineError::TargetExited {
+                workload: plan.workload.0.clone(),
+                pid: gone.pid,
+                tid: gone.tid,
+                restored: reverted.journals.iter().map(|j| j.restored.len()).sum(),
+            });
+        }
+        Ok(Applied {
+            plan,
+            report,
+            record: self.state.plan_path(&id),
+        })
+    }
+
+    /// The plan `apply` would carry out now, against the ledger in force. Changes nothing.
+    pub fn plan(&self, request: &PlanRequest) -> Result<Plan, EngineError> {
+        let ledger = load_ledger(&self.state)?;
+        Ok(plan(&self.read_host(&request.target), request, &ledger)?)
+    }
+
+    pub(crate) fn check_privilege(&self, operation: &'static str) -> Result<(), EngineError> {
+        match self.backend.is_live() && !nix::unistd::geteuid().is_root() {
+            true => Err(EngineError::NotRoot { operation }),
+            false => Ok(()),
+        }
+    }
+
+    /// The host as the planner should see it. This process is left out unless it is the
+    /// target: it is gone by the time anyone reverts, so a step for it would only clutter.
+    fn read_host(&self, target: &Target) -> Host {
+        let mut host = Host::read(&self.root, &self.inspect);
+        let own = std::process::id();
+        if self.root.is_live() && *target != Target::Pid(own) {
+            host.tasks.processes.retain(|p| p.pid != own);
+        }
+        host
+    }
+
+    fn refuse_if_applied(&self, record: &AppliedPlan, id: &JournalId) -> Result<(), EngineError> {
+        let existing = [self.state.plan_path(id), self.state.journal_path(id)];
+        match existing.into_iter().find(|path| path.exists()) {
+            Some(path) => Err(EngineError::AlreadyApplied {
+                workload: record.plan.workload.0.clone(),
+                path,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Gives the workload's cores back and forgets its plan (the lock is held).
+    pub(crate) fn release(&self, record: &AppliedPlan, id: &JournalId) -> Result<(), EngineError> {
+        let mut ledger = load_ledger(&self.state)?;
+        if ledger.release(&record.plan.workload).is_some() {
+            store_ledger(&self.state, &ledger)?;
+        }
+        AppliedPlan::remove(&self.state, id)?;
+        Ok(())
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,46 @@
+//! Why an engine operation failed. Each message is one line naming the workload, file or knob.
+
+use std::path::PathBuf;
+
+use nearnative_apply::durable::DurableError;
+use nearnative_apply::lock::LockError;
+use nearnative_apply::state::StateError;
+use nearnative_apply::{ApplyError, RevertError};
+use nearnative_plan::PlanError;
+use nearnative_verify::VerifyError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{operation} changes the live host and must run as root")]
+    NotRoot { operation: &'static str },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Durable(#[from] DurableError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Revert(#[from] RevertError),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(
+        "{workload} is already latency-sensitive (plan {path}); revert it before applying again"
+    )]
+    AlreadyApplied { workload: String, path: PathBuf },
+    #[error(
+        "{workload}: thread {tid} of process {pid} exited during the apply; \
+         rolled back {restored} change(s), the host is as it was"
+    )]
+    TargetExited {
+        workload: String,
+        pid: u32,
+        tid: u32,
+        restored: usize,
+    },
+    #[error("{target}: nothing is applied for it (applied: {applied})")]
+    NotApplied { target: String, applied: String },
+}

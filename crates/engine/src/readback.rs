@@ -1,0 +1,128 @@
+//! verify's first half: every knob of the applied plan, read again and compared with its
+//! target. A knob that drifted fails its mechanism's check (a best-effort one, such as a
+//! managed IRQ the kernel would not move, only warns); one whose object is gone (a thread
+//! that exited) is reported for information; one that cannot be read makes the check unknown.
+
+use nearnative_host::{Finding, Mechanism, Severity};
+use nearnative_knob::{Backend, Described};
+use nearnative_plan::Plan;
+use nearnative_verify::{Check, CheckKind};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadBack {
+    pub readings: Vec<KnobReading>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KnobReading {
+    pub knob: Described,
+    pub mechanism: Mechanism,
+    #[serde(flatten)]
+    pub state: Reading,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum Reading {
+    Holds,
+    Differs {
+        now: String,
+        target: String,
+        best_effort: bool,
+    },
+    Gone,
+    Unreadable {
+        reason: String,
+    },
+}
+
+/// Reads every knob the plan sets.
+pub fn read_back(plan: &Plan, backend: &dyn Backend) -> ReadBack {
+    let readings = plan
+        .changes
+        .iter()
+        .map(|change| KnobReading {
+            knob: change.step.describe(),
+            mechanism: change.mechanism,
+            state: reading(&change.step, backend),
+        })
+        .collect();
+    ReadBack { readings }
+}
+
+fn reading(step: &nearnative_knob::Step, backend: &dyn Backend) -> Reading {
+    let now = match step.with_current(backend) {
+        Ok(now) => now,
+        Err(err) if err.is_gone() => return Reading::Gone,
+        Err(err) => {
+            return Reading::Unreadable {
+                reason: err.to_string(),
+            }
+        }
+    };
+    match now.is_noop() {
+        true => Reading::Holds,
+        false => {
+            let (now, target) = now.values();
+            Reading::Differs {
+                now,
+                target,
+                best_effort: step.best_effort(),
+            }
+        }
+    }
+}
+
+impl ReadBack {
+    /// One check per mechanism the plan touches, in mechanism order.
+    pub fn checks(&self) -> Vec<Check> {
+        let mut mechanisms: Vec<Mechanism> = self.readings.iter().map(|r| r.mechanism).collect();
+        mechanisms.sort();
+        mechanisms.dedup();
+        mechanisms.into_iter().map(|m| self.check(m)).collect()
+    }
+
+    fn check(&self, mechanism: Mechanism) -> Check {
+        let readings = self.readings.iter().filter(|r| r.mechanism == mechanism);
+        let mut findings = Vec::new();
+        let mut unreadable = Vec::new();
+        for reading in readings {
+            let object = format!("{} ({})", reading.knob.object, reading.knob.location);
+            let (severity, evidence) = match &reading.state {
+                Reading::Holds => continue,
+                Reading::Differs {
+                    now,
+                    target,
+                    best_effort,
+                } => (
+                    if *best_effort {
+                        Severity::Warning
+                    } else {
+                        Severity::Critical
+                    },
+                    format!("is {now}, the plan set {target}"),
+                ),
+                Reading::Gone => (Severity::Info, "gone since the apply".to_owned()),
+                Reading::Unreadable { reason } => {
+                    unreadable.push(format!("{object}: {reason}"));
+                    continue;
+                }
+            };
+            findings.push(Finding {
+                severity,
+                object,
+                evidence,
+                mechanism,
+            });
+        }
+        let check = Check::from_findings(CheckKind::Knobs, mechanism, findings);
+        match unreadable.first() {
+            Some(first) => check.unknown(format!(
+                "{} knob(s) unreadable, first {first}",
+                unreadable.len()
+            )),
+            None => check,
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! `status`: the allocations in force and their journals, read without the lock (a snapshot
+//! that an apply running at the same moment may change right after).
+
+use nearnative_apply::journal::{Journal, JournalStatus};
+use nearnative_apply::JournalId;
+use nearnative_host::CpuSet;
+use nearnative_plan::{Level, WorkloadKey};
+use serde::Serialize;
+
+use crate::applied::load_all;
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::ledger_file::load_ledger;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub state_dir: String,
+    pub workloads: Vec<StatusEntry>,
+    /// Journals no plan record names (an apply killed between the two writes): `revert --all`
+    /// undoes them.
+    pub orphan_journals: Vec<JournalId>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusEntry {
+    pub workload: WorkloadKey,
+    /// As given to apply; absent for a ledger entry without a plan record.
+    pub target: Option<String>,
+    pub level: Level,
+    pub exclusive_cpus: CpuSet,
+    pub io_cpus: CpuSet,
+    pub journal: Option<JournalId>,
+    /// `in_progress` for an apply that died part-way; `None` when no journal exists.
+    pub journal_status: Option<JournalStatus>,
+    pub changes: usize,
+    pub applied_unix_ms: Option<u64>,
+}
+
+impl Engine {
+    pub fn status(&self) -> Result<Status, EngineError> {
+        let ledger = load_ledger(&self.state)?;
+        let plans = load_all(&self.state)?;
+        let mut workloads = Vec::new();
+        for allocation in ledger.iter() {
+            let record = plans
+                .iter()
+                .find(|(_, p)| &p.plan.workload == allocation.workload());
+            let journal = match record {
+                Some((id, _)) => Journal::load(&self.state.journal_path(id))?,
+                None => None,
+            };
+            workloads.push(StatusEntry {
+                workload: allocation.workload().clone(),
+                target: record.map(|(_, p)| p.plan.target.to_string()),
+                level: allocation.request.level,
+                exclusive_cpus: allocation.exclusive_cpus.clone(),
+                io_cpus: allocation.io_cpus.clone(),
+                journal: journal.as_ref().map(|j| j.id.clone()),
+                journal_status: journal.as_ref().map(|j| j.status),
+                changes: journal.as_ref().map_or(0, |j| j.changes.len()),
+                applied_unix_ms: record.map(|(_, p)| p.applied_unix_ms),
+            });
+        }
+        let named: Vec<&JournalId> = plans.iter().map(|(id, _)| id).collect();
+        let orphan_journals = self
+            .state
+            .journal_ids()?
+            .into_iter()
+            .filter(|id| !named.contains(&id))
+            .collect();
+        Ok(Status {
+            state_dir: self.state.dir().display().to_string(),
+            workloads,
+            orphan_journals,
+        })
+    }
+}

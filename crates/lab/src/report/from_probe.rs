@@ -93,10 +93,16 @@ impl Jitter {
 pub fn spectrum_of(hist: &Histogram<u64>, exact_max: u64) -> Vec<SpectrumPoint> {
     hist.iter_quantiles(TICKS_PER_HALF_DISTANCE)
         .map(|point| SpectrumPoint {
-            percentile: point.quantile_iterated_to() * 100.0,
+            percentile: percent(point.quantile_iterated_to()),
             ns: point.value_iterated_to().min(exact_max),
         })
         .collect()
+}
+
+/// `quantile` in percent, rounded to 1e-9 %: enough for a billion samples, and free of binary
+/// noise such as 30.000000000000004.
+fn percent(quantile: f64) -> f64 {
+    (quantile * 100.0 * 1e9).round() / 1e9
 }
 
 /// A coarse curve from a summary alone: its named percentiles and the max as 100%.

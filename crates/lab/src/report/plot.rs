@@ -160,15 +160,16 @@ fn dash(dashed: bool) -> &'static str {
 
 fn y_grid(axes: &Axes) -> String {
     let mut out = String::new();
-    let label_minors = axes.hi - axes.lo <= 2;
+    // At three decades or fewer a decade is tall enough (80+ px) to label its 2 and 5 too.
+    let label_minors = axes.hi - axes.lo <= 3;
     for decade in axes.lo..=axes.hi {
         let base = 10f64.powi(decade);
-        y_tick(&mut out, axes, base, true);
+        y_tick(&mut out, axes, base, true, true);
         if decade == axes.hi {
             continue;
         }
         for step in [2.0, 5.0] {
-            y_tick(&mut out, axes, base * step, label_minors);
+            y_tick(&mut out, axes, base * step, false, label_minors);
         }
     }
     let _ = writeln!(
@@ -180,23 +181,22 @@ fn y_grid(axes: &Axes) -> String {
     out
 }
 
-fn y_tick(out: &mut String, axes: &Axes, us: f64, labelled: bool) {
+fn y_tick(out: &mut String, axes: &Axes, us: f64, major: bool, labelled: bool) {
     let y = axes.y((us * 1000.0).round() as u64);
-    let (stroke, width) = if labelled {
-        ("#d0d0d0", 1.0)
+    let (stroke, ink) = if major {
+        ("#d0d0d0", "#333")
     } else {
-        ("#ececec", 1.0)
+        ("#ececec", "#777")
     };
     let _ = writeln!(
         out,
-        "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{x2}\" y2=\"{y:.1}\" stroke=\"{stroke}\" \
-         stroke-width=\"{width}\"/>",
+        "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{x2}\" y2=\"{y:.1}\" stroke=\"{stroke}\"/>",
         x2 = WIDTH - RIGHT
     );
     if labelled {
         let _ = writeln!(
             out,
-            "<text x=\"{x}\" y=\"{ty:.1}\" text-anchor=\"end\" fill=\"#333\">{label}</text>",
+            "<text x=\"{x}\" y=\"{ty:.1}\" text-anchor=\"end\" fill=\"{ink}\">{label}</text>",
             x = LEFT - 6.0,
             ty = y + 4.0,
             label = escape(&latency_label(us)),

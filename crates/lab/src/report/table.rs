@@ -45,13 +45,13 @@ const DETAILS_HEADER: [&str; 11] = [
     "path",
     "condition",
     "config",
-    "rate/s",
+    "target/s",
     "sent/s",
     "fixed p50",
     "fixed p99.99",
     "jitter cpu",
     "interrupts/s",
-    "stolen",
+    "stolen µs/s",
     "largest gap",
 ];
 
@@ -163,7 +163,7 @@ pub fn details_table(report: &LabReport) -> Option<Table> {
         .collect();
     (!rows.is_empty()).then(|| Table {
         caption: "fixed-rate RTT (from intended send time) in µs; spin-loop jitter on the \
-                  exclusive CPU, gap in µs"
+                  exclusive CPU: time stolen per second and largest gap in µs"
             .to_owned(),
         header: DETAILS_HEADER.map(str::to_owned).to_vec(),
         label_columns: 3,
@@ -188,7 +188,7 @@ fn details_cells(row: &Row) -> Vec<String> {
         Some(jitter) => cells.extend([
             jitter.cpu.to_string(),
             format!("{:.1}", jitter.interruptions_per_sec),
-            format!("{:.3}%", jitter.stolen_share * 100.0),
+            format!("{:.1}", jitter.stolen_share * 1e6),
             micros(jitter.max_gap_ns),
         ]),
         None => cells.extend(std::iter::repeat_with(dash).take(4)),

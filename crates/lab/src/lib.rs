@@ -29,6 +29,7 @@ pub mod noise;
 pub mod object;
 pub mod path;
 pub mod registry;
+pub mod report;
 pub mod signals;
 pub mod sweep;
 pub mod tap;

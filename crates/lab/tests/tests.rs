@@ -6,3 +6,4 @@ mod common;
 mod noise;
 mod paths;
 mod preflight;
+mod report;

@@ -10,7 +10,7 @@ use nearnative_apply::durable;
 use nearnative_apply::state::{StateDir, DEFAULT_STATE_DIR};
 use nearnative_host::{CpuSet, Host, InspectOptions};
 use nearnative_plan::{
-    plan, Fencing, IoPlacement, Ledger, Level, NumaSpill, Plan, PlanRequest, Target,
+    plan, Fencing, IoPlacement, Ledger, Level, NumaSpill, Plan, PlanRequest, Pool, Target,
 };
 use serde_json::Value;
 
@@ -32,6 +32,10 @@ pub struct PlanArgs {
     /// For pid: targets, the threads (TID,...) that get an exclusive CPU; default all.
     #[arg(long, value_name = "TID,...", value_delimiter = ',')]
     threads: Option<Vec<u32>>,
+    /// The exclusive threads share a pool of N whole cores (at most one per thread) instead
+    /// of getting a CPU each.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    cores: Option<u32>,
     /// Where I/O threads run: a dedicated exclusive core, or the housekeeping CPUs.
     #[arg(long, value_enum, default_value = "housekeeping")]
     io: Io,
@@ -111,6 +115,7 @@ fn request(target: Target, args: &PlanArgs) -> anyhow::Result<PlanRequest> {
     request.level = args.level;
     request.vcpus = args.vcpus.clone();
     request.threads = args.threads.clone();
+    request.cores = args.cores;
     request.io = match args.io {
         Io::Dedicated => IoPlacement::Dedicated,
         Io::Housekeeping => IoPlacement::Housekeeping,
@@ -152,8 +157,13 @@ fn render(plan: &Plan) -> String {
         dash(&allocation.io_cpus),
         allocation.housekeeping
     ));
-    for slot in &allocation.slots {
-        out.push_str(&format!("  thread {} -> CPU {}\n", slot.thread, slot.cpu));
+    match &plan.pool {
+        Some(pool) => out.push_str(&pool_line(pool)),
+        None => {
+            for slot in &allocation.slots {
+                out.push_str(&format!("  thread {} -> CPU {}\n", slot.thread, slot.cpu));
+            }
+        }
     }
     for note in &allocation.notes {
         out.push_str(&format!("  note: {note}\n"));
@@ -189,6 +199,24 @@ fn render(plan: &Plan) -> String {
         }
     }
     out
+}
+
+/// `  threads 4242,4243 share CPUs 1 (a pool of 1 core, cpuset /nearnative-pid-4242-pool)`
+fn pool_line(pool: &Pool) -> String {
+    let tids: Vec<String> = pool.tids.iter().map(u32::to_string).collect();
+    let cores = match pool.cores {
+        1 => "1 core".to_owned(),
+        n => format!("{n} cores"),
+    };
+    let cgroup = pool
+        .cgroup
+        .as_ref()
+        .map_or_else(String::new, |path| format!(", cpuset {path}"));
+    format!(
+        "  threads {} share CPUs {} (a pool of {cores}{cgroup})\n",
+        tids.join(","),
+        pool.cpus
+    )
 }
 
 fn dash(set: &CpuSet) -> String {

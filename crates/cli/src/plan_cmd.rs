@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use nearnative_apply::state::DEFAULT_STATE_DIR;
 use nearnative_host::CpuSet;
-use nearnative_plan::{Fencing, IoPlacement, Level, NumaSpill, Plan, PlanRequest, Target};
+use nearnative_plan::{Fencing, IoPlacement, Level, NumaSpill, Plan, PlanRequest, Pool, Target};
 use serde_json::Value;
 
 #[derive(Debug, Args)]
@@ -24,6 +24,10 @@ pub struct PlanArgs {
     /// For pid: targets, the threads (TID,...) that get an exclusive CPU; default all.
     #[arg(long, value_name = "TID,...", value_delimiter = ',')]
     threads: Option<Vec<u32>>,
+    /// The exclusive threads share a pool of N whole cores (at most one per thread) instead
+    /// of getting a CPU each.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    cores: Option<u32>,
     /// Where I/O threads run: a dedicated exclusive core, or the housekeeping CPUs.
     #[arg(long, value_enum, default_value = "housekeeping")]
     io: Io,
@@ -93,6 +97,7 @@ pub(crate) fn request(target: Target, args: &PlanArgs) -> anyhow::Result<PlanReq
     request.level = args.level;
     request.vcpus = args.vcpus.clone();
     request.threads = args.threads.clone();
+    request.cores = args.cores;
     request.io = match args.io {
         Io::Dedicated => IoPlacement::Dedicated,
         Io::Housekeeping => IoPlacement::Housekeeping,
@@ -134,8 +139,13 @@ pub(crate) fn render(plan: &Plan) -> String {
         dash(&allocation.io_cpus),
         allocation.housekeeping
     ));
-    for slot in &allocation.slots {
-        out.push_str(&format!("  thread {} -> CPU {}\n", slot.thread, slot.cpu));
+    match &plan.pool {
+        Some(pool) => out.push_str(&pool_line(pool)),
+        None => {
+            for slot in &allocation.slots {
+                out.push_str(&format!("  thread {} -> CPU {}\n", slot.thread, slot.cpu));
+            }
+        }
     }
     for note in &allocation.notes {
         out.push_str(&format!("  note: {note}\n"));
@@ -171,6 +181,24 @@ pub(crate) fn render(plan: &Plan) -> String {
         }
     }
     out
+}
+
+/// `  threads 4242,4243 share CPUs 1 (a pool of 1 core, cpuset /nearnative-pid-4242-pool)`
+fn pool_line(pool: &Pool) -> String {
+    let tids: Vec<String> = pool.tids.iter().map(u32::to_string).collect();
+    let cores = match pool.cores {
+        1 => "1 core".to_owned(),
+        n => format!("{n} cores"),
+    };
+    let cgroup = pool
+        .cgroup
+        .as_ref()
+        .map_or_else(String::new, |path| format!(", cpuset {path}"));
+    format!(
+        "  threads {} share CPUs {} (a pool of {cores}{cgroup})\n",
+        tids.join(","),
+        pool.cpus
+    )
 }
 
 fn dash(set: &CpuSet) -> String {

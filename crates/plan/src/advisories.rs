@@ -123,22 +123,28 @@ fn vmm(context: &Context, workload: &Workload) -> Vec<Advisory> {
             format!(
                 "--cpus boot={},affinity=[{}]",
                 workload.vcpus.len(),
-                pins(context, |index, cpu| format!("{index}@[{cpu}]")).join(",")
+                pins(context, |index, cpus| {
+                    let ids: Vec<String> = cpus.iter().map(|cpu| cpu.to_string()).collect();
+                    format!("{index}@[{}]", ids.join(","))
+                })
+                .join(",")
             ),
         )],
         VmmKind::Firecracker => Vec::new(),
     }
 }
 
-/// `f(vCPU index, CPU)` for each exclusive vCPU, in slot order.
-fn pins(context: &Context, f: impl Fn(u32, u32) -> String) -> Vec<String> {
-    context
-        .target
-        .labels
-        .iter()
-        .zip(&context.allocation.slots)
-        .map(|(&index, slot)| f(index, slot.cpu))
-        .collect()
+/// `f(vCPU index, its CPUs)` for each exclusive vCPU, in slot order: its own CPU, or the
+/// whole pool.
+fn pins(context: &Context, f: impl Fn(u32, &CpuSet) -> String) -> Vec<String> {
+    let labels = context.target.labels.iter();
+    match context.allocation.pool_cpus() {
+        Some(pool) => labels.map(|&index| f(index, &pool)).collect(),
+        None => labels
+            .zip(&context.allocation.slots)
+            .map(|(&index, slot)| f(index, &CpuSet::from_ids([slot.cpu])))
+            .collect(),
+    }
 }
 
 fn libvirt(context: &Context, workload: &Workload) -> Advisory {

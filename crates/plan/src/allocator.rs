@@ -158,7 +158,8 @@ impl Admission<'_> {
             workload: request.workload.clone(),
             level: request.level,
             threads: request.threads,
-            cores: cores_needed(self.index, request, need.per_core),
+            pool: request.cores.is_some(),
+            cores: cores_needed(self.index, need),
             dedicated_io: need.io,
             free: NodeCounts(available.iter().map(|a| (a.node, a.budget)).collect()),
             kept: NodeCounts(available.iter().map(|a| (a.node, a.kept)).collect()),
@@ -177,6 +178,9 @@ fn check_request(index: &HostIndex, request: &AllocationRequest) -> Result<(), A
             workload: request.workload.clone(),
         });
     }
+    if let Some(cores) = request.cores {
+        check_pool(request, cores)?;
+    }
     let preferences = [
         (NodeRole::Memory, request.memory_node),
         (NodeRole::Nic, request.nic_node),
@@ -194,14 +198,41 @@ fn check_request(index: &HostIndex, request: &AllocationRequest) -> Result<(), A
     Ok(())
 }
 
+/// A pool has at least one core, and at most one per thread: a core no thread can use would
+/// be taken from the host for nothing.
+fn check_pool(request: &AllocationRequest, cores: u32) -> Result<(), AdmissionError> {
+    let workload = request.workload.clone();
+    match cores {
+        0 => Err(AdmissionError::EmptyPool { workload }),
+        cores if cores > request.threads => Err(AdmissionError::PoolLargerThanThreads {
+            workload,
+            cores,
+            threads: request.threads,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// What placement looks for. A pool of N cores is N cores whatever the level: one slot each,
+/// so placement (with every admission, NUMA and packing rule) picks exactly N whole cores.
 fn need(request: &AllocationRequest) -> Need {
+    let (slots, per_core) = match request.cores {
+        Some(cores) => (cores as usize, 1),
+        None => (request.threads as usize, threads_per_core(request.level)),
+    };
     Need {
-        slots: request.threads as usize,
-        per_core: match request.level {
-            Level::High => 1,
-            Level::HighHt => 2,
-        },
+        slots,
+        per_core,
         io: request.io == IoPlacement::Dedicated,
+    }
+}
+
+/// Threads of one workload that may share a core at `level`; in a pool, the CPUs each core
+/// gives it.
+fn threads_per_core(level: Level) -> usize {
+    match level {
+        Level::High => 1,
+        Level::HighHt => 2,
     }
 }
 
@@ -215,7 +246,7 @@ fn cores_of(index: &HostIndex, cpus: &CpuSet) -> Vec<usize> {
 }
 
 /// Gives threads to the placed cores in order (two per core at high-ht, the lowest CPU
-/// first) and writes the notes.
+/// first), or in a pool makes each core's CPUs at the level its slots, and writes the notes.
 fn build(
     index: &HostIndex,
     request: &AllocationRequest,
@@ -223,13 +254,17 @@ fn build(
     placement: Placement,
     held_by_others: &CpuSet,
 ) -> Allocation {
+    let (wanted, per_core) = match request.cores {
+        Some(_) => (usize::MAX, threads_per_core(request.level)),
+        None => (need.slots, need.per_core),
+    };
     let mut slots = Vec::with_capacity(need.slots);
     let mut exclusive = CpuSet::new();
     for &position in &placement.thread_cores {
         let core = &index.cores[position];
         exclusive = exclusive.union(&core.cpus);
-        for &cpu in core.cpu_list.iter().take(core.slots(need.per_core)) {
-            if slots.len() < need.slots {
+        for &cpu in core.cpu_list.iter().take(core.slots(per_core)) {
+            if slots.len() < wanted {
                 slots.push(Slot {
                     thread: slots.len() as u32,
                     cpu,
@@ -278,6 +313,8 @@ fn core_notes(
                 .is_some_and(|c| index.cores[c].efficiency)
         })
         .collect();
+    let request = &allocation.request;
+    let pool = request.cores.is_some();
     if !on_efficiency.is_empty() {
         let threads: Vec<u32> = on_efficiency.iter().map(|s| s.thread).collect();
         let cpus: CpuSet = on_efficiency.iter().map(|s| s.cpu).collect();
@@ -285,17 +322,19 @@ fn core_notes(
             .iter()
             .filter(|&&c| !index.cores[c].efficiency)
             .count();
-        notes.push(notes::efficiency(&threads, &cpus, performance));
+        notes.push(match pool {
+            true => notes::efficiency_pool(&cpus, performance),
+            false => notes::efficiency(&threads, &cpus, performance),
+        });
     }
     let all_cores = thread_cores.iter().chain(io_core.as_ref());
     if all_cores.into_iter().any(|&c| index.cores[c].has_cpu0) {
         notes.push(notes::cpu0());
     }
-    let request = &allocation.request;
     if request.level == Level::HighHt && !index.smt {
-        notes.push(notes::no_smt());
+        notes.push(notes::no_smt(pool));
     }
-    if request.level == Level::HighHt && request.threads % 2 == 1 {
+    if request.level == Level::HighHt && request.threads % 2 == 1 && !pool {
         if let (Some(last), Some(&core)) = (allocation.slots.last(), thread_cores.last()) {
             let idle = index.cores[core]
                 .cpus

@@ -12,6 +12,18 @@ use crate::request::{Level, WorkloadKey};
 pub enum AdmissionError {
     #[error("{workload} asks for no threads; a workload needs at least one exclusive thread")]
     NoThreads { workload: WorkloadKey },
+    #[error("--cores 0 for {workload}: a pool needs at least one core")]
+    EmptyPool { workload: WorkloadKey },
+    #[error(
+        "--cores {cores} but {workload} has {threads} {} to place; a pool of more cores than \
+         threads leaves a core no thread can use",
+        threads_word(*.threads)
+    )]
+    PoolLargerThanThreads {
+        workload: WorkloadKey,
+        cores: u32,
+        threads: u32,
+    },
     #[error("{workload}: {role} node {node} does not exist on this host (nodes: {known})")]
     UnknownNode {
         workload: WorkloadKey,
@@ -101,6 +113,9 @@ pub struct Shortage {
     pub workload: WorkloadKey,
     pub level: Level,
     pub threads: u32,
+    /// Whether the threads share a pool of `cores` (`--cores`), so fewer threads per core
+    /// would not need fewer cores.
+    pub pool: bool,
     /// Exclusive cores the request needs, its dedicated I/O core included, on cores of the
     /// usual size.
     pub cores: usize,
@@ -120,12 +135,25 @@ impl Shortage {
         } else {
             ""
         };
+        let shared = match self.dedicated_io {
+            true => "the others shared",
+            false => "shared",
+        };
+        let pool = match self.pool {
+            true => format!(
+                ", {shared} by its {} {}",
+                self.threads,
+                threads_word(self.threads)
+            ),
+            false => String::new(),
+        };
         let kept = match self.kept.uniform() {
             Some(count) => format!("{count} housekeeping {} per node", cores_word(count)),
             None => format!("housekeeping cores ({})", self.kept),
         };
         format!(
-            "{} asks for {} exclusive {} (level {}{io}); {} {} free ({}) after keeping {kept}",
+            "{} asks for {} exclusive {} (level {}{io}{pool}); {} {} free ({}) after keeping \
+             {kept}",
             self.workload,
             self.cores,
             cores_word(self.cores),
@@ -137,12 +165,21 @@ impl Shortage {
     }
 
     fn hint(&self) -> &'static str {
-        let halves = self.level == Level::High && self.smt && self.threads > 1;
-        match (halves, self.dedicated_io) {
-            (true, _) => "free more cores or use --level high-ht",
-            (false, true) => "free more cores or use --io housekeeping",
-            (false, false) => "free more cores or ask for fewer threads",
+        let halves = self.level == Level::High && self.smt && self.threads > 1 && !self.pool;
+        match (halves, self.dedicated_io, self.pool) {
+            (true, _, _) => "free more cores or use --level high-ht",
+            (false, true, _) => "free more cores or use --io housekeeping",
+            (false, false, true) => "free more cores or ask for fewer with --cores",
+            (false, false, false) => "free more cores or ask for fewer threads",
         }
+    }
+}
+
+fn threads_word(count: u32) -> &'static str {
+    if count == 1 {
+        "thread"
+    } else {
+        "threads"
     }
 }
 

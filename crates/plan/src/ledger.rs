@@ -5,7 +5,8 @@
 //! kubelet's `validateState` does: a CPU that went offline or disappeared, a CPU held twice, or
 //! a core that gained an online sibling no allocation holds all mean the ledger no longer
 //! describes this host, and planning on it would break exclusivity. So does an allocation
-//! whose CPUs are not exactly its threads' whole cores plus one whole I/O core.
+//! whose CPUs are not exactly its threads' whole cores plus one whole I/O core. A pool's
+//! slots are its CPUs (see [`Allocation`]), so the same check covers it, plus its core count.
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
@@ -48,6 +49,15 @@ pub enum LedgerError {
          the ledger was edited by hand"
     )]
     Stray { workload: WorkloadKey, cpu: u32 },
+    #[error(
+        "ledger: {workload} has a pool of {cores} cores but its CPUs lie on {spanned}; the ledger \
+         was edited by hand"
+    )]
+    PoolSize {
+        workload: WorkloadKey,
+        cores: u32,
+        spanned: u32,
+    },
     #[error(
         "ledger: {workload} holds CPU {cpu} but not its online sibling {sibling} (a CPU came \
          online since), so the core is no longer exclusive; plan {workload} again"
@@ -169,6 +179,7 @@ fn check_cores(topology: &Topology, allocation: &Allocation) -> Result<(), Ledge
     let none = CpuSet::new();
     let siblings = |cpu: u32| topology.cpu(cpu).map_or(&none, |c| &c.siblings);
     let mut thread_cores = CpuSet::new();
+    let mut spanned = 0;
     for slot in &allocation.slots {
         if !allocation.exclusive_cpus.contains(slot.cpu) {
             return Err(LedgerError::Stray {
@@ -178,7 +189,15 @@ fn check_cores(topology: &Topology, allocation: &Allocation) -> Result<(), Ledge
         }
         if !thread_cores.contains(slot.cpu) {
             thread_cores = thread_cores.union(siblings(slot.cpu));
+            spanned += 1;
         }
+    }
+    if let Some(cores) = allocation.request.cores.filter(|&c| c != spanned) {
+        return Err(LedgerError::PoolSize {
+            workload: workload(),
+            cores,
+            spanned,
+        });
     }
     let io_core = allocation
         .io_cpus

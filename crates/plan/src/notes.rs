@@ -76,15 +76,29 @@ pub fn efficiency(threads: &[u32], cpus: &CpuSet, performance_cores: usize) -> S
     )
 }
 
+/// Pool CPUs that landed on efficiency cores because performance cores ran out.
+pub fn efficiency_pool(cpus: &CpuSet, performance_cores: usize) -> String {
+    format!(
+        "pool CPUs {cpus} are on efficiency cores: only {performance_cores} free performance \
+         cores were left"
+    )
+}
+
 pub fn cpu0() -> String {
     "CPU 0's core is allocated, as the request allows: the boot CPU keeps some timers and \
      interrupts that cannot move, so expect more jitter there"
         .to_owned()
 }
 
-pub fn no_smt() -> String {
-    "this host has no SMT, so level high-ht gives each thread a core of its own, as high does"
-        .to_owned()
+pub fn no_smt(pool: bool) -> String {
+    match pool {
+        true => "this host has no SMT, so a pool at level high-ht has one CPU per core, as at high",
+        false => {
+            "this host has no SMT, so level high-ht gives each thread a core of its own, as high \
+             does"
+        }
+    }
+    .to_owned()
 }
 
 pub fn idle_sibling(thread: u32, cpu: u32, idle: &CpuSet) -> String {

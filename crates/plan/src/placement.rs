@@ -14,7 +14,7 @@ use crate::availability::NodeAvailability;
 use crate::host_index::HostIndex;
 use crate::notes;
 use crate::packing::{choose, take_most};
-use crate::request::{AllocationRequest, IoPlacement, NumaSpill};
+use crate::request::{AllocationRequest, NumaSpill};
 
 /// What the request needs, in thread slots.
 #[derive(Debug, Clone, Copy)]
@@ -185,8 +185,7 @@ fn main_node<'a>(
 }
 
 /// How many exclusive cores a request needs, for messages: on cores of the usual size.
-pub fn cores_needed(index: &HostIndex, request: &AllocationRequest, per_core: usize) -> usize {
-    let per_core = if index.smt { per_core } else { 1 };
-    (request.threads as usize).div_ceil(per_core)
-        + usize::from(request.io == IoPlacement::Dedicated)
+pub fn cores_needed(index: &HostIndex, need: Need) -> usize {
+    let per_core = if index.smt { need.per_core } else { 1 };
+    need.slots.div_ceil(per_core) + usize::from(need.io)
 }

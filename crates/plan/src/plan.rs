@@ -17,6 +17,7 @@ use crate::changes::{self, Changes, Context};
 use crate::ledger::Ledger;
 use crate::plan_error::PlanError;
 use crate::plan_request::PlanRequest;
+use crate::pool::{self, Pool};
 use crate::request::{AllocationRequest, WorkloadKey};
 use crate::scope::{self, Scope};
 use crate::target::{self, Target};
@@ -48,6 +49,9 @@ pub struct Plan {
     pub id: String,
     pub scope: Scope,
     pub allocation: Allocation,
+    /// With `--cores N`: the threads that share the pool and its CPUs (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<Pool>,
     /// In execution order: each knob's object exists before it is written, and revert (the
     /// reverse order) empties a cgroup before removing it.
     pub changes: Vec<PlannedChange>,
@@ -81,6 +85,7 @@ pub fn plan(host: &Host, request: &PlanRequest, ledger: &Ledger) -> Result<Plan,
         u32::try_from(target.exclusive.len()).unwrap_or(u32::MAX),
         request.level,
     );
+    wanted.cores = request.cores;
     wanted.io = request.io;
     wanted.nic_node = nic.and_then(|n| n.numa_node);
     wanted.allow_cpu0 = request.allow_cpu0;
@@ -128,6 +133,7 @@ pub fn plan(host: &Host, request: &PlanRequest, ledger: &Ledger) -> Result<Plan,
         target: request.target.clone(),
         id,
         scope: scope.clone(),
+        pool: pool::pool(&context),
         allocation: allocation.clone(),
         changes: changes.changes,
         advisories,

@@ -15,6 +15,10 @@ pub struct PlanRequest {
     pub vcpus: Option<CpuSet>,
     /// For `pid:` targets, the threads that get an exclusive CPU; `None`: all of them.
     pub threads: Option<Vec<u32>>,
+    /// `--cores N`: those threads share a pool of N exclusive whole cores instead of getting a
+    /// CPU each (at most one core per thread); `None`: a CPU each.
+    #[serde(default)]
+    pub cores: Option<u32>,
     pub io: IoPlacement,
     /// The NIC the workload's traffic uses: its coalescing and offloads are turned off, and
     /// its IRQs may be steered even when it carries the default route.
@@ -30,13 +34,14 @@ pub struct PlanRequest {
 }
 
 impl PlanRequest {
-    /// The defaults: level high, I/O on housekeeping, whole-host scope, no real-time policy.
+    /// The defaults: level high, a CPU per thread, I/O on housekeeping, whole-host scope, no real-time policy.
     pub fn new(target: Target) -> Self {
         PlanRequest {
             target,
             level: Level::High,
             vcpus: None,
             threads: None,
+            cores: None,
             io: IoPlacement::Housekeeping,
             nic: None,
             housekeeping: None,

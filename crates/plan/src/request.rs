@@ -93,9 +93,15 @@ pub enum NumaSpill {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AllocationRequest {
     pub workload: WorkloadKey,
-    /// vCPUs or threads that each need an exclusive CPU.
+    /// vCPUs or threads that each need an exclusive CPU; with [`cores`](Self::cores), the
+    /// threads that share the pool.
     pub threads: u32,
     pub level: Level,
+    /// `Some(N)`: a pool of N whole cores that all `threads` share, as kubelet's static CPU
+    /// manager gives a container (at `high` one CPU of each core, its siblings idle; at
+    /// `high-ht` every CPU of each core). `None`: one CPU per thread.
+    #[serde(default)]
+    pub cores: Option<u32>,
     #[serde(default)]
     pub io: IoPlacement,
     /// The node holding the workload's memory: placement prefers it first.
@@ -121,13 +127,15 @@ pub struct AllocationRequest {
 }
 
 impl AllocationRequest {
-    /// A request with the defaults: I/O on housekeeping cores, no node preference, CPU 0's
-    /// core left alone, one housekeeping core per node, no spilling across nodes.
+    /// A request with the defaults: one CPU per thread, I/O on housekeeping cores, no node
+    /// preference, CPU 0's core left alone, one housekeeping core per node, no spilling across
+    /// nodes.
     pub fn new(workload: impl Into<WorkloadKey>, threads: u32, level: Level) -> Self {
         AllocationRequest {
             workload: workload.into(),
             threads,
             level,
+            cores: None,
             io: IoPlacement::Housekeeping,
             memory_node: None,
             nic_node: None,

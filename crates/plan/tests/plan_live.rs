@@ -1,6 +1,7 @@
 //! End to end on this machine: a real (paused) QEMU alone in a cpuset scope of our own is
-//! planned, the plan's cgroup and thread steps are applied through the journal, the vCPU is
-//! found pinned in its cgroup, and revert puts every thread and cgroup back. Only objects the
+//! planned (a CPU per vCPU, or a pool that its vCPUs share), the plan's cgroup and thread steps
+//! are applied through the journal, the vCPUs are found pinned in their cgroup, and revert
+//! puts every thread and cgroup back. Only objects the
 //! test created are touched: the scope cgroup, the QEMU, and the cgroups the plan makes.
 
 use std::path::{Path, PathBuf};
@@ -14,8 +15,8 @@ use std::process::Command;
 use nearnative_host::capture::capture;
 use nearnative_host::{Host, InspectOptions, Root};
 use nearnative_knob::{LiveBackend, Step};
-use nearnative_plan::{plan, Ledger, PlanRequest, Target};
-use nearnative_testkit::PausedQemu;
+use nearnative_plan::{plan, Ledger, Plan, PlanRequest, Target};
+use nearnative_testkit::{PausedQemu, QemuOptions};
 use nix::unistd::{Pid, Uid};
 
 use crate::plan_snapshots::check_priors;
@@ -26,6 +27,85 @@ const CPUSET: &str = "/sys/fs/cgroup/cpuset";
 struct Scope {
     dir: PathBuf,
     qemu: Option<PausedQemu>,
+    /// The scope's path in the cpuset hierarchy: `/nn-plan-live-...`.
+    path: String,
+    /// The VM's name.
+    name: String,
+}
+
+impl Scope {
+    /// A paused QEMU named `LABEL<our pid>` with `vcpus` vCPUs, alone in a fresh scope
+    /// cgroup. `None`, loudly, without root, a v1 cpuset hierarchy or QEMU.
+    fn with_qemu(dir: &Path, label: &str, vcpus: u32) -> Option<Scope> {
+        if !Uid::effective().is_root() || !Path::new(CPUSET).join("tasks").exists() {
+            eprintln!("!!!! SKIPPED: needs root and a cgroup v1 cpuset hierarchy at {CPUSET}");
+            return None;
+        }
+        let scope_name = format!("nn-{label}-{}", std::process::id());
+        let dir_path = Path::new(CPUSET).join(&scope_name);
+        std::fs::create_dir(&dir_path).unwrap();
+        let mut scope = Scope {
+            dir: dir_path.clone(),
+            qemu: None,
+            path: format!("/{scope_name}"),
+            name: format!("{label}{}", std::process::id()),
+        };
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let parent = std::fs::read_to_string(Path::new(CPUSET).join(file)).unwrap();
+            std::fs::write(dir_path.join(file), parent.trim()).unwrap();
+        }
+        let options = QemuOptions {
+            vcpus,
+            ..QemuOptions::default()
+        };
+        let paused = PausedQemu::start_with(dir, &scope.name, options)?;
+        let pid = paused.pid;
+        scope.qemu = Some(paused);
+        std::fs::write(dir_path.join("cgroup.procs"), pid.to_string()).unwrap();
+        Some(scope)
+    }
+
+    fn qemu(&self) -> Pid {
+        self.qemu.as_ref().map(|q| q.pid).unwrap()
+    }
+
+    /// The plan's cgroup and thread steps, checked to touch only our QEMU and our scope.
+    fn steps(&self, plan: &Plan) -> Vec<Step> {
+        let qemu_pid = self.qemu().as_raw() as u32;
+        let steps: Vec<Step> = plan
+            .steps()
+            .into_iter()
+            .filter(|s| {
+                matches!(
+                    s,
+                    Step::CgroupDir(_)
+                        | Step::CpusetCpus(_)
+                        | Step::CpusetMems(_)
+                        | Step::ThreadAffinity(_)
+                        | Step::TaskCgroup(_)
+                )
+            })
+            .collect();
+        for step in &steps {
+            let pid = match step {
+                Step::ThreadAffinity(c) => Some(c.knob.pid),
+                Step::TaskCgroup(c) => Some(c.knob.pid),
+                _ => None,
+            };
+            assert!(
+                pid.map_or(true, |p| p == qemu_pid),
+                "only our QEMU's threads: {step:?}"
+            );
+            if let Step::CgroupDir(c) = step {
+                let path = c.knob.cgroup.path.as_str();
+                assert!(
+                    path.starts_with(&format!("{}/", self.path)),
+                    "only cgroups in our scope: {path}"
+                );
+            }
+        }
+        steps
+    }
 }
 
 impl Drop for Scope {
@@ -63,67 +143,21 @@ fn cpuset_of(pid: Pid, tid: u32) -> String {
 
 #[test]
 fn a_scoped_plan_applies_and_reverts_on_a_real_qemu_needs_root_qemu() {
-    if !Uid::effective().is_root() || !Path::new(CPUSET).join("tasks").exists() {
-        eprintln!("!!!! SKIPPED: needs root and a cgroup v1 cpuset hierarchy at {CPUSET}");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let scope_name = format!("nn-plan-live-{}", std::process::id());
-    let scope = Path::new(CPUSET).join(&scope_name);
-    std::fs::create_dir(&scope).unwrap();
-    let mut fixture = Scope {
-        dir: scope.clone(),
-        qemu: None,
-    };
-    for file in ["cpuset.cpus", "cpuset.mems"] {
-        let parent = std::fs::read_to_string(Path::new(CPUSET).join(file)).unwrap();
-        std::fs::write(scope.join(file), parent.trim()).unwrap();
-    }
-    let name = format!("planlive{}", std::process::id());
-    let Some(paused) = PausedQemu::start(dir.path(), &name) else {
+    let Some(fixture) = Scope::with_qemu(dir.path(), "planlive", 1) else {
         return;
     };
-    let qemu = paused.pid;
-    fixture.qemu = Some(paused);
-    std::fs::write(scope.join("cgroup.procs"), qemu.to_string()).unwrap();
-
+    let (qemu, name, scope_name) = (
+        fixture.qemu(),
+        fixture.name.clone(),
+        fixture.path.trim_start_matches('/').to_owned(),
+    );
+    let qemu_pid = qemu.as_raw() as u32;
     let host = Host::read(&Root::new("/"), &InspectOptions::default());
     let mut request = PlanRequest::new(Target::Vm(name.clone()));
-    request.scope = Some(format!("/{scope_name}"));
+    request.scope = Some(fixture.path.clone());
     let plan = plan(&host, &request, &Ledger::new()).unwrap();
-    let qemu_pid = qemu.as_raw() as u32;
-    let steps: Vec<Step> = plan
-        .steps()
-        .into_iter()
-        .filter(|s| {
-            matches!(
-                s,
-                Step::CgroupDir(_)
-                    | Step::CpusetCpus(_)
-                    | Step::CpusetMems(_)
-                    | Step::ThreadAffinity(_)
-                    | Step::TaskCgroup(_)
-            )
-        })
-        .collect();
-    for step in &steps {
-        let pid = match step {
-            Step::ThreadAffinity(c) => Some(c.knob.pid),
-            Step::TaskCgroup(c) => Some(c.knob.pid),
-            _ => None,
-        };
-        assert!(
-            pid.map_or(true, |p| p == qemu_pid),
-            "only our QEMU's threads: {step:?}"
-        );
-        if let Step::CgroupDir(c) = step {
-            let path = c.knob.cgroup.path.as_str();
-            assert!(
-                path.starts_with(&format!("/{scope_name}/")),
-                "only cgroups in our scope: {path}"
-            );
-        }
-    }
+    let steps = fixture.steps(&plan);
     let workload = host.workloads.iter().find(|w| w.name == name).unwrap();
     let vcpu = workload.vcpus[0].thread.tid;
     let before = (status_cpus(qemu, vcpu), cpuset_of(qemu, vcpu));
@@ -155,6 +189,55 @@ fn a_scoped_plan_applies_and_reverts_on_a_real_qemu_needs_root_qemu() {
     assert!(
         !Path::new(CPUSET).join(t0.trim_start_matches('/')).exists(),
         "the plan's cgroups are gone"
+    );
+    drop(fixture);
+}
+
+#[test]
+fn a_pool_of_one_core_for_two_vcpus_applies_and_reverts_needs_root_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fixture) = Scope::with_qemu(dir.path(), "planpool", 2) else {
+        return;
+    };
+    let qemu = fixture.qemu();
+    let host = Host::read(&Root::new("/"), &InspectOptions::default());
+    let mut request = PlanRequest::new(Target::Vm(fixture.name.clone()));
+    request.scope = Some(fixture.path.clone());
+    request.cores = Some(1);
+    let plan = plan(&host, &request, &Ledger::new()).unwrap();
+    let pool = plan.pool.clone().expect("a pool");
+    let pool_cgroup = format!("{}/nearnative-vm-{}-pool", fixture.path, fixture.name);
+    assert_eq!(pool.cgroup.as_deref(), Some(pool_cgroup.as_str()));
+    assert_eq!(pool.cpus.len(), 1, "one core, no SMT here: one CPU");
+    let steps = fixture.steps(&plan);
+    let workload = host.workloads.iter().find(|w| w.name == fixture.name);
+    let vcpus: Vec<u32> = workload
+        .unwrap()
+        .vcpus
+        .iter()
+        .map(|v| v.thread.tid)
+        .collect();
+    assert_eq!(vcpus.len(), 2);
+    let now = || -> Vec<(String, String)> {
+        let state = |tid: u32| (status_cpus(qemu, tid), cpuset_of(qemu, tid));
+        vcpus.iter().map(|&tid| state(tid)).collect()
+    };
+    let before = now();
+
+    let state = StateDir::new(dir.path().join("state"));
+    let id = JournalId::try_from("plan-pool").unwrap();
+    let backend = LiveBackend::new();
+    apply(&steps, &backend, &state, &id).unwrap();
+    let shared = (pool.cpus.to_list(), pool_cgroup.clone());
+    assert_eq!(now(), [shared.clone(), shared], "both vCPUs share the pool");
+
+    revert(&state, &RevertTarget::One(id), &backend).unwrap();
+    assert_eq!(now(), before, "revert restores both vCPUs");
+    assert!(
+        !Path::new(CPUSET)
+            .join(pool_cgroup.trim_start_matches('/'))
+            .exists(),
+        "the pool's cgroup is gone"
     );
     drop(fixture);
 }

@@ -54,13 +54,8 @@ fn a_vm_gets_cgroups_before_its_threads_move_and_affinity_before_each_move() {
     let plan = planned(&host, &vm_request("web1"));
     assert_eq!(plan.allocation.thread_cpus(), CpuSet::from_ids([1, 2]));
     let kinds = kinds(&plan);
-    let first_move = kinds.iter().position(|k| *k == "TaskCgroup").unwrap();
-    let last_cgroup_setup = kinds
-        .iter()
-        .rposition(|k| k.starts_with("Cgroup") || k.starts_with("Cpuset"))
-        .unwrap();
     assert!(
-        last_cgroup_setup < first_move,
+        cgroups_before_moves(&plan),
         "cgroups exist first: {kinds:?}"
     );
     assert_eq!(
@@ -69,16 +64,8 @@ fn a_vm_gets_cgroups_before_its_threads_move_and_affinity_before_each_move() {
         "housekeeping cgroup first"
     );
     for (pid, tid, to) in moves(&plan) {
-        let pin = position(
-            &plan,
-            |s| matches!(s, Step::ThreadAffinity(c) if c.knob.tid == tid),
-        );
-        let mv = position(
-            &plan,
-            |s| matches!(s, Step::TaskCgroup(c) if c.knob.tid == tid),
-        );
         assert!(
-            pin.unwrap() + 1 == mv.unwrap(),
+            pinned_right_before_move(&plan, tid),
             "thread {pid}/{tid}: affinity right before the move to {to}"
         );
     }
@@ -649,15 +636,7 @@ fn pm_qos_goes_on_thread_cpus_and_not_on_their_idle_siblings() {
         .collect();
     let plan = planned(&host, &vm_request("web1"));
     let thread_cpu = plan.allocation.slots[0].cpu;
-    let qos: Vec<u32> = plan
-        .changes
-        .iter()
-        .filter_map(|c| match &c.step {
-            Step::PmQosResumeLatency(x) => Some(x.knob.cpu),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(qos, [thread_cpu]);
+    assert_eq!(pm_qos_cpus(&plan), [thread_cpu]);
     assert_eq!(
         plan.allocation.reserved_idle.len(),
         1,

@@ -14,7 +14,7 @@ use crate::plan_support::{add_user, add_vm, host as hand_built, CPUSET_MOUNT};
 /// The snapshot as read, plus two one-vCPU VMs (the 8-node AMD has two cores per node) and
 /// a user process; `cpusets` adds a v1 cpuset root
 /// (most snapshots have no cgroup mounts, so without it the plan falls back to affinity).
-fn snapshot_host(name: &str, cpusets: bool) -> Host {
+pub fn snapshot_host(name: &str, cpusets: bool) -> Host {
     let mut host = Host::read(&Root::new(shared(name)), &InspectOptions::default());
     if cpusets {
         host.isolation = hand_built(host.topology.clone()).isolation;

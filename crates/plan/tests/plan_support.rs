@@ -121,6 +121,17 @@ pub fn add_user(host: &mut Host, pid: u32, comm: &str, cgroup: &str) {
     );
 }
 
+/// A user process whose threads (tids `pid`, `pid + 1`, ...) are named `comms`, allowed on
+/// every online CPU.
+pub fn add_threads(host: &mut Host, pid: u32, comms: &[&str], cgroup: &str) {
+    let online = host.topology.online.clone();
+    let threads = (pid..)
+        .zip(comms)
+        .map(|(tid, comm)| task(tid, comm, TaskKind::User, &online))
+        .collect();
+    add_process(host, pid, cgroup, threads);
+}
+
 /// A kernel thread process (kernel threads are their own processes).
 pub fn add_kernel(host: &mut Host, pid: u32, comm: &str, kind: TaskKind, fixed: bool) {
     let affinity = match kind {
@@ -247,6 +258,41 @@ pub fn pins(plan: &Plan) -> Vec<(u32, u32, CpuSet)> {
             Step::ThreadAffinity(change) => {
                 Some((change.knob.pid, change.knob.tid, change.to.clone()))
             }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether thread `tid`'s affinity step comes right before its cgroup move, so revert puts it
+/// back in its old cgroup before restoring its exact prior affinity.
+pub fn pinned_right_before_move(plan: &Plan, tid: u32) -> bool {
+    let pin = position(
+        plan,
+        |s| matches!(s, Step::ThreadAffinity(c) if c.knob.tid == tid),
+    );
+    let mv = position(
+        plan,
+        |s| matches!(s, Step::TaskCgroup(c) if c.knob.tid == tid),
+    );
+    pin.is_some() && pin.map(|p| p + 1) == mv
+}
+
+/// Whether every cgroup the plan sets up is ready before the first thread moves.
+pub fn cgroups_before_moves(plan: &Plan) -> bool {
+    let kinds = kinds(plan);
+    let first_move = kinds.iter().position(|k| *k == "TaskCgroup");
+    let last_setup = kinds
+        .iter()
+        .rposition(|k| k.starts_with("Cgroup") || k.starts_with("Cpuset"));
+    matches!((last_setup, first_move), (Some(setup), Some(moved)) if setup < moved)
+}
+
+/// The CPUs whose PM QoS resume latency the plan changes, in step order.
+pub fn pm_qos_cpus(plan: &Plan) -> Vec<u32> {
+    plan.changes
+        .iter()
+        .filter_map(|c| match &c.step {
+            Step::PmQosResumeLatency(x) => Some(x.knob.cpu),
             _ => None,
         })
         .collect()

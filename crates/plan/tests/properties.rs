@@ -1,6 +1,7 @@
 //! Random sequences of requests (and releases) against an evolving ledger, on the six real
 //! snapshots and on generated topologies: after every step the ledger keeps every rule, and a
-//! request is granted exactly when the free whole cores, counted per node, hold it.
+//! request (one CPU per thread, or a pool of cores) is granted exactly when the free whole
+//! cores, counted per node, hold it.
 
 use std::sync::OnceLock;
 
@@ -31,6 +32,8 @@ enum Step {
 struct Ask {
     workload: u8,
     threads: u32,
+    /// A pool of this many cores, at most one per thread.
+    cores: Option<u32>,
     level: Level,
     io: IoPlacement,
     memory_node: Option<usize>,
@@ -46,6 +49,7 @@ impl Ask {
         AllocationRequest {
             memory_node: node(self.memory_node),
             nic_node: node(self.nic_node),
+            cores: self.cores,
             io: self.io,
             allow_cpu0: self.allow_cpu0,
             spill: self.spill,
@@ -59,10 +63,12 @@ impl Ask {
 }
 
 fn ask(max_threads: u32) -> impl Strategy<Value = Ask> {
+    let threads_and_pool = (1..=max_threads)
+        .prop_flat_map(|threads| (Just(threads), prop::option::weighted(0.3, 1..=threads)));
     (
         (
             0u8..6,
-            1..=max_threads,
+            threads_and_pool,
             prop::bool::ANY,
             prop::bool::weighted(0.2),
         ),
@@ -74,23 +80,26 @@ fn ask(max_threads: u32) -> impl Strategy<Value = Ask> {
         ),
     )
         .prop_map(
-            |((workload, threads, ht, io), (memory_node, nic_node, allow_cpu0, spill))| Ask {
-                workload,
-                threads,
-                level: if ht { Level::HighHt } else { Level::High },
-                io: if io {
-                    IoPlacement::Dedicated
-                } else {
-                    IoPlacement::Housekeeping
-                },
-                memory_node,
-                nic_node,
-                allow_cpu0,
-                spill: if spill {
-                    NumaSpill::Nearest
-                } else {
-                    NumaSpill::Refuse
-                },
+            |((workload, (threads, cores), ht, io), (memory_node, nic_node, allow_cpu0, spill))| {
+                Ask {
+                    workload,
+                    threads,
+                    cores,
+                    level: if ht { Level::HighHt } else { Level::High },
+                    io: if io {
+                        IoPlacement::Dedicated
+                    } else {
+                        IoPlacement::Housekeeping
+                    },
+                    memory_node,
+                    nic_node,
+                    allow_cpu0,
+                    spill: if spill {
+                        NumaSpill::Nearest
+                    } else {
+                        NumaSpill::Refuse
+                    },
+                }
             },
         )
 }

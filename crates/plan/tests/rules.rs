@@ -372,6 +372,74 @@ fn cases() -> Vec<Case> {
             expect: Expect::Refused("vm:a: NIC node 7 does not exist on this host (nodes: 0, 1)"),
         },
         Case {
+            description: "a pool at high: N cores, one CPU of each, the siblings idle",
+            shape: two_nodes(),
+            before: vec![],
+            request: request("pid:a", 3, Level::High, |r| r.cores = Some(2)),
+            expect: granted("1,2", "9-10", &[0]),
+        },
+        Case {
+            description: "a pool at high-ht: every CPU of its N cores",
+            shape: two_nodes(),
+            before: vec![],
+            request: request("pid:a", 3, Level::HighHt, |r| r.cores = Some(2)),
+            expect: granted("1,9,2,10", "", &[0]),
+        },
+        Case {
+            description: "a pool of one core on two CPUs: CPU 1, CPU 0 stays the host's",
+            shape: Shape::server(1, 1, 2, 1),
+            before: vec![],
+            request: request("pid:a", 2, Level::High, |r| r.cores = Some(1)),
+            expect: granted("1", "", &[0]),
+        },
+        Case {
+            description: "a pool at high-ht without SMT has one CPU per core, with a note",
+            shape: Shape::server(1, 1, 4, 1),
+            before: vec![],
+            request: request("pid:a", 3, Level::HighHt, |r| r.cores = Some(2)),
+            expect: granted_with_note("1,2", "", &[0], "a pool at level high-ht has one CPU"),
+        },
+        Case {
+            description: "hybrid: a pool takes E-cores only once P-cores run out, with a note",
+            shape: hybrid(),
+            before: vec![],
+            request: request("pid:a", 5, Level::High, |r| r.cores = Some(4)),
+            expect: granted_with_note(
+                "1,2,3,4",
+                "7-9",
+                &[0],
+                "pool CPUs 4 are on efficiency cores: only 3 free performance cores",
+            ),
+        },
+        Case {
+            description: "a pool counts its cores in admission, and the hint says --cores",
+            shape: Shape::server(1, 1, 2, 1),
+            before: vec![],
+            request: request("pid:a", 2, Level::High, |r| r.cores = Some(2)),
+            expect: Expect::Refused(
+                "pid:a asks for 2 exclusive cores (level high, shared by its 2 threads); 1 is \
+                 free (node 0: 1) after keeping 1 housekeeping core per node; free more cores or \
+                 ask for fewer with --cores",
+            ),
+        },
+        Case {
+            description: "a pool larger than its threads is refused with both numbers",
+            shape: two_nodes(),
+            before: vec![],
+            request: request("pid:a", 2, Level::High, |r| r.cores = Some(3)),
+            expect: Expect::Refused(
+                "--cores 3 but pid:a has 2 threads to place; a pool of more cores than threads \
+                 leaves a core no thread can use",
+            ),
+        },
+        Case {
+            description: "a pool of no cores is refused",
+            shape: two_nodes(),
+            before: vec![],
+            request: request("pid:a", 2, Level::High, |r| r.cores = Some(0)),
+            expect: Expect::Refused("--cores 0 for pid:a: a pool needs at least one core"),
+        },
+        Case {
             description: "zero threads is refused",
             shape: two_nodes(),
             before: vec![],

@@ -3,7 +3,7 @@
 
 use nearnative_host::topology::Topology;
 use nearnative_host::CpuSet;
-use nearnative_plan::{AllocationRequest, IoPlacement, Ledger, Level, NumaSpill};
+use nearnative_plan::{Allocation, AllocationRequest, IoPlacement, Ledger, Level, NumaSpill};
 
 /// Every rule a ledger built by the allocator must keep on `topology`.
 pub fn check_invariants(topology: &Topology, ledger: &Ledger) {
@@ -15,8 +15,11 @@ pub fn check_invariants(topology: &Topology, ledger: &Ledger) {
         assert!(held.is_disjoint(&seen), "{who}: a CPU is given twice");
         seen = seen.union(&held);
         assert!(held.is_subset(&topology.online), "{who}: offline CPU held");
-        assert_eq!(allocation.slots.len(), allocation.request.threads as usize);
         let threads = allocation.thread_cpus();
+        match allocation.request.cores {
+            None => assert_eq!(allocation.slots.len(), allocation.request.threads as usize),
+            Some(pool) => check_pool(topology, allocation, pool),
+        }
         assert_eq!(
             threads.len(),
             allocation.slots.len(),
@@ -43,6 +46,33 @@ pub fn check_invariants(topology: &Topology, ledger: &Ledger) {
         }
     }
     check_housekeeping(topology, &seen);
+}
+
+/// A pool holds exactly its whole cores; its CPUs are one per core at high, all at high-ht.
+fn check_pool(topology: &Topology, allocation: &Allocation, pool: u32) {
+    let who = allocation.workload();
+    let pool_cores = cores(topology, &allocation.exclusive_cpus);
+    assert_eq!(
+        pool_cores.len(),
+        pool as usize,
+        "{who}: a pool of {pool} cores"
+    );
+    assert!(
+        pool <= allocation.request.threads,
+        "{who}: a core per thread at most"
+    );
+    let cpus = allocation.pool_cpus().expect("a pool");
+    for core in pool_cores {
+        let expected = match allocation.request.level {
+            Level::High => 1,
+            Level::HighHt => core.intersection(&topology.online).len().min(2),
+        };
+        assert_eq!(
+            core.intersection(&cpus).len(),
+            expected,
+            "{who}: pool CPUs of {core}"
+        );
+    }
 }
 
 /// Each CPU's online siblings are held with it.
@@ -110,7 +140,8 @@ fn cores<'t>(topology: &'t Topology, cpus: &CpuSet) -> Vec<&'t CpuSet> {
         .collect()
 }
 
-/// Whether the rules say `request` fits: counted per node from free whole cores.
+/// Whether the rules say `request` fits: counted per node from free whole cores (a pool of N
+/// needs N of them, whatever the level).
 pub fn fits(topology: &Topology, ledger: &Ledger, request: &AllocationRequest) -> bool {
     if ledger
         .get(&request.workload)
@@ -119,14 +150,14 @@ pub fn fits(topology: &Topology, ledger: &Ledger, request: &AllocationRequest) -
         return true;
     }
     let held = ledger.held_except(Some(&request.workload));
-    let per_core = match request.level {
-        Level::High => 1,
-        Level::HighHt => 2,
+    let per_core = match (request.cores, request.level) {
+        (Some(_), _) | (None, Level::High) => 1,
+        (None, Level::HighHt) => 2,
     };
     let io = usize::from(request.io == IoPlacement::Dedicated);
     let nodes = node_budgets(topology, request, &held, per_core);
     let capacity = |slots: &[usize], cores: usize| slots.iter().take(cores).sum::<usize>();
-    let threads = request.threads as usize;
+    let threads = request.cores.unwrap_or(request.threads) as usize;
     let single = nodes
         .iter()
         .any(|(_, budget, slots)| *budget >= io && capacity(slots, budget - io) >= threads);

@@ -3,6 +3,7 @@
 mod fixtures;
 mod ledger;
 mod plan_live;
+mod plan_pool;
 mod plan_rules;
 mod plan_snapshots;
 mod plan_support;

@@ -2,8 +2,9 @@
 //!
 //! With a cgroup v1 cpuset hierarchy, scope S gets child cpusets: `nearnative-<id>-hk` (the
 //! housekeeping CPUs), one `nearnative-<id>-t<i>` per exclusive thread holding just its CPU
-//! (1:1 pinning enforced by the cgroup, as libvirt does) and, with `--io dedicated`,
-//! `nearnative-<id>-io`. Existing children of S that overlap the exclusive CPUs shrink first
+//! (1:1 pinning enforced by the cgroup, as libvirt does), or with `--cores N` a single
+//! `nearnative-<id>-pool` holding the pool's CPUs that all those threads share, and, with
+//! `--io dedicated`, `nearnative-<id>-io`. Existing children of S that overlap the exclusive CPUs shrink first
 //! (deepest first, as the kernel wants children inside parents; revert restores parents first).
 //! Then each moved thread gets a `thread_affinity` step to its new cgroup's CPUs followed by
 //! its `task_cgroup` step: revert runs backwards, so the thread returns to its old cgroup
@@ -34,6 +35,16 @@ use crate::scope::Fencing;
 use crate::target::ThreadRef;
 
 const MECHANISM: Mechanism = Mechanism::Exclusivity;
+
+/// The suffix of the pool's cgroup.
+pub(crate) const POOL: &str = "pool";
+
+/// The path of the plan's cgroup `suffix` (`hk`, `t0`, `pool`, `io`) in the scope.
+pub(crate) fn cgroup_path(context: &Context, suffix: &str) -> String {
+    context
+        .scope
+        .child(&format!("nearnative-{}-{suffix}", context.id))
+}
 
 /// Where a thread goes: a cgroup path (cpuset fencing only) and its CPUs.
 #[derive(Debug, Clone)]
@@ -104,33 +115,51 @@ fn target_destinations<'h>(
         },
         IoPlacement::Housekeeping => housekeeping.clone(),
     };
-    let mut placed = Vec::new();
-    for ((i, thread), slot) in target
-        .exclusive
-        .iter()
-        .enumerate()
-        .zip(&context.allocation.slots)
-    {
-        let destination = Destination {
-            path: name(&format!("t{i}")),
-            cpus: CpuSet::from_ids([slot.cpu]),
-            why: format!(
-                "{} {} ({}) of {} gets CPU {} to itself",
-                match target.workload {
-                    Some(_) => "vCPU",
-                    None => "thread",
-                },
-                target.labels.get(i).copied().unwrap_or(thread.tid()),
-                thread.task.comm,
-                target.key,
-                slot.cpu
-            ),
-        };
-        placed.push((*thread, destination));
-    }
+    let mut placed = exclusive_destinations(context, name);
     placed.extend(target.io.iter().map(|t| (*t, io.clone())));
     placed.extend(target.rest.iter().map(|t| (*t, housekeeping.clone())));
     placed
+}
+
+/// Each exclusive thread with its own CPU, or with the pool that all of them share.
+fn exclusive_destinations<'h>(
+    context: &Context<'h>,
+    name: impl Fn(&str) -> String,
+) -> Vec<(ThreadRef<'h>, Destination)> {
+    let target = context.target;
+    let pool = context.allocation.pool_cpus();
+    let threads = target.exclusive.iter().enumerate();
+    let describe = |i: usize, thread: &ThreadRef| {
+        let kind = match target.workload {
+            Some(_) => "vCPU",
+            None => "thread",
+        };
+        let label = target.labels.get(i).copied().unwrap_or(thread.tid());
+        format!("{kind} {label} ({}) of {}", thread.task.comm, target.key)
+    };
+    match pool {
+        Some(cpus) => threads
+            .map(|(i, thread)| {
+                let destination = Destination {
+                    path: name(POOL),
+                    why: format!("{} shares the pool CPUs {cpus}", describe(i, thread)),
+                    cpus: cpus.clone(),
+                };
+                (*thread, destination)
+            })
+            .collect(),
+        None => threads
+            .zip(&context.allocation.slots)
+            .map(|((i, thread), slot)| {
+                let destination = Destination {
+                    path: name(&format!("t{i}")),
+                    cpus: CpuSet::from_ids([slot.cpu]),
+                    why: format!("{} gets CPU {} to itself", describe(i, thread), slot.cpu),
+                };
+                (*thread, destination)
+            })
+            .collect(),
+    }
 }
 
 fn cpuset_changes(context: &Context, mount: &Path, out: &mut Changes) -> Result<(), PlanError> {
@@ -145,7 +174,7 @@ fn cpuset_changes(context: &Context, mount: &Path, out: &mut Changes) -> Result<
         controller,
     };
     let prefix = format!("nearnative-{}-", context.id);
-    let name = |suffix: &str| context.scope.child(&format!("{prefix}{suffix}"));
+    let name = |suffix: &str| cgroup_path(context, suffix);
     shrink_overlapping(context, &mount, &prefix, out);
     let placed = target_destinations(context, name);
     create_cgroups(context, &mount, &placed, out);
@@ -244,9 +273,7 @@ fn create_cgroups(
             made.push((&destination.path, &destination.cpus, exclusive));
         }
     }
-    let hk_path = context
-        .scope
-        .child(&format!("nearnative-{}-hk", context.id));
+    let hk_path = cgroup_path(context, "hk");
     if !made.iter().any(|(path, _, _)| *path == hk_path) {
         made.insert(0, (&hk_path, &context.housekeeping, false));
     }

@@ -75,6 +75,83 @@ impl Knob for CgroupDir {
     }
 }
 
+impl CgroupDir {
+    /// Moves every task still in the cgroup to its parent, where it would be had the cgroup
+    /// never existed: the threads a workload started after the apply, which the journal does
+    /// not know, would otherwise keep the cgroup from being emptied and removed on revert.
+    /// Returns the tasks moved; a task that exits meanwhile is skipped.
+    pub fn evacuate(&self, backend: &dyn Backend) -> Result<Vec<TaskId>, KnobError> {
+        let dir = self.cgroup.dir();
+        let v1 = backend.root().exists(dir.join("tasks"));
+        let (file, line) = match v1 {
+            true => (
+                "tasks",
+                CgroupLine::V1 {
+                    controller: "cpuset".to_owned(),
+                },
+            ),
+            false => ("cgroup.procs", CgroupLine::V2),
+        };
+        let listed = match backend.root().read_to_string(dir.join(file)) {
+            Ok(text) => text,
+            Err(err) if err.is_not_found() => return Ok(Vec::new()),
+            Err(err) => return Err(KnobError::from_read(self.describe(), Object::File, err)),
+        };
+        let parent = self.parent();
+        let mut moved = Vec::new();
+        for id in listed
+            .split_whitespace()
+            .filter_map(|id| id.parse::<u32>().ok())
+        {
+            let task = TaskId {
+                pid: thread_group(backend, id),
+                tid: id,
+            };
+            let task_move = TaskMove {
+                task,
+                mount: self.cgroup.mount.as_path().to_owned(),
+                line: line.clone(),
+                to: parent.clone(),
+                file,
+                id,
+            };
+            match backend.move_task(&task_move) {
+                Ok(()) => moved.push(task),
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => return Err(KnobError::from_write(self.describe(), Object::File, e)),
+            }
+        }
+        Ok(moved)
+    }
+
+    /// The parent cgroup's path: `/a` for `/a/b`, `/` for `/a`.
+    fn parent(&self) -> String {
+        match self
+            .cgroup
+            .path
+            .as_str()
+            .trim_end_matches('/')
+            .rsplit_once('/')
+        {
+            Some(("", _)) | None => "/".to_owned(),
+            Some((parent, _)) => parent.to_owned(),
+        }
+    }
+}
+
+/// The process a thread belongs to (`Tgid` in its status), or the id itself when unreadable.
+fn thread_group(backend: &dyn Backend, tid: u32) -> u32 {
+    let status = backend.root().read_to_string(format!("/proc/{tid}/status"));
+    status
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(tid)
+}
+
 macro_rules! cpuset_knob {
     ($(#[$doc:meta])* $knob:ident, $value:ty, $file:literal, $words:literal) => {
         $(#[$doc])*

@@ -8,10 +8,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use nearnative_apply::durable::DurableError;
 use nearnative_apply::lock::StateLock;
 use nearnative_apply::{
-    apply_locked, revert_locked, ApplyReport, JournalId, RevertTarget, StateDir,
+    apply_locked, revert_locked, ApplyError, ApplyReport, JournalId, RevertTarget, StateDir,
 };
 use nearnative_host::{Host, InspectOptions, Root};
-use nearnative_knob::{Backend, LiveBackend};
+use nearnative_knob::{Backend, LiveBackend, Step};
 use nearnative_plan::target::resolve;
 use nearnative_plan::{plan, Ledger, Plan, PlanRequest, Target};
 
@@ -76,6 +76,36 @@ impl Engine {
     /// and the reservation go, and the error says why. When the rollback itself is incomplete,
     /// record, reservation and journal all stay for `revert`.
     pub fn apply(&self, request: &PlanRequest) -> Result<Applied, EngineError> {
+        self.apply_with(request, |steps, id, lock| {
+            apply_locked(steps, &*self.backend, &self.state, id, lock)
+        })
+    }
+
+    /// [`Engine::apply`], its executor stopping dead at `crash` as a killed process would,
+    /// after the record and the reservation are made. Tests only.
+    #[cfg(feature = "fault-injection")]
+    pub fn apply_with_crash(
+        &self,
+        request: &PlanRequest,
+        crash: nearnative_apply::Crash,
+    ) -> Result<Applied, EngineError> {
+        self.apply_with(request, |steps, id, lock| {
+            nearnative_apply::apply_locked_with_crash(
+                steps,
+                &*self.backend,
+                &self.state,
+                id,
+                lock,
+                crash,
+            )
+        })
+    }
+
+    fn apply_with(
+        &self,
+        request: &PlanRequest,
+        execute: impl Fn(&[Step], &JournalId, &StateLock) -> Result<ApplyReport, ApplyError>,
+    ) -> Result<Applied, EngineError> {
         self.check_privilege("apply")?;
         self.state.ensure()?;
         let lock = StateLock::acquire(self.state.dir())?;
@@ -90,7 +120,7 @@ impl Engine {
             return Err(err.into());
         }
         let steps = record.plan.steps();
-        let report = match apply_locked(&steps, &*self.backend, &self.state, &id, &lock) {
+        let report = match execute(&steps, &id, &lock) {
             Ok(report) => report,
             Err(err) if self.state.journal_path(&id).exists() => return Err(err.into()),
             Err(err) => return Err(self.released_after(err.into(), &record, &id)),

@@ -14,6 +14,7 @@ use crate::error::{Described, KnobError};
 use crate::exclusivity::cgroup::{
     CgroupDir, CpusetCpuExclusive, CpusetCpus, CpusetMems, CpusetPartition, TaskCgroup,
 };
+use crate::exclusivity::cgroup_v2::{CgroupType, SubtreeCpuset};
 use crate::exclusivity::housekeeping::{TimerMigration, WorkqueueCpumask};
 use crate::exclusivity::irq::{DefaultSmpAffinity, IrqAffinity};
 use crate::exclusivity::sched::SchedPolicy;
@@ -128,6 +129,8 @@ steps! {
     CpusetMems(CpusetMems),
     CpusetCpuExclusive(CpusetCpuExclusive),
     CpusetPartition(CpusetPartition),
+    CgroupType(CgroupType),
+    SubtreeCpuset(SubtreeCpuset),
     IrqAffinity(IrqAffinity),
     DefaultSmpAffinity(DefaultSmpAffinity),
     WorkqueueCpumask(WorkqueueCpumask),

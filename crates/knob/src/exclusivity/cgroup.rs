@@ -28,7 +28,7 @@ impl Cgroup {
         cgroup_dir(self.mount.as_path(), self.path.as_str())
     }
 
-    fn file(&self, name: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
         self.dir().join(name)
     }
 }
@@ -79,18 +79,21 @@ impl CgroupDir {
     /// Moves every task still in the cgroup to its parent, where it would be had the cgroup
     /// never existed: the threads a workload started after the apply, which the journal does
     /// not know, would otherwise keep the cgroup from being emptied and removed on revert.
+    /// A v1 cpuset lists its threads in `tasks`; a v2 cgroup its processes in `cgroup.procs`,
+    /// except a threaded one, whose `cgroup.procs` the kernel does not list: its threads go
+    /// one by one through the parent's `cgroup.threads`, inside the same threaded domain.
     /// Returns the tasks moved; a task that exits meanwhile is skipped.
     pub fn evacuate(&self, backend: &dyn Backend) -> Result<Vec<TaskId>, KnobError> {
         let dir = self.cgroup.dir();
-        let v1 = backend.root().exists(dir.join("tasks"));
-        let (file, line) = match v1 {
-            true => (
+        let (file, line) = match self.residents(backend) {
+            Residents::V1 => (
                 "tasks",
                 CgroupLine::V1 {
                     controller: "cpuset".to_owned(),
                 },
             ),
-            false => ("cgroup.procs", CgroupLine::V2),
+            Residents::Processes => ("cgroup.procs", CgroupLine::V2),
+            Residents::Threads => ("cgroup.threads", CgroupLine::V2),
         };
         let listed = match backend.root().read_to_string(dir.join(file)) {
             Ok(text) => text,
@@ -124,6 +127,21 @@ impl CgroupDir {
         Ok(moved)
     }
 
+    fn residents(&self, backend: &dyn Backend) -> Residents {
+        let dir = self.cgroup.dir();
+        if backend.root().exists(dir.join("tasks")) {
+            return Residents::V1;
+        }
+        match backend
+            .root()
+            .read_trimmed(dir.join("cgroup.type"))
+            .as_deref()
+        {
+            Ok("threaded") => Residents::Threads,
+            _ => Residents::Processes,
+        }
+    }
+
     /// The parent cgroup's path: `/a` for `/a/b`, `/` for `/a`.
     fn parent(&self) -> String {
         match self
@@ -139,17 +157,34 @@ impl CgroupDir {
     }
 }
 
-/// The process a thread belongs to (`Tgid` in its status), or the id itself when unreadable.
+/// How a cgroup lists what is in it.
+enum Residents {
+    /// v1: threads in `tasks`.
+    V1,
+    /// v2 domain: processes in `cgroup.procs`.
+    Processes,
+    /// v2 threaded: threads in `cgroup.threads`.
+    Threads,
+}
+
+/// The process a thread belongs to: `Tgid` in `/proc/TID/status` (which the kernel answers
+/// for any thread id), else the process whose `task/` holds it (a captured tree lists only
+/// processes), else the id itself.
 fn thread_group(backend: &dyn Backend, tid: u32) -> u32 {
-    let status = backend.root().read_to_string(format!("/proc/{tid}/status"));
-    status
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("Tgid:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(tid)
+    let root = backend.root();
+    let status = root.read_to_string(format!("/proc/{tid}/status"));
+    let tgid = status.ok().and_then(|text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("Tgid:"))
+            .and_then(|v| v.trim().parse().ok())
+    });
+    tgid.or_else(|| {
+        let pids = root.list_dir("/proc").ok()?;
+        pids.iter()
+            .filter_map(|p| p.parse::<u32>().ok())
+            .find(|pid| root.exists(format!("/proc/{pid}/task/{tid}")))
+    })
+    .unwrap_or(tid)
 }
 
 macro_rules! cpuset_knob {

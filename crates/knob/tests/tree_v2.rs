@@ -12,19 +12,11 @@ use nearnative_knob::exclusivity::cgroup_v2::{
 use nearnative_knob::{CgroupMount, CgroupPath, Knob, TreeBackend};
 use tempfile::TempDir;
 
+use crate::tree::{put, read};
+
 const MOUNT: &str = "/sys/fs/cgroup";
 const PID: u32 = 90;
 const TIDS: [u32; 3] = [90, 91, 92];
-
-fn put(root: &Path, path: &str, content: &str) {
-    let real = root.join(path.trim_start_matches('/'));
-    fs::create_dir_all(real.parent().unwrap()).unwrap();
-    fs::write(real, content).unwrap();
-}
-
-fn read(root: &Path, path: &str) -> String {
-    fs::read_to_string(root.join(path.trim_start_matches('/'))).unwrap()
-}
 
 fn stat(tid: u32) -> String {
     let mut fields: Vec<String> = (3..=52).map(|_| "0".to_owned()).collect();

@@ -5,7 +5,9 @@
 use std::fs;
 use std::path::Path;
 
-use nearnative_knob::exclusivity::cgroup::{Cgroup, CgroupDir, Hierarchy, Presence, TaskCgroup};
+use nearnative_knob::exclusivity::cgroup::{
+    Cgroup, CgroupDir, CpusetPartition, Hierarchy, Partition, Presence, TaskCgroup,
+};
 use nearnative_knob::exclusivity::cgroup_v2::{
     CgroupKind, CgroupType, CpusetDistribution, SubtreeCpuset,
 };
@@ -131,6 +133,16 @@ fn a_new_cgroup_has_cpuset_files_only_once_its_parent_hands_cpuset_down() {
     assert_eq!(
         read(dir.path(), "/sys/fs/cgroup/app/t/cgroup.type"),
         "threaded\n"
+    );
+
+    let partition = CpusetPartition {
+        cgroup: child.clone(),
+    };
+    partition.write(&backend, &Partition::Isolated).unwrap();
+    assert_eq!(partition.read(&backend).unwrap(), Partition::Isolated);
+    assert!(
+        partition.best_effort(),
+        "a refused partition leaves the cgroup's CPUs to fence"
     );
 
     let kind = CgroupType { cgroup: child };

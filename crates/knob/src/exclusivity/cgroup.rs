@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::task::check_same_thread;
 use crate::backend::{cgroup_dir, Backend, CgroupLine, TaskId, TaskMove};
 use crate::error::{Described, KnobError, Object};
-use crate::knob::{file_knob, FileValue, Knob};
+use crate::knob::{file_knob, read_file, write_file, FileValue, Knob};
 use crate::values::{CgroupMount, CgroupPath};
 use nearnative_host::CpuSet;
 
@@ -215,10 +215,43 @@ cpuset_knob!(
     /// v1 `cpuset.cpu_exclusive`: no sibling cgroup may share these CPUs.
     CpusetCpuExclusive, bool, "cpuset.cpu_exclusive", "CPU exclusivity"
 );
-cpuset_knob!(
-    /// v2 `cpuset.cpus.partition`.
-    CpusetPartition, Partition, "cpuset.cpus.partition", "partition type"
-);
+/// v2 `cpuset.cpus.partition`. Best effort: kernels before 6.x answer a write that breaks a
+/// partition rule with EINVAL (newer ones take it and show ` invalid (reason)`), and a
+/// partition only adds to what the cgroup's `cpuset.cpus` already enforces, so a refusal is
+/// recorded and the apply goes on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpusetPartition {
+    pub cgroup: Cgroup,
+}
+
+impl CpusetPartition {
+    fn path(&self) -> PathBuf {
+        self.cgroup.file("cpuset.cpus.partition")
+    }
+}
+
+impl Knob for CpusetPartition {
+    type Value = Partition;
+
+    fn describe(&self) -> Described {
+        Described::new(
+            format!("partition type of cgroup {}", self.cgroup.path),
+            self.path().display().to_string(),
+        )
+    }
+
+    fn read(&self, backend: &dyn Backend) -> Result<Partition, KnobError> {
+        read_file(backend, self.describe(), Object::File, &self.path())
+    }
+
+    fn write(&self, backend: &dyn Backend, partition: &Partition) -> Result<(), KnobError> {
+        write_file(backend, self.describe(), &self.path(), partition)
+    }
+
+    fn best_effort(&self) -> bool {
+        true
+    }
+}
 
 /// A v2 cpuset partition type. The kernel may append ` invalid (reason)` to the type it was
 /// asked for; the requested type is what is read back and restored.

@@ -33,7 +33,7 @@ pub fn restore(changes: &[Step], backend: &dyn Backend) -> Restored {
     for step in changes.iter().rev() {
         if let Some(created) = created_cgroup_of(step, changes) {
             if !evacuated.contains(&created.cgroup) {
-                evacuate(created, backend, &mut outcome);
+                evacuate(created, changes, backend, &mut outcome);
                 evacuated.push(created.cgroup.clone());
             }
         }
@@ -71,9 +71,20 @@ fn created_cgroup_of<'c>(step: &Step, changes: &'c [Step]) -> Option<&'c CgroupD
     })
 }
 
-fn evacuate(created: &CgroupDir, backend: &dyn Backend, outcome: &mut Restored) {
-    // On failure the removal that follows fails too, names the cgroup, and the journal keeps it.
-    let Ok(moved) = created.evacuate(backend) else {
+/// Moves the tasks born in `created` since the apply to where their process was before it
+/// (its journaled cgroup), else to the parent. A failure is not recorded here: the removal
+/// that follows fails too, names the cgroup, and the journal keeps it for the next revert.
+fn evacuate(created: &CgroupDir, changes: &[Step], backend: &dyn Backend, outcome: &mut Restored) {
+    let mount = &created.cgroup.mount;
+    let home = |pid: u32| {
+        changes.iter().find_map(|step| match step {
+            Step::TaskCgroup(c) if c.knob.pid == pid && c.knob.hierarchy.mount() == mount => {
+                Some(c.from.as_str().to_owned())
+            }
+            _ => None,
+        })
+    };
+    let Ok(moved) = created.evacuate(backend, &home) else {
         return;
     };
     outcome.restored.extend(moved.into_iter().map(|task| {

@@ -122,7 +122,20 @@ impl<'a> From<&'a Reverted> for RevertOutput<'a> {
 fn render_reverted(reverted: &Reverted, which: &RevertWhich) -> String {
     if reverted.nothing_to_revert() {
         return match which {
-            RevertWhich::Target(target) => format!("{target}: nothing to revert\n"),
+            RevertWhich::Target(target) => {
+                let applied: Vec<&str> = reverted
+                    .still_applied
+                    .iter()
+                    .map(|w| w.0.as_str())
+                    .collect();
+                match applied.is_empty() {
+                    true => format!("{target}: nothing to revert\n"),
+                    false => format!(
+                        "{target}: nothing to revert (applied: {})\n",
+                        applied.join(", ")
+                    ),
+                }
+            }
             RevertWhich::All => "nothing to revert\n".to_owned(),
         };
     }

@@ -110,6 +110,19 @@ fn affinity(tid: u32) -> BTreeSet<u32> {
     set.iter().collect()
 }
 
+/// The cpuset cgroup of a task.
+fn cpuset_of(tid: u32) -> String {
+    let cgroup = std::fs::read_to_string(format!("/proc/{tid}/cgroup")).unwrap();
+    let line = cgroup.lines().find(|l| {
+        l.split(':')
+            .nth(1)
+            .is_some_and(|c| c.split(',').any(|c| c == "cpuset"))
+    });
+    line.and_then(|l| l.splitn(3, ':').nth(2))
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Every task id in the scope's cgroup subtree.
 fn tasks_in(dir: &Path) -> Vec<u32> {
     let mut tids: Vec<u32> = std::fs::read_to_string(dir.join("tasks"))
@@ -215,6 +228,7 @@ fn scoped_apply_pins_the_vcpu_fences_the_scope_verifies_and_reverts_exactly_need
     }
     let state = scope.state.to_str().unwrap().to_owned();
     let before = succeeded(nearnative(&["inspect", "--json"]), "inspect before");
+    let machine_before = (affinity(1), cpuset_of(1));
 
     let scope_arg = format!("cgroup:/{scope_name}");
     let target = format!("vm:{name}");
@@ -242,6 +256,10 @@ fn scoped_apply_pins_the_vcpu_fences_the_scope_verifies_and_reverts_exactly_need
         BTreeSet::from([1]),
         "the vCPU is pinned to CPU 1"
     );
+    let comm = std::fs::read_to_string(format!("/proc/{vcpu}/comm")).unwrap();
+    assert_eq!(comm.trim(), "CPU 0/KVM", "the pinned thread is the vCPU");
+    let machine_now = (affinity(1), cpuset_of(1));
+    assert_eq!(machine_now, machine_before, "PID 1 was not touched");
     for tid in tasks_in(&scope.dir).into_iter().filter(|t| *t != vcpu) {
         assert!(
             !affinity(tid).contains(&1),

@@ -216,7 +216,7 @@ fn a_threaded_cgroup_is_emptied_into_its_parent_thread_by_thread() {
     let dir_knob = CgroupDir { cgroup: child };
     let busy = dir_knob.write(&backend, &Presence::Absent).unwrap_err();
     assert!(busy.is_refused(), "{busy}");
-    let moved = dir_knob.evacuate(&backend).unwrap();
+    let moved = dir_knob.evacuate(&backend, &|_| None).unwrap();
     let tids: Vec<(u32, u32)> = moved.iter().map(|t| (t.pid, t.tid)).collect();
     assert_eq!(tids, [(PID, 91), (PID, 92)], "each thread with its process");
     assert_eq!(

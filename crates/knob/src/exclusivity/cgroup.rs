@@ -76,14 +76,19 @@ impl Knob for CgroupDir {
 }
 
 impl CgroupDir {
-    /// Moves every task still in the cgroup to its parent, where it would be had the cgroup
-    /// never existed: the threads a workload started after the apply, which the journal does
-    /// not know, would otherwise keep the cgroup from being emptied and removed on revert.
-    /// A v1 cpuset lists its threads in `tasks`; a v2 cgroup its processes in `cgroup.procs`,
-    /// except a threaded one, whose `cgroup.procs` the kernel does not list: its threads go
-    /// one by one through the parent's `cgroup.threads`, inside the same threaded domain.
-    /// Returns the tasks moved; a task that exits meanwhile is skipped.
-    pub fn evacuate(&self, backend: &dyn Backend) -> Result<Vec<TaskId>, KnobError> {
+    /// Moves every task still in the cgroup out of it: the threads a workload started after
+    /// the apply, which the journal does not know, would otherwise keep the cgroup from being
+    /// emptied and removed on revert. Each goes where `home` says its process (by pid) was
+    /// before the apply, else to the parent cgroup. A v1 cpuset lists its threads in `tasks`;
+    /// a v2 cgroup its processes in `cgroup.procs`, except a threaded one, whose `cgroup.procs`
+    /// the kernel does not list: its threads go one by one through `cgroup.threads`, inside
+    /// the same threaded domain. Every task is tried; a task that exits meanwhile is skipped;
+    /// the first failure is returned after the rest were moved.
+    pub fn evacuate(
+        &self,
+        backend: &dyn Backend,
+        home: &dyn Fn(u32) -> Option<String>,
+    ) -> Result<Vec<TaskId>, KnobError> {
         let dir = self.cgroup.dir();
         let (file, line) = match self.residents(backend) {
             Residents::V1 => (
@@ -100,8 +105,8 @@ impl CgroupDir {
             Err(err) if err.is_not_found() => return Ok(Vec::new()),
             Err(err) => return Err(KnobError::from_read(self.describe(), Object::File, err)),
         };
-        let parent = self.parent();
         let mut moved = Vec::new();
+        let mut failure = None;
         for id in listed
             .split_whitespace()
             .filter_map(|id| id.parse::<u32>().ok())
@@ -114,17 +119,22 @@ impl CgroupDir {
                 task,
                 mount: self.cgroup.mount.as_path().to_owned(),
                 line: line.clone(),
-                to: parent.clone(),
+                to: home(task.pid).unwrap_or_else(|| self.parent()),
                 file,
                 id,
             };
             match backend.move_task(&task_move) {
                 Ok(()) => moved.push(task),
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                Err(e) => return Err(KnobError::from_write(self.describe(), Object::File, e)),
+                Err(e) => {
+                    failure.get_or_insert(KnobError::from_write(self.describe(), Object::File, e));
+                }
             }
         }
-        Ok(moved)
+        match failure {
+            Some(err) => Err(err),
+            None => Ok(moved),
+        }
     }
 
     fn residents(&self, backend: &dyn Backend) -> Residents {
@@ -319,7 +329,7 @@ impl From<Controller> for String {
 }
 
 impl Hierarchy {
-    fn mount(&self) -> &CgroupMount {
+    pub fn mount(&self) -> &CgroupMount {
         match self {
             Hierarchy::V1 { mount, .. } | Hierarchy::V2 { mount } => mount,
         }

@@ -17,6 +17,7 @@ use crate::error::{Described, KnobError};
 use crate::exclusivity::cgroup::{
     CgroupDir, CpusetCpuExclusive, CpusetCpus, CpusetMems, CpusetPartition, TaskCgroup,
 };
+use crate::exclusivity::cgroup_v2::{CgroupType, SubtreeCpuset};
 use crate::exclusivity::housekeeping::{TimerMigration, WorkqueueCpumask};
 use crate::exclusivity::irq::{DefaultSmpAffinity, IrqAffinity};
 use crate::exclusivity::sched::SchedPolicy;
@@ -132,6 +133,8 @@ steps! {
     CpusetMems(CpusetMems),
     CpusetCpuExclusive(CpusetCpuExclusive),
     CpusetPartition(CpusetPartition),
+    CgroupType(CgroupType),
+    SubtreeCpuset(SubtreeCpuset),
     IrqAffinity(IrqAffinity),
     DefaultSmpAffinity(DefaultSmpAffinity),
     WorkqueueCpumask(WorkqueueCpumask),

@@ -118,6 +118,10 @@ pub(crate) fn render(plan: &Plan) -> String {
     let mut out = String::new();
     let fencing = match &plan.scope.fencing {
         Fencing::CpusetV1 { mount } => format!("cgroup v1 cpusets at {}", mount.display()),
+        Fencing::CpusetV2 { mount, thread_root } => format!(
+            "cgroup v2 cpusets at {}, threaded under {thread_root}",
+            mount.display()
+        ),
         Fencing::AffinityOnly { why } => format!("thread affinity only ({why})"),
     };
     let allocation = &plan.allocation;

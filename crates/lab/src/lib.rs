@@ -18,6 +18,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod cgroup;
+pub mod experiment;
 pub mod flood;
 pub mod hog;
 pub mod ip;
@@ -33,6 +35,8 @@ pub mod report;
 pub mod signals;
 pub mod sweep;
 pub mod tap;
+pub mod worker;
+pub mod workload;
 
 pub use lab::{Lab, LabError, DEFAULT_RUN_DIR};
 pub use noise::{Noise, NoiseConfig, NoiseReport};

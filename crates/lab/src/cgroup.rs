@@ -195,7 +195,11 @@ mod tests {
         let cases = [
             ("under the root", "/nearnative-lab-12aa", true),
             ("under another cgroup", "/machine/nearnative-lab-12aa", true),
-            ("a plan's cgroup", "/nearnative-lab-12aa/nearnative-pid-12-hk", false),
+            (
+                "a plan's cgroup",
+                "/nearnative-lab-12aa/nearnative-pid-12-hk",
+                false,
+            ),
             ("climbing", "/../nearnative-lab-12aa", false),
             ("the root", "/", false),
             ("empty", "", false),

@@ -104,9 +104,9 @@ impl LabObject {
             LabObject::Netns { name } => {
                 self.remove_network(root, || ip(&["netns", "delete", name]))
             }
-            LabObject::Link { name, netns } => self.remove_network(root, || {
-                ip_in(netns, &["link", "delete", "dev", name])
-            }),
+            LabObject::Link { name, netns } => {
+                self.remove_network(root, || ip_in(netns, &["link", "delete", "dev", name]))
+            }
             LabObject::Cgroup {
                 mount,
                 path,

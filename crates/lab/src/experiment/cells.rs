@@ -130,7 +130,9 @@ impl CellRunner<'_> {
         };
         let measured = self
             .client
-            .submit(cell.path.client_netns.as_deref(), move || run_client(&client))?
+            .submit(cell.path.client_netns.as_deref(), move || {
+                run_client(&client)
+            })?
             .wait(self.stop);
         server_stop.store(true, Ordering::Relaxed);
         let served = serving.wait(self.stop);

@@ -80,7 +80,11 @@ mod tests {
         let cases = [
             ("epoch", 0, "1970-01-01T00:00:00Z"),
             ("leap day 2000", 951_782_400, "2000-02-29T00:00:00Z"),
-            ("the lab's date", 1_795_478_400 + 37_230, "2026-11-24T10:20:30Z"),
+            (
+                "the lab's date",
+                1_795_478_400 + 37_230,
+                "2026-11-24T10:20:30Z",
+            ),
             ("end of 2099", 4_102_444_799, "2099-12-31T23:59:59Z"),
         ];
         for (what, secs, want) in cases {
@@ -96,7 +100,11 @@ mod tests {
                 "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t: fpu\n",
                 Some("AMD EPYC"),
             ),
-            ("arm", "processor\t: 0\nHardware\t: BCM2835\n", Some("BCM2835")),
+            (
+                "arm",
+                "processor\t: 0\nHardware\t: BCM2835\n",
+                Some("BCM2835"),
+            ),
             ("power", "cpu\t\t: POWER9\n", Some("POWER9")),
             ("empty value", "model name\t:\n", None),
             ("nothing", "", None),

@@ -182,7 +182,8 @@ impl Placement {
 
 /// The CPUs thread `tid` may run on.
 pub fn thread_affinity(tid: u32) -> Result<CpuSet, PlacementError> {
-    let set = sched_getaffinity(pid_of(tid)).map_err(|source| PlacementError::Read { tid, source })?;
+    let set =
+        sched_getaffinity(pid_of(tid)).map_err(|source| PlacementError::Read { tid, source })?;
     Ok((0..KernelCpuSet::count())
         .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
         .filter_map(|cpu| u32::try_from(cpu).ok())
@@ -230,10 +231,22 @@ mod tests {
     fn waits_block_when_threads_share_a_cpu_and_spin_with_a_core_each() {
         let cases = [
             ("2-CPU pool", placement("1", "1", &[], Some(1)), true),
-            ("pool with forwarder", placement("1", "1", &["1"], Some(1)), true),
+            (
+                "pool with forwarder",
+                placement("1", "1", &["1"], Some(1)),
+                true,
+            ),
             ("a core each", placement("2", "3", &[], None), false),
-            ("forwarder on the client's CPU", placement("2", "3", &["2"], None), true),
-            ("forwarder on its own", placement("2", "3", &["4"], None), false),
+            (
+                "forwarder on the client's CPU",
+                placement("2", "3", &["2"], None),
+                true,
+            ),
+            (
+                "forwarder on its own",
+                placement("2", "3", &["4"], None),
+                false,
+            ),
         ];
         for (what, placement, shared) in cases {
             assert_eq!(placement.shared(), shared, "{what}");
@@ -254,7 +267,10 @@ mod tests {
              blocking waits"
         );
         let own = placement("2", "3", &[], None).describe();
-        assert!(own.contains("client on exclusive CPU 2, server on CPU 3"), "{own}");
+        assert!(
+            own.contains("client on exclusive CPU 2, server on CPU 3"),
+            "{own}"
+        );
         assert!(own.contains("spinning waits; default"), "{own}");
     }
 

@@ -175,7 +175,8 @@ impl Lab {
             .map_err(|e| LabError::Revert(Box::new(e)))
     }
 
-    /// Starts a noisy neighbour; its flood runs between namespaces of this lab.
+    /// Starts a noisy neighbour; its flood runs between namespaces of this lab, made by the
+    /// first noise and reused by later ones.
     pub fn start_noise(&mut self, config: &NoiseConfig) -> Result<Noise, LabError> {
         noise::start(&mut self.lock(), &self.tag, config).map_err(LabError::Noise)
     }

@@ -2,6 +2,7 @@
 
 mod inspect;
 mod inspect_vms;
+mod lab_cmd;
 mod plan_cmd;
 mod probe_jitter;
 mod probe_rtt;

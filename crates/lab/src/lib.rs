@@ -25,6 +25,7 @@ pub mod hog;
 pub mod ip;
 pub mod lab;
 pub mod layers;
+pub mod leftovers;
 pub mod names;
 pub mod netns;
 pub mod noise;

@@ -224,6 +224,66 @@ mod tests {
         assert_eq!(child.child("x").path, "/nearnative-lab-1aa/x");
     }
 
+    /// A host tree with `mountinfo` and the given files (path, text).
+    fn host(mountinfo: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, Root) {
+        let dir = tempfile::tempdir().unwrap();
+        let all = [("proc/self/mountinfo", mountinfo)];
+        for (path, text) in all.iter().chain(files) {
+            let path = dir.path().join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+        let root = Root::new(dir.path());
+        (dir, root)
+    }
+
+    #[test]
+    fn says_in_one_line_when_no_v1_cpuset_hierarchy_is_there() {
+        let v2 = "30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        let cases = [
+            (
+                "v2 without cpuset",
+                host(
+                    v2,
+                    &[("sys/fs/cgroup/cgroup.controllers", "cpu io memory\n")],
+                ),
+                "no mounted hierarchy has the cpuset controller",
+            ),
+            (
+                "cpuset on v2",
+                host(v2, &[("sys/fs/cgroup/cgroup.controllers", "cpuset cpu\n")]),
+                "the cpuset controller is on cgroup v2 at /sys/fs/cgroup",
+            ),
+        ];
+        for (what, (_dir, root), want) in cases {
+            let err = own_cpuset(&root).unwrap_err().to_string();
+            assert!(
+                err.starts_with("nearnative lab needs the cgroup v1 cpuset"),
+                "{what}: {err}"
+            );
+            assert!(err.contains(want), "{what}: {err}");
+            assert!(!err.contains('\n'), "{what}: {err}");
+        }
+    }
+
+    #[test]
+    fn finds_this_processs_cgroup_in_a_v1_hierarchy() {
+        let v1 = "34 31 0:31 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset\n";
+        let (_dir, root) = host(
+            v1,
+            &[
+                ("proc/self/cgroup", "3:cpuset:/machine\n"),
+                (
+                    "sys/fs/cgroup/cpuset/machine/cpuset.effective_cpus",
+                    "0-3\n",
+                ),
+            ],
+        );
+        let own = own_cpuset(&root).unwrap();
+        assert_eq!(own.mount, PathBuf::from("/sys/fs/cgroup/cpuset"));
+        assert_eq!(own.path, "/machine");
+    }
+
     #[test]
     fn plain_paths_do_not_climb() {
         assert!(is_plain_path("/"));

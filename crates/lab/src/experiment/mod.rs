@@ -213,7 +213,7 @@ impl Experiment<'_> {
         let housekeeping = self
             .placement
             .as_ref()
-            .map_or_else(String::new, |p| p.housekeeping.to_string());
+            .map_or_else(String::new, |p| placement::cpus_named(&p.housekeeping));
         let mut notes = vec![
             format!(
                 "scope: the lab's own cpuset cgroup {}; the apply moved only the lab's threads \
@@ -236,7 +236,7 @@ impl Experiment<'_> {
             format!(
                 "noisy: one spinning hog per CPU ({}) and a UDP flood of {} datagrams/s of {} B \
                  over a veth pair of its own, started afresh for each session (sent: {:?}); \
-                 under the latency-sensitive apply they ran on housekeeping CPU(s) {housekeeping}",
+                 under the latency-sensitive apply they ran on housekeeping {housekeeping}",
                 self.rig.online, noise.flood_rate, noise.flood_payload, self.noise_sent
             ),
         ];

@@ -145,17 +145,19 @@ impl Placement {
         };
         let where_ = match (self.shared(), self.pool) {
             (true, Some(cores)) => format!(
-                "{threads} share exclusive CPU(s) {} (a pool of {cores} whole core(s))",
-                self.exclusive
+                "{threads} share exclusive {} ({})",
+                cpus_named(&self.exclusive),
+                count(cores, "whole core", "whole cores")
             ),
-            (true, None) => format!("{threads} share exclusive CPU(s) {}", self.exclusive),
+            (true, None) => format!("{threads} share exclusive {}", cpus_named(&self.exclusive)),
             (false, _) => {
                 let mut each = format!(
-                    "client on exclusive CPU {}, server on CPU {}",
-                    self.client, self.server
+                    "client on exclusive {}, server on {}",
+                    cpus_named(&self.client),
+                    cpus_named(&self.server)
                 );
                 for cpus in &self.forwarders {
-                    each.push_str(&format!(", tap forwarder on CPU {cpus}"));
+                    each.push_str(&format!(", tap forwarder on {}", cpus_named(cpus)));
                 }
                 each
             }
@@ -165,9 +167,9 @@ impl Placement {
             false => "",
         };
         format!(
-            "latency-sensitive: {where_}, CPU(s) {} housekeeping, {}{why_block}; \
+            "latency-sensitive: {where_}, {} housekeeping, {}{why_block}; \
              default: the same CPUs unprotected, {}",
-            self.housekeeping,
+            cpus_named(&self.housekeeping),
             wait(Config::LatencySensitive),
             wait(Config::Default),
         )
@@ -177,6 +179,22 @@ impl Placement {
         [&self.client, &self.server]
             .into_iter()
             .chain(&self.forwarders)
+    }
+}
+
+/// `CPU 1` or `CPUs 2-3`.
+pub(super) fn cpus_named(cpus: &CpuSet) -> String {
+    match cpus.len() {
+        1 => format!("CPU {cpus}"),
+        _ => format!("CPUs {cpus}"),
+    }
+}
+
+/// `1 whole core`, `2 whole cores`.
+fn count(n: u32, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        _ => format!("{n} {many}"),
     }
 }
 
@@ -261,10 +279,9 @@ mod tests {
         let shared = placement("1", "1", &["1"], Some(1)).describe();
         assert_eq!(
             shared,
-            "latency-sensitive: client, server and tap forwarder share exclusive CPU(s) 1 \
-             (a pool of 1 whole core(s)), CPU(s) 0 housekeeping, blocking waits (spinners \
-             sharing a CPU would starve each other); default: the same CPUs unprotected, \
-             blocking waits"
+            "latency-sensitive: client, server and tap forwarder share exclusive CPU 1 \
+             (1 whole core), CPU 0 housekeeping, blocking waits (spinners sharing a CPU \
+             would starve each other); default: the same CPUs unprotected, blocking waits"
         );
         let own = placement("2", "3", &[], None).describe();
         assert!(

@@ -1,6 +1,8 @@
-//! The `lab` stage's network side: the paths the latency experiment measures across (host
-//! loopback, veth, veth plus bridge, tap plus a user-space forwarder), the noisy neighbour
-//! (CPU hogs and a rate-bounded UDP flood), and the cleanup that never leaves anything behind.
+//! The `lab` stage: the latency experiment ([`experiment::run`]: every path × quiet/noisy ×
+//! default/latency-sensitive, applied and reverted through the engine), the paths it measures
+//! across (host loopback, veth, veth plus bridge, tap plus a user-space forwarder), the noisy
+//! neighbour (CPU hogs and a rate-bounded UDP flood), its report, and the cleanup that never
+//! leaves anything behind.
 //!
 //! Everything lives in network namespaces the lab creates, addressed from 198.18.0.0/15; the
 //! host namespace gets no address, route or interface. Every object is written to a durable

@@ -258,3 +258,41 @@ fn lab_leaves_nothing_after_sigint_or_kill_9_mid_run_needs_root() {
     host_state().assert_restored(&before, "after kill -9 and a sweep");
     assert_state_empty(&dir.path().join("state"));
 }
+
+/// A change to the command a case runs.
+type Configure = fn(&mut Command);
+
+#[test]
+fn lab_says_in_one_line_what_it_needs_and_creates_nothing_needs_root() {
+    let Some(_serial) = lab_test("lab_says_in_one_line_what_it_needs_needs_root") else {
+        return;
+    };
+    let cases: [(&str, Configure, &str); 2] = [
+        (
+            "not root",
+            |c| {
+                c.uid(65534).gid(65534);
+            },
+            "nearnative lab needs root",
+        ),
+        (
+            "no ip on PATH",
+            |c| {
+                c.env("PATH", "/nonexistent");
+            },
+            "needs iproute2's `ip`",
+        ),
+    ];
+    for (what, configure, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = lab_command(dir.path(), &["--quick"]);
+        configure(&mut command);
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{what}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{what}: {stderr}");
+        assert!(stderr.contains(want), "{what}: {stderr}");
+        let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(made.is_empty(), "{what}: made {made:?}");
+    }
+}

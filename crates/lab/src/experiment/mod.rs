@@ -33,11 +33,11 @@ pub use placement::{thread_affinity, Measured, Placement, PlacementError};
 pub use progress::{Progress, Silent};
 
 use crate::cgroup::{self, CpusetCgroup};
+use crate::ip;
 use crate::lab::Lab;
 use crate::path::NetPath;
 use crate::report::{Condition, Config, HostLine, LabReport, Row};
 use crate::worker::Worker;
-use crate::{ip, NoiseConfig};
 
 /// The measured client thread's name.
 pub const CLIENT_THREAD: &str = "nn-lab-client";
@@ -209,7 +209,7 @@ impl Experiment<'_> {
 
     fn notes_of_run(&self) -> Vec<String> {
         let timing = &self.timing;
-        let noise = NoiseConfig::new(self.rig.online.clone(), timing.session(0));
+        let noise = self.noise_config();
         let housekeeping = self
             .placement
             .as_ref()

@@ -28,9 +28,7 @@ impl Experiment<'_> {
         let noise = match condition {
             Condition::Noisy => {
                 self.progress.step("starting the noisy neighbour");
-                let length = self.timing.session(self.rig.paths.len());
-                let config = NoiseConfig::new(self.rig.online.clone(), length);
-                Some(self.lab.start_noise(&config)?)
+                Some(self.lab.start_noise(&self.noise_config())?)
             }
             Condition::Quiet => None,
         };
@@ -48,6 +46,13 @@ impl Experiment<'_> {
             self.noise_sent.push(done.flood_sent);
         }
         Ok(rows)
+    }
+
+    /// The noisy neighbour of a session: a hog on every online CPU and the default flood,
+    /// lasting at least the session.
+    pub(super) fn noise_config(&self) -> NoiseConfig {
+        let length = self.timing.session(self.rig.paths.len());
+        NoiseConfig::new(self.rig.online.clone(), length)
     }
 
     fn cells(

@@ -37,6 +37,7 @@ use crate::ip;
 use crate::lab::Lab;
 use crate::path::NetPath;
 use crate::report::{Condition, Config, HostLine, LabReport, Row};
+use crate::sweep::SweepReport;
 use crate::worker::Worker;
 
 /// The measured client thread's name.
@@ -72,14 +73,9 @@ pub fn run(
             let measured = measure(&mut lab, options, timing, &context, progress, stop);
             progress.step("cleaning up");
             let cleaned = lab.cleanup();
-            let swept = lab.swept().objects;
             let mut report = measured?;
             cleaned?;
-            if swept > 0 {
-                report.notes.push(format!(
-                    "removed {swept} object(s) left by lab runs that died without cleaning up"
-                ));
-            }
+            report.notes.extend(sweep_notes(lab.swept()));
             Ok(report)
         });
     progress.finish();
@@ -87,6 +83,27 @@ pub fn run(
         true => Err(ExperimentError::Interrupted),
         false => outcome,
     }
+}
+
+/// What sweeping dead runs did, for the report: what it removed and what it could not.
+fn sweep_notes(swept: &SweepReport) -> Vec<String> {
+    let removed = (swept.objects > 0).then(|| {
+        format!(
+            "removed {} object(s) left by {} lab run(s) that died without cleaning up",
+            swept.objects,
+            swept.swept.len()
+        )
+    });
+    let failed = swept.failed.iter().map(|err| {
+        let mut line = format!("could not clean up after a dead lab run: {err}");
+        let mut source = std::error::Error::source(err);
+        while let Some(cause) = source {
+            line.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        line
+    });
+    removed.into_iter().chain(failed).collect()
 }
 
 /// One line saying what is missing, before anything is made: root, `ip`, a v1 cpuset
@@ -243,5 +260,32 @@ impl Experiment<'_> {
         notes.extend(self.applied_notes.iter().cloned());
         notes.extend(self.notes.iter().cloned());
         notes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::SweepError;
+
+    #[test]
+    fn sweep_notes_say_what_was_removed_and_what_failed_with_its_cause() {
+        assert!(sweep_notes(&SweepReport::default()).is_empty());
+        let swept = SweepReport {
+            swept: vec!["/run/nearnative/lab-1aa.json".into()],
+            objects: 7,
+            failed: vec![SweepError::List {
+                path: "/run/x".into(),
+                source: std::io::Error::other("disk on fire"),
+            }],
+            ..SweepReport::default()
+        };
+        assert_eq!(
+            sweep_notes(&swept),
+            [
+                "removed 7 object(s) left by 1 lab run(s) that died without cleaning up",
+                "could not clean up after a dead lab run: cannot list the lab run directory /run/x: disk on fire",
+            ]
+        );
     }
 }

@@ -129,7 +129,21 @@ pub fn apply_with_crash(
 ) -> Result<ApplyReport, ApplyError> {
     check_privilege(backend)?;
     state.ensure()?;
-    let _lock = StateLock::acquire(state.dir())?;
+    let lock = StateLock::acquire(state.dir())?;
+    apply_locked_with_crash(steps, backend, state, id, &lock, crash)
+}
+
+/// [`apply_locked`], stopping dead at `crash`. Tests only.
+#[cfg(feature = "fault-injection")]
+pub fn apply_locked_with_crash(
+    steps: &[Step],
+    backend: &dyn Backend,
+    state: &StateDir,
+    id: &JournalId,
+    _held: &StateLock,
+    crash: crate::fault::Crash,
+) -> Result<ApplyReport, ApplyError> {
+    check_privilege(backend)?;
     Executor::start(backend, state, id, FaultPoint::armed(crash))?.run(steps)
 }
 

@@ -14,9 +14,9 @@ mod restore;
 pub mod revert;
 pub mod state;
 
-#[cfg(feature = "fault-injection")]
-pub use apply::apply_with_crash;
 pub use apply::{apply, apply_locked, ApplyError, ApplyReport, Rollback};
+#[cfg(feature = "fault-injection")]
+pub use apply::{apply_locked_with_crash, apply_with_crash};
 #[cfg(feature = "fault-injection")]
 pub use fault::{Crash, CrashPoint};
 pub use journal::{Journal, JournalStatus, Unchangeable, JOURNAL_SCHEMA_VERSION};

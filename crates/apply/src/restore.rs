@@ -2,6 +2,7 @@
 //! `revert`. A knob already at its prior value is left alone (so restoring twice is harmless);
 //! a task that exited or a kernel object that vanished has nothing left to restore.
 
+use nearnative_knob::exclusivity::cgroup::{CgroupDir, Presence};
 use nearnative_knob::{Backend, Described, KnobError, Step};
 
 /// What restoring a list of changes came to.
@@ -23,10 +24,19 @@ impl Restored {
     }
 }
 
-/// Restores `changes` (in the order they were made) from the last to the first.
+/// Restores `changes` (in the order they were made) from the last to the first. Before a
+/// cgroup the journal created is torn down, the tasks born in it since are moved to its
+/// parent, so the cgroup can be emptied and removed.
 pub fn restore(changes: &[Step], backend: &dyn Backend) -> Restored {
     let mut outcome = Restored::default();
+    let mut evacuated = Vec::new();
     for step in changes.iter().rev() {
+        if let Some(created) = created_cgroup_of(step, changes) {
+            if !evacuated.contains(&created.cgroup) {
+                evacuate(created, changes, backend, &mut outcome);
+                evacuated.push(created.cgroup.clone());
+            }
+        }
         let knob = step.describe();
         let result = step.holds_prior(backend).and_then(|holds| match holds {
             true => Ok(false),
@@ -41,6 +51,51 @@ pub fn restore(changes: &[Step], backend: &dyn Backend) -> Restored {
     }
     outcome.failed.reverse();
     outcome
+}
+
+/// The cgroup `step` configures or creates, when `changes` created it.
+fn created_cgroup_of<'c>(step: &Step, changes: &'c [Step]) -> Option<&'c CgroupDir> {
+    let cgroup = match step {
+        Step::CgroupDir(c) => &c.knob.cgroup,
+        Step::CpusetCpus(c) => &c.knob.cgroup,
+        Step::CpusetMems(c) => &c.knob.cgroup,
+        Step::CpusetCpuExclusive(c) => &c.knob.cgroup,
+        Step::CpusetPartition(c) => &c.knob.cgroup,
+        _ => return None,
+    };
+    changes.iter().find_map(|s| match s {
+        Step::CgroupDir(c) if c.from == Presence::Absent && &c.knob.cgroup == cgroup => {
+            Some(&c.knob)
+        }
+        _ => None,
+    })
+}
+
+/// Moves the tasks born in `created` since the apply to where their process was before it
+/// (its journaled cgroup), else to the parent. A failure is not recorded here: the removal
+/// that follows fails too, names the cgroup, and the journal keeps it for the next revert.
+fn evacuate(created: &CgroupDir, changes: &[Step], backend: &dyn Backend, outcome: &mut Restored) {
+    let mount = &created.cgroup.mount;
+    let home = |pid: u32| {
+        changes.iter().find_map(|step| match step {
+            Step::TaskCgroup(c) if c.knob.pid == pid && c.knob.hierarchy.mount() == mount => {
+                Some(c.from.as_str().to_owned())
+            }
+            _ => None,
+        })
+    };
+    let Ok(moved) = created.evacuate(backend, &home) else {
+        return;
+    };
+    outcome.restored.extend(moved.into_iter().map(|task| {
+        Described::new(
+            format!(
+                "thread {} of process {} (started after the apply)",
+                task.tid, task.pid
+            ),
+            format!("moved out of {}", created.cgroup.dir().display()),
+        )
+    }));
 }
 
 /// One line per failure, for error messages.

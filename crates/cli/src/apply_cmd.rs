@@ -68,17 +68,30 @@ pub struct RevertArgs {
     /// Every journal, newest first, and the whole ledger.
     #[arg(long)]
     all: bool,
-    /// The tree the journals were applied to (default: the live host).
-    #[arg(long, default_value = "/")]
-    root: PathBuf,
-    #[arg(long, default_value = DEFAULT_STATE_DIR)]
-    state_dir: PathBuf,
+    #[command(flatten)]
+    applied: AppliedArgs,
     #[arg(long)]
     json: bool,
 }
 
+/// Where an earlier apply went: the host (or tree) and the state directory.
+#[derive(Debug, Args)]
+pub struct AppliedArgs {
+    /// The tree the plan was applied to (default: the live host).
+    #[arg(long, default_value = "/")]
+    root: PathBuf,
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+}
+
+impl AppliedArgs {
+    pub(crate) fn engine(&self) -> anyhow::Result<Engine> {
+        engine(&self.root, &self.state_dir)
+    }
+}
+
 pub fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
-    let engine = engine(&args.root, &args.state_dir)?;
+    let engine = args.applied.engine()?;
     let which = match args.target {
         Some(target) => RevertWhich::Target(target),
         None => RevertWhich::All,
@@ -109,7 +122,20 @@ impl<'a> From<&'a Reverted> for RevertOutput<'a> {
 fn render_reverted(reverted: &Reverted, which: &RevertWhich) -> String {
     if reverted.nothing_to_revert() {
         return match which {
-            RevertWhich::Target(target) => format!("{target}: nothing to revert\n"),
+            RevertWhich::Target(target) => {
+                let applied: Vec<&str> = reverted
+                    .still_applied
+                    .iter()
+                    .map(|w| w.0.as_str())
+                    .collect();
+                match applied.is_empty() {
+                    true => format!("{target}: nothing to revert\n"),
+                    false => format!(
+                        "{target}: nothing to revert (applied: {})\n",
+                        applied.join(", ")
+                    ),
+                }
+            }
             RevertWhich::All => "nothing to revert\n".to_owned(),
         };
     }

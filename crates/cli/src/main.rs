@@ -61,8 +61,25 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(code) => code,
-        Err(err) => fail(&format!("{err:#}")),
+        Err(err) => fail(&chain(&err)),
     }
+}
+
+/// The error and its causes, each cause left out when the message before already quotes it
+/// (many messages name their cause inline, which `{:#}` would print twice).
+fn chain(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 /// Every error is one line on stderr, so scripts and logs get the object and the reason whole.

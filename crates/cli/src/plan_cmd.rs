@@ -9,7 +9,6 @@ use clap::{Args, ValueEnum};
 use nearnative_apply::state::DEFAULT_STATE_DIR;
 use nearnative_host::CpuSet;
 use nearnative_plan::{Fencing, IoPlacement, Level, NumaSpill, Plan, PlanRequest, Pool, Target};
-use serde_json::Value;
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -119,6 +118,10 @@ pub(crate) fn render(plan: &Plan) -> String {
     let mut out = String::new();
     let fencing = match &plan.scope.fencing {
         Fencing::CpusetV1 { mount } => format!("cgroup v1 cpusets at {}", mount.display()),
+        Fencing::CpusetV2 { mount, thread_root } => format!(
+            "cgroup v2 cpusets at {}, threaded under {thread_root}",
+            mount.display()
+        ),
         Fencing::AffinityOnly { why } => format!("thread affinity only ({why})"),
     };
     let allocation = &plan.allocation;
@@ -153,7 +156,7 @@ pub(crate) fn render(plan: &Plan) -> String {
     out.push_str(&format!("changes ({}):\n", plan.changes.len()));
     for (n, change) in plan.changes.iter().enumerate() {
         let described = change.step.describe();
-        let (from, to) = values(&change.step);
+        let (from, to) = change.step.values();
         out.push_str(&format!(
             "  {:>3}. [{}] {}: {from} -> {to} ({})\n       {}\n",
             n + 1,
@@ -213,23 +216,4 @@ pub(crate) fn mechanism(mechanism: nearnative_host::Mechanism) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
-}
-
-/// A step's prior and target values in their JSON form, CPU lists as `0-3,8`.
-fn values(step: &nearnative_knob::Step) -> (String, String) {
-    let json = serde_json::to_value(step).unwrap_or(Value::Null);
-    let show = |value: Option<&Value>| match value {
-        Some(Value::Array(items)) if items.iter().all(Value::is_u64) => {
-            let ids = items.iter().filter_map(Value::as_u64);
-            let set: CpuSet = ids.filter_map(|id| u32::try_from(id).ok()).collect();
-            match set.is_empty() {
-                true => "(none)".to_owned(),
-                false => set.to_list(),
-            }
-        }
-        Some(Value::String(text)) => text.clone(),
-        Some(other) => other.to_string(),
-        None => "?".to_owned(),
-    };
-    (show(json.get("from")), show(json.get("to")))
 }

@@ -1,17 +1,15 @@
 //! `nearnative verify TARGET`: the applied plan's knobs read back and the exclusive CPUs
 //! sampled; a pass, warn or fail per check, with the offenders. Exit 1 on fail or unknown.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use nearnative_apply::DEFAULT_STATE_DIR;
 use nearnative_engine::{VerifyOptions, VerifyReport};
 use nearnative_probe::stop::stop_on_signals;
 use nearnative_verify::{Check, Outcome};
 
-use crate::apply_cmd::engine;
+use crate::apply_cmd::AppliedArgs;
 use crate::duration::parse_duration;
 use crate::plan_cmd::mechanism;
 
@@ -25,17 +23,14 @@ pub struct VerifyArgs {
     /// How long to watch the exclusive CPUs (0 reads the knobs back only).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     sample: Duration,
-    /// The tree the plan was applied to (default: the live host).
-    #[arg(long, default_value = "/")]
-    root: PathBuf,
-    #[arg(long, default_value = DEFAULT_STATE_DIR)]
-    state_dir: PathBuf,
+    #[command(flatten)]
+    applied: AppliedArgs,
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let engine = engine(&args.root, &args.state_dir)?;
+    let engine = args.applied.engine()?;
     let stop = stop_on_signals()?;
     let options = VerifyOptions {
         sample: args.sample,

@@ -7,6 +7,8 @@ use nearnative_apply::durable::{self, DurableError};
 use nearnative_apply::journal::Journal;
 use nearnative_apply::state::StateError;
 use nearnative_apply::{JournalId, StateDir};
+use nearnative_host::CpuSet;
+use nearnative_knob::Step;
 use nearnative_plan::{Plan, PlanRequest};
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +36,35 @@ impl AppliedPlan {
     /// ledger key (`vm:web1`).
     pub fn answers_to(&self, target: &str) -> bool {
         self.plan.target.to_string() == target || self.plan.workload.0 == target
+    }
+
+    /// True when `thread` is one of this workload's exclusive or I/O threads.
+    pub fn holds(&self, thread: &TargetThread) -> bool {
+        self.threads
+            .iter()
+            .any(|t| (t.pid, t.tid, t.start_time) == (thread.pid, thread.tid, thread.start_time))
+    }
+
+    /// An exclusive thread neither pinned by a step nor already on the exclusive CPUs: the
+    /// plan left it alone (its cgroup unreadable, say). `affinity_now` is each thread's
+    /// affinity on the host the plan was made from.
+    pub(crate) fn unpinned_thread(
+        &self,
+        affinity_now: impl Fn(&TargetThread) -> Option<CpuSet>,
+    ) -> Option<&TargetThread> {
+        let exclusive_cpus = self.plan.allocation.held();
+        let stepped = |thread: &TargetThread| {
+            self.plan.changes.iter().any(|change| match &change.step {
+                Step::ThreadAffinity(c) => (c.knob.pid, c.knob.tid) == (thread.pid, thread.tid),
+                _ => false,
+            })
+        };
+        let already = |thread: &TargetThread| {
+            affinity_now(thread)
+                .is_some_and(|cpus| !cpus.is_empty() && cpus.is_subset(&exclusive_cpus))
+        };
+        let mut exclusive = self.threads.iter().filter(|t| t.exclusive);
+        exclusive.find(|t| !stepped(t) && !already(t))
     }
 
     pub(crate) fn store(&self, state: &StateDir, id: &JournalId) -> Result<(), DurableError> {

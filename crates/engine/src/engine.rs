@@ -1,22 +1,24 @@
 //! [`Engine`]: one host, one state directory, one backend; and `apply`, which plans against
 //! the ledger and executes the plan under a single hold of the state lock.
 
+use std::io;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use nearnative_apply::durable::DurableError;
 use nearnative_apply::lock::StateLock;
 use nearnative_apply::{
-    apply_locked, revert_locked, ApplyReport, JournalId, RevertTarget, StateDir,
+    apply_locked, revert_locked, ApplyError, ApplyReport, JournalId, RevertTarget, StateDir,
 };
 use nearnative_host::{Host, InspectOptions, Root};
-use nearnative_knob::{Backend, LiveBackend};
+use nearnative_knob::{Backend, LiveBackend, Step};
 use nearnative_plan::target::resolve;
-use nearnative_plan::{plan, Plan, PlanRequest, Target};
+use nearnative_plan::{plan, Ledger, Plan, PlanRequest, Target};
 
-use crate::applied::AppliedPlan;
+use crate::applied::{load_all, AppliedPlan};
 use crate::error::EngineError;
 use crate::ledger_file::{load_ledger, store_ledger};
-use crate::threads::{first_gone, of_target};
+use crate::threads::{first_gone, of_target, TargetThread};
 
 /// Where the engine reads the host, how it writes knobs, and where it keeps its state.
 pub struct Engine {
@@ -71,14 +73,84 @@ impl Engine {
     /// The allocation and the plan are recorded before the first knob is written, so after a
     /// crash the cores stay reserved and `revert` finds the journal. If the apply fails, or one
     /// of the workload's own threads exits meanwhile, everything is rolled back, the record
-    /// and the reservation go, and the error says why.
+    /// and the reservation go, and the error says why. When the rollback itself is incomplete,
+    /// record, reservation and journal all stay for `revert`.
     pub fn apply(&self, request: &PlanRequest) -> Result<Applied, EngineError> {
+        self.apply_with(request, |steps, id, lock| {
+            apply_locked(steps, &*self.backend, &self.state, id, lock)
+        })
+    }
+
+    /// [`Engine::apply`], its executor stopping dead at `crash` as a killed process would,
+    /// after the record and the reservation are made. Tests only.
+    #[cfg(feature = "fault-injection")]
+    pub fn apply_with_crash(
+        &self,
+        request: &PlanRequest,
+        crash: nearnative_apply::Crash,
+    ) -> Result<Applied, EngineError> {
+        self.apply_with(request, |steps, id, lock| {
+            nearnative_apply::apply_locked_with_crash(
+                steps,
+                &*self.backend,
+                &self.state,
+                id,
+                lock,
+                crash,
+            )
+        })
+    }
+
+    fn apply_with(
+        &self,
+        request: &PlanRequest,
+        execute: impl Fn(&[Step], &JournalId, &StateLock) -> Result<ApplyReport, ApplyError>,
+    ) -> Result<Applied, EngineError> {
         self.check_privilege("apply")?;
         self.state.ensure()?;
         let lock = StateLock::acquire(self.state.dir())?;
         let mut ledger = load_ledger(&self.state)?;
+        let record = self.planned_record(request, &ledger)?;
+        let id = record.id()?;
+        self.refuse_conflicts(&record, &id)?;
+        record.store(&self.state, &id)?;
+        ledger.record(record.plan.allocation.clone());
+        if let Err(err) = store_ledger(&self.state, &ledger) {
+            let _ = AppliedPlan::remove(&self.state, &id);
+            return Err(err.into());
+        }
+        let steps = record.plan.steps();
+        let report = match execute(&steps, &id, &lock) {
+            Ok(report) => report,
+            Err(err) if self.state.journal_path(&id).exists() => return Err(err.into()),
+            Err(err) => return Err(self.released_after(err.into(), &record, &id)),
+        };
+        if let Some(gone) = first_gone(&self.root, &record.threads) {
+            let which = RevertTarget::One(id.clone());
+            let reverted = revert_locked(&self.state, &which, &*self.backend, &lock)?;
+            let exited = EngineError::TargetExited {
+                workload: record.plan.workload.0.clone(),
+                pid: gone.pid,
+                tid: gone.tid,
+                restored: reverted.journals.iter().map(|j| j.restored.len()).sum(),
+            };
+            return Err(self.released_after(exited, &record, &id));
+        }
+        Ok(Applied {
+            record: self.state.plan_path(&id),
+            plan: record.plan,
+            report,
+        })
+    }
+
+    /// The plan for `request` on the host as it is now, with the workload's threads.
+    fn planned_record(
+        &self,
+        request: &PlanRequest,
+        ledger: &Ledger,
+    ) -> Result<AppliedPlan, EngineError> {
         let host = self.read_host(&request.target);
-        let plan = plan(&host, request, &ledger)?;
+        let plan = plan(&host, request, ledger)?;
         let resolved = resolve(
             &host,
             &request.target,
@@ -87,51 +159,62 @@ impl Engine {
         )?;
         let record = AppliedPlan {
             request: request.clone(),
-            plan: plan.clone(),
             threads: of_target(&resolved),
+            plan,
             applied_unix_ms: unix_ms(),
         };
-        let id = record.id()?;
-        self.refuse_if_applied(&record, &id)?;
-        record.store(&self.state, &id)?;
-        ledger.record(plan.allocation.clone());
-        if let Err(err) = store_ledger(&self.state, &ledger) {
-            let _ = AppliedPlan::remove(&self.state, &id);
-            return Err(err.into());
-        }
-        let report = match apply_locked(&plan.steps(), &*self.backend, &self.state, &id, &lock) {
-            Ok(report) => report,
-            Err(err) => {
-                self.release(&record, &id)?;
-                return Err(err.into());
-            }
+        let affinity_now = |t: &TargetThread| {
+            let process = host.tasks.process(t.pid)?;
+            Some(process.thread(t.tid)?.affinity.clone())
         };
-        if let Some(gone) = first_gone(&self.root, &record.threads) {
-            let reverted = revert_locked(
-                &self.state,
-                &RevertTarget::One(id.clone()),
-                &*self.backend,
-                &lock,
-            )?;
-            self.release(&record, &id)?;
-            return Err(EngineError::TargetExited {
-                workload: plan.workload.0.clone(),
-                pid: gone.pid,
-                tid: gone.tid,
-                restored: reverted.journals.iter().map(|j| j.restored.len()).sum(),
-            });
+        match record.unpinned_thread(affinity_now) {
+            Some(thread) => Err(EngineError::NotPinned {
+                workload: record.plan.workload.0.clone(),
+                pid: thread.pid,
+                tid: thread.tid,
+            }),
+            None => Ok(record),
         }
-        Ok(Applied {
-            plan,
-            report,
-            record: self.state.plan_path(&id),
-        })
     }
 
-    /// The plan `apply` would carry out now, against the ledger in force. Changes nothing.
+    /// `error`, once the reservation and the record are gone; if they cannot be removed,
+    /// the message says so too (status and revert still see them).
+    fn released_after(
+        &self,
+        error: EngineError,
+        record: &AppliedPlan,
+        id: &JournalId,
+    ) -> EngineError {
+        match self.release(record, id) {
+            Ok(()) => error,
+            Err(release) => EngineError::NotReleased {
+                error: Box::new(error),
+                release: Box::new(release),
+            },
+        }
+    }
+
+    /// The plan `apply` would carry out now, against the ledger in force. Changes nothing,
+    /// and works without root: an unreadable ledger (root's alone) counts as empty, and the
+    /// plan's notes say so.
     pub fn plan(&self, request: &PlanRequest) -> Result<Plan, EngineError> {
-        let ledger = load_ledger(&self.state)?;
-        Ok(plan(&self.read_host(&request.target), request, &ledger)?)
+        let (ledger, unread) = match load_ledger(&self.state) {
+            Err(DurableError::Read { path, source })
+                if source.kind() == io::ErrorKind::PermissionDenied =>
+            {
+                (Ledger::new(), Some(path))
+            }
+            other => (other?, None),
+        };
+        let mut plan = plan(&self.read_host(&request.target), request, &ledger)?;
+        if let Some(path) = unread {
+            plan.notes.push(format!(
+                "{} could not be read (permission denied): cores other workloads hold were not \
+                 taken into account; apply, as root, will",
+                path.display()
+            ));
+        }
+        Ok(plan)
     }
 
     pub(crate) fn check_privilege(&self, operation: &'static str) -> Result<(), EngineError> {
@@ -152,15 +235,26 @@ impl Engine {
         host
     }
 
-    fn refuse_if_applied(&self, record: &AppliedPlan, id: &JournalId) -> Result<(), EngineError> {
+    /// Refuses a workload already applied (by the same id) and a thread another applied
+    /// workload already holds (the same VM named another way).
+    fn refuse_conflicts(&self, record: &AppliedPlan, id: &JournalId) -> Result<(), EngineError> {
+        let workload = record.plan.workload.0.clone();
         let existing = [self.state.plan_path(id), self.state.journal_path(id)];
-        match existing.into_iter().find(|path| path.exists()) {
-            Some(path) => Err(EngineError::AlreadyApplied {
-                workload: record.plan.workload.0.clone(),
-                path,
-            }),
-            None => Ok(()),
+        if let Some(path) = existing.into_iter().find(|path| path.exists()) {
+            return Err(EngineError::AlreadyApplied { workload, path });
         }
+        for (_, other) in load_all(&self.state)? {
+            let taken = record.threads.iter().find(|t| other.holds(t));
+            if let Some(thread) = taken {
+                return Err(EngineError::ThreadTaken {
+                    workload,
+                    pid: thread.pid,
+                    tid: thread.tid,
+                    holder: other.plan.workload.0,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Gives the workload's cores back and forgets its plan (the lock is held).

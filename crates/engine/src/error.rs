@@ -27,10 +27,41 @@ pub enum EngineError {
     Revert(#[from] RevertError),
     #[error(transparent)]
     Verify(#[from] VerifyError),
-    #[error(
-        "{workload} is already latency-sensitive (plan {path}); revert it before applying again"
-    )]
+    #[error("{workload} is already latency-sensitive ({path}); revert it before applying again")]
     AlreadyApplied { workload: String, path: PathBuf },
+    #[error(
+        "{workload}: thread {tid} of process {pid} already belongs to latency-sensitive \
+         workload {holder}; revert {holder} first"
+    )]
+    ThreadTaken {
+        workload: String,
+        pid: u32,
+        tid: u32,
+        holder: String,
+    },
+    #[error(
+        "{workload}: the plan does not pin thread {tid} of process {pid} (see the notes of \
+         `nearnative plan`), so its core would be held for nothing; nothing was changed"
+    )]
+    NotPinned {
+        workload: String,
+        pid: u32,
+        tid: u32,
+    },
+    #[error("{error}; the reservation could not be released either: {release}")]
+    NotReleased {
+        error: Box<EngineError>,
+        release: Box<EngineError>,
+    },
+    #[error(
+        "{workload}: {newer} was applied after it and changed {knob} too; revert {newer} \
+         first, or everything with revert --all"
+    )]
+    NewerJournalShares {
+        workload: String,
+        newer: String,
+        knob: String,
+    },
     #[error(
         "{workload}: thread {tid} of process {pid} exited during the apply; \
          rolled back {restored} change(s), the host is as it was"

@@ -2,16 +2,24 @@
 //! target. A knob that drifted fails its mechanism's check (a best-effort one, such as a
 //! managed IRQ the kernel would not move, only warns); one whose object is gone (a thread
 //! that exited) is reported for information; one that cannot be read makes the check unknown.
+//! An exclusive thread of the workload that exited fails the exclusivity check: the workload
+//! is gone and its cores are held for nothing.
 
+use nearnative_host::Root;
 use nearnative_host::{Finding, Mechanism, Severity};
 use nearnative_knob::{Backend, Described};
-use nearnative_plan::Plan;
+
+use crate::applied::AppliedPlan;
+use crate::threads::TargetThread;
 use nearnative_verify::{Check, CheckKind};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReadBack {
     pub readings: Vec<KnobReading>,
+    /// The workload's exclusive threads that exited since the apply: their cores are held
+    /// for nothing.
+    pub exited: Vec<TargetThread>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -37,9 +45,10 @@ pub enum Reading {
     },
 }
 
-/// Reads every knob the plan sets.
-pub fn read_back(plan: &Plan, backend: &dyn Backend) -> ReadBack {
-    let readings = plan
+/// Reads every knob the plan of `record` sets, and whether its exclusive threads still live.
+pub fn read_back(record: &AppliedPlan, root: &Root, backend: &dyn Backend) -> ReadBack {
+    let readings = record
+        .plan
         .changes
         .iter()
         .map(|change| KnobReading {
@@ -48,7 +57,9 @@ pub fn read_back(plan: &Plan, backend: &dyn Backend) -> ReadBack {
             state: reading(&change.step, backend),
         })
         .collect();
-    ReadBack { readings }
+    let exclusive = record.threads.iter().filter(|t| t.exclusive);
+    let exited = exclusive.filter(|t| !t.is_alive(root)).copied().collect();
+    ReadBack { readings, exited }
 }
 
 fn reading(step: &nearnative_knob::Step, backend: &dyn Backend) -> Reading {
@@ -115,6 +126,15 @@ impl ReadBack {
                 evidence,
                 mechanism,
             });
+        }
+        if mechanism == Mechanism::Exclusivity {
+            findings.extend(self.exited.iter().map(|thread| Finding {
+                severity: Severity::Critical,
+                object: format!("thread {} of process {}", thread.tid, thread.pid),
+                evidence:
+                    "exited since the apply: its core is held for nothing (revert)".to_owned(),
+                mechanism,
+            }));
         }
         let check = Check::from_findings(CheckKind::Knobs, mechanism, findings);
         match unreadable.first() {

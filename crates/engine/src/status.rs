@@ -4,10 +4,10 @@
 use nearnative_apply::journal::{Journal, JournalStatus};
 use nearnative_apply::JournalId;
 use nearnative_host::CpuSet;
-use nearnative_plan::{Level, WorkloadKey};
+use nearnative_plan::{Allocation, Level, WorkloadKey};
 use serde::Serialize;
 
-use crate::applied::load_all;
+use crate::applied::{load_all, AppliedPlan};
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::ledger_file::load_ledger;
@@ -16,8 +16,8 @@ use crate::ledger_file::load_ledger;
 pub struct Status {
     pub state_dir: String,
     pub workloads: Vec<StatusEntry>,
-    /// Journals no plan record names (an apply killed between the two writes): `revert --all`
-    /// undoes them.
+    /// Journals no plan record names (a crash in a revert, or a journal left by hand):
+    /// `revert --all` undoes them.
     pub orphan_journals: Vec<JournalId>,
 }
 
@@ -45,21 +45,15 @@ impl Engine {
             let record = plans
                 .iter()
                 .find(|(_, p)| &p.plan.workload == allocation.workload());
-            let journal = match record {
-                Some((id, _)) => Journal::load(&self.state.journal_path(id))?,
-                None => None,
-            };
-            workloads.push(StatusEntry {
-                workload: allocation.workload().clone(),
-                target: record.map(|(_, p)| p.plan.target.to_string()),
-                level: allocation.request.level,
-                exclusive_cpus: allocation.exclusive_cpus.clone(),
-                io_cpus: allocation.io_cpus.clone(),
-                journal: journal.as_ref().map(|j| j.id.clone()),
-                journal_status: journal.as_ref().map(|j| j.status),
-                changes: journal.as_ref().map_or(0, |j| j.changes.len()),
-                applied_unix_ms: record.map(|(_, p)| p.applied_unix_ms),
-            });
+            workloads.push(self.entry(allocation, record)?);
+        }
+        // A record whose reservation is gone (a crash in a revert) still names a journal.
+        for (id, record) in &plans {
+            if ledger.get(&record.plan.workload).is_none() {
+                workloads.push(
+                    self.entry(&record.plan.allocation, Some(&(id.clone(), record.clone())))?,
+                );
+            }
         }
         let named: Vec<&JournalId> = plans.iter().map(|(id, _)| id).collect();
         let orphan_journals = self
@@ -72,6 +66,28 @@ impl Engine {
             state_dir: self.state.dir().display().to_string(),
             workloads,
             orphan_journals,
+        })
+    }
+
+    fn entry(
+        &self,
+        allocation: &Allocation,
+        record: Option<&(JournalId, AppliedPlan)>,
+    ) -> Result<StatusEntry, EngineError> {
+        let journal = match record {
+            Some((id, _)) => Journal::load(&self.state.journal_path(id))?,
+            None => None,
+        };
+        Ok(StatusEntry {
+            workload: allocation.workload().clone(),
+            target: record.map(|(_, p)| p.plan.target.to_string()),
+            level: allocation.request.level,
+            exclusive_cpus: allocation.exclusive_cpus.clone(),
+            io_cpus: allocation.io_cpus.clone(),
+            journal: journal.as_ref().map(|j| j.id.clone()),
+            journal_status: journal.as_ref().map(|j| j.status),
+            changes: journal.as_ref().map_or(0, |j| j.changes.len()),
+            applied_unix_ms: record.map(|(_, p)| p.applied_unix_ms),
         })
     }
 }

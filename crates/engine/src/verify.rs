@@ -39,7 +39,7 @@ impl Engine {
         stop: &AtomicBool,
     ) -> Result<VerifyReport, EngineError> {
         let (_, record) = find(&self.state, target)?;
-        let readback = read_back(&record.plan, &*self.backend);
+        let readback = read_back(&record, &self.root, &*self.backend);
         let expectations = self.expectations(&record);
         let (sample, mut verdict) = match options.sample.is_zero() {
             true => (None, Verdict::new(Vec::new())),

@@ -12,7 +12,7 @@ use nearnative_knob::backend::{Offload, TaskId, TaskMove};
 use nearnative_knob::exclusivity::sched::Policy;
 use nearnative_knob::{Backend, TreeBackend};
 use nearnative_plan::PlanRequest;
-use nearnative_testkit::tree::{TreeImage, PID, TIDS};
+use nearnative_testkit::tree::{add_process, cpus, TreeImage, PID, TIDS};
 
 use crate::{worker_request, Bench};
 
@@ -155,6 +155,7 @@ fn a_target_that_exits_mid_apply_is_rolled_back() {
 #[test]
 fn applying_twice_is_refused_and_a_second_workload_cannot_take_the_cores() {
     let bench = Bench::new("16em64t-4s2c2t");
+    add_process(bench.root(), 4100, &[4100, 4101], &cpus(bench.root()));
     let engine = bench.engine();
     let first = engine.apply(&worker_request()).unwrap();
     let after_first = TreeImage::take(bench.root());
@@ -163,20 +164,36 @@ fn applying_twice_is_refused_and_a_second_workload_cannot_take_the_cores() {
         again.contains("pid:4000 is already latency-sensitive"),
         "{again}"
     );
-    // Every core but the workload's and CPU 0's is kept for the host: nothing is left.
+    // Every core but the first workload's is kept for the host: none is left to give.
     let held = first.plan.allocation.held();
     let keep: CpuSet = (0..16).filter(|cpu| !held.contains(*cpu)).collect();
-    let mut rival = PlanRequest::new(format!("pid:{PID}").parse().unwrap());
-    rival.threads = Some(vec![TIDS[0]]);
+    let mut rival = PlanRequest::new("pid:4100".parse().unwrap());
+    rival.threads = Some(vec![4101]);
     rival.housekeeping = Some(keep);
     let err = engine.apply(&rival).unwrap_err().to_string();
+    assert!(err.contains("asks for 1 exclusive core"), "{err}");
+    assert!(err.contains("0 are free"), "{err}");
+    assert_eq!(
+        TreeImage::take(bench.root()).diff(&after_first),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(load_ledger(&bench.state).unwrap().len(), 1);
+}
+
+#[test]
+fn a_thread_already_exclusive_under_another_name_is_refused() {
+    let bench = Bench::new("16em64t-4s2c2t");
+    let engine = bench.engine();
+    engine.apply(&worker_request()).unwrap();
+    let after_first = TreeImage::take(bench.root());
+    let same_threads = PlanRequest::new("cgroup:/init.scope".parse().unwrap());
+    let err = engine.apply(&same_threads).unwrap_err().to_string();
     assert!(
-        err.contains("already latency-sensitive") || err.contains("held"),
+        err.contains("already belongs to latency-sensitive workload pid:4000"),
         "{err}"
     );
     assert_eq!(
         TreeImage::take(bench.root()).diff(&after_first),
         Vec::<PathBuf>::new()
     );
-    assert_eq!(load_ledger(&bench.state).unwrap().len(), 1);
 }

@@ -1,10 +1,10 @@
 //! Acceptance 1 through the engine: a real plan for the fake process, applied to each
 //! snapshot and reverted, leaves the tree byte-identical, the ledger empty and no record; and
-//! so does a revert after a crash at any journal write.
+//! so does `revert TARGET` after the apply was killed at any journal write (the plan record
+//! and the reservation already made, as they are before the first knob write).
 
-use nearnative_apply::{apply_with_crash, Crash, CrashPoint, JournalId};
+use nearnative_apply::{Crash, CrashPoint};
 use nearnative_engine::{load_ledger, RevertWhich};
-use nearnative_knob::TreeBackend;
 use nearnative_testkit::SNAPSHOTS;
 
 use crate::{worker_request, Bench};
@@ -44,34 +44,36 @@ fn plan_apply_revert_is_byte_identical_on_every_snapshot() {
 }
 
 #[test]
-fn a_crash_at_any_journal_write_of_a_real_plan_is_reverted_exactly() {
+fn a_crash_at_any_journal_write_is_reverted_exactly_by_target() {
     for name in ["16em64t-4s2c2t", "offline-cpu0-node0"] {
         let changes = {
             let bench = Bench::new(name);
-            bench
-                .engine()
-                .apply(&worker_request())
-                .unwrap()
-                .report
-                .changed
-                .len()
+            let applied = bench.engine().apply(&worker_request()).unwrap();
+            applied.report.changed.len()
         };
         // The empty journal, one per change, the final one.
         for journal_write in 1..=changes + 2 {
             for point in [CrashPoint::BeforeKnobWrite, CrashPoint::AfterKnobWrite] {
+                let what = format!("{name}: crash {point:?} at write {journal_write}");
                 let bench = Bench::new(name);
-                let plan = bench.engine().plan(&worker_request()).unwrap();
-                let id = JournalId::try_from(plan.id.as_str()).unwrap();
-                let backend = TreeBackend::new(bench.root());
+                let engine = bench.engine();
                 let crash = Crash {
                     journal_write,
                     point,
                 };
-                let result = apply_with_crash(&plan.steps(), &backend, &bench.state, &id, crash);
-                assert!(result.is_err(), "{name}: no crash at write {journal_write}");
-                bench.engine().revert(&RevertWhich::All).unwrap();
-                bench
-                    .assert_unchanged(&format!("{name}: crash {point:?} at write {journal_write}"));
+                assert!(
+                    engine.apply_with_crash(&worker_request(), crash).is_err(),
+                    "{what}"
+                );
+                let status = engine.status().unwrap();
+                assert_eq!(status.workloads.len(), 1, "{what}: the reservation stays");
+                engine
+                    .revert(&RevertWhich::Target("pid:4000".into()))
+                    .unwrap();
+                bench.assert_unchanged(&what);
+                assert!(load_ledger(&bench.state).unwrap().is_empty(), "{what}");
+                assert!(bench.state.journal_ids().unwrap().is_empty(), "{what}");
+                assert!(bench.state.plan_ids().unwrap().is_empty(), "{what}");
             }
         }
     }

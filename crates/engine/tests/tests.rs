@@ -1,8 +1,11 @@
 //! The engine end to end on every captured host (plan → apply → revert through the tree
 //! backend, byte-identical; injected crashes; refusals that leave nothing changed).
 
+mod evacuate;
+mod readback;
 mod refusals;
 mod snapshots;
+mod two_workloads;
 
 use std::path::Path;
 
@@ -27,7 +30,10 @@ impl Bench {
     pub fn new(name: &str) -> Bench {
         let snapshot = nearnative_testkit::extract(name);
         furnish(&snapshot.root);
-        let state_dir = tempfile::tempdir().unwrap();
+        // Every journal store is fsync'd; in memory, a plan of hundreds of steps stays quick.
+        let state_dir = tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap();
         Bench {
             before: TreeImage::take(&snapshot.root),
             state: StateDir::new(state_dir.path().join("state")),

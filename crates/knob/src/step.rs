@@ -6,6 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use nearnative_host::CpuSet;
+use serde_json::Value;
+
 use crate::backend::Backend;
 use crate::bypass::nic::{NicCoalesce, NicFeature};
 use crate::bypass::power::{CpufreqGovernor, PmQosResumeLatency};
@@ -14,6 +17,7 @@ use crate::error::{Described, KnobError};
 use crate::exclusivity::cgroup::{
     CgroupDir, CpusetCpuExclusive, CpusetCpus, CpusetMems, CpusetPartition, TaskCgroup,
 };
+use crate::exclusivity::cgroup_v2::{CgroupType, SubtreeCpuset};
 use crate::exclusivity::housekeeping::{TimerMigration, WorkqueueCpumask};
 use crate::exclusivity::irq::{DefaultSmpAffinity, IrqAffinity};
 use crate::exclusivity::sched::SchedPolicy;
@@ -110,10 +114,11 @@ macro_rules! steps {
                 }
             }
 
-            /// The prior and target values, for messages.
+            /// The prior and target values as people read them: CPU lists as `0-3,8`, words
+            /// as words, anything else in its JSON form.
             pub fn values(&self) -> (String, String) {
                 match self {
-                    $(Step::$variant(c) => (format!("{:?}", c.from), format!("{:?}", c.to)),)*
+                    $(Step::$variant(c) => (shown(&c.from), shown(&c.to)),)*
                 }
             }
         }
@@ -128,6 +133,8 @@ steps! {
     CpusetMems(CpusetMems),
     CpusetCpuExclusive(CpusetCpuExclusive),
     CpusetPartition(CpusetPartition),
+    CgroupType(CgroupType),
+    SubtreeCpuset(SubtreeCpuset),
     IrqAffinity(IrqAffinity),
     DefaultSmpAffinity(DefaultSmpAffinity),
     WorkqueueCpumask(WorkqueueCpumask),
@@ -144,6 +151,22 @@ steps! {
     ThpDefrag(ThpDefrag),
     KsmRun(KsmRun),
     NumaBalancing(NumaBalancing),
+}
+
+/// One value for messages: its JSON form, with id arrays as CPU lists.
+fn shown<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value).unwrap_or(Value::Null) {
+        Value::Array(items) if items.iter().all(Value::is_u64) => {
+            let ids = items.iter().filter_map(Value::as_u64);
+            let set: CpuSet = ids.filter_map(|id| u32::try_from(id).ok()).collect();
+            match set.is_empty() {
+                true => "(none)".to_owned(),
+                false => set.to_list(),
+            }
+        }
+        Value::String(text) => text,
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

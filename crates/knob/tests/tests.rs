@@ -4,3 +4,4 @@
 mod live;
 mod parsers;
 mod tree;
+mod tree_v2;

@@ -15,13 +15,13 @@ use nearnative_knob::exclusivity::task::ThreadAffinity;
 use nearnative_knob::{CgroupMount, CgroupPath, Knob, KnobError, Offload, TreeBackend};
 use tempfile::TempDir;
 
-fn put(root: &Path, path: &str, content: &str) {
+pub fn put(root: &Path, path: &str, content: &str) {
     let real = root.join(path.trim_start_matches('/'));
     fs::create_dir_all(real.parent().unwrap()).unwrap();
     fs::write(real, content).unwrap();
 }
 
-fn read(root: &Path, path: &str) -> String {
+pub fn read(root: &Path, path: &str) -> String {
     fs::read_to_string(root.join(path.trim_start_matches('/'))).unwrap()
 }
 

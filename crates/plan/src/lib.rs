@@ -29,6 +29,7 @@ mod plan_request;
 mod pool;
 mod request;
 pub mod scope;
+mod scope_v2;
 pub mod target;
 
 pub use allocation::{Allocation, Slot};

@@ -79,7 +79,7 @@ pub fn plan(host: &Host, request: &PlanRequest, ledger: &Ledger) -> Result<Plan,
         request.threads.as_deref(),
     )?;
     let nic = changes::bypass::named_nic(host, request.nic.as_deref())?;
-    let scope = scope::resolve(host, request.scope.as_deref())?;
+    let scope = scope::resolve(host, request.scope.as_deref(), &target)?;
     let mut wanted = AllocationRequest::new(
         target.key.clone(),
         u32::try_from(target.exclusive.len()).unwrap_or(u32::MAX),
@@ -91,7 +91,9 @@ pub fn plan(host: &Host, request: &PlanRequest, ledger: &Ledger) -> Result<Plan,
     wanted.allow_cpu0 = request.allow_cpu0;
     wanted.housekeeping = request.housekeeping.clone();
     wanted.spill = request.spill;
-    wanted.within = (!scope.whole_host()).then(|| scope.cpus.clone());
+    // Under cgroup v2 the target's cgroup may hold fewer CPUs than the whole host.
+    let narrowed = scope.cpus != host.topology.online;
+    wanted.within = (!scope.whole_host() || narrowed).then(|| scope.cpus.clone());
     let allocation = allocate(&host.topology, ledger, &wanted).map_err(PlanError::Admission)?;
     let held = allocation.held();
     if !held.is_subset(&scope.cpus) {

@@ -8,7 +8,7 @@ use crate::changes::{exclusivity, Context};
 use crate::scope::Fencing;
 
 /// Which threads share which CPUs. Every thread in `tids` gets affinity `cpus` and, under
-/// cgroup v1 cpusets, moves into `cgroup`, whose `cpuset.cpus` is `cpus`.
+/// cpuset fencing, moves into `cgroup`, whose `cpuset.cpus` is `cpus`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pool {
     /// The whole cores of the pool (`--cores N`).
@@ -18,8 +18,8 @@ pub struct Pool {
     pub cpus: CpuSet,
     /// The target threads that share them, by thread id, in the target's order.
     pub tids: Vec<u32>,
-    /// The pool's cpuset, `SCOPE/nearnative-<id>-pool`; `None` when thread affinity alone
-    /// fences the CPUs.
+    /// The pool's cpuset, `SCOPE/nearnative-<id>-pool` (cgroup v2: a threaded child of the
+    /// target's cgroup); `None` when thread affinity alone fences the CPUs.
     pub cgroup: Option<String>,
 }
 
@@ -28,7 +28,9 @@ pub(crate) fn pool(context: &Context) -> Option<Pool> {
     let allocation = context.allocation;
     let cores = allocation.request.cores?;
     let cgroup = match context.scope.fencing {
-        Fencing::CpusetV1 { .. } => Some(exclusivity::cgroup_path(context, exclusivity::POOL)),
+        Fencing::CpusetV1 { .. } | Fencing::CpusetV2 { .. } => {
+            Some(exclusivity::cgroup_path(context, exclusivity::POOL))
+        }
         Fencing::AffinityOnly { .. } => None,
     };
     Some(Pool {

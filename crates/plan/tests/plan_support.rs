@@ -297,3 +297,45 @@ pub fn pm_qos_cpus(plan: &Plan) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Where the hand-built hosts mount cgroup v2.
+pub const V2_MOUNT: &str = "/sys/fs/cgroup";
+
+/// Gives `host` a cgroup v2 hierarchy whose cpuset controller the root hands down: only the
+/// root cgroup so far (add more with [`add_cpuset_v2`]).
+pub fn with_v2_cpusets(host: &mut Host) {
+    let online = host.topology.online.clone();
+    host.isolation.cgroups = Cgroups {
+        mode: CgroupMode::Unified,
+        unified_mount: Some(PathBuf::from(V2_MOUNT)),
+        cpuset_version: Some(2),
+        cpuset_mount: Some(PathBuf::from(V2_MOUNT)),
+        cpusets: vec![Cpuset {
+            path: "/".into(),
+            cpus: None,
+            mems: None,
+            effective_cpus: Some(online),
+            cpu_exclusive: None,
+            sched_load_balance: None,
+            partition: None,
+        }],
+        truncated: false,
+    };
+}
+
+/// A v2 cgroup with cpuset files: `cpus` as written (`None`: empty, inheriting its parent's),
+/// every online CPU effective, and `partition` as the kernel shows it.
+pub fn add_cpuset_v2(host: &mut Host, path: &str, cpus: Option<&CpuSet>, partition: &str) {
+    let effective = cpus
+        .cloned()
+        .unwrap_or_else(|| host.topology.online.clone());
+    host.isolation.cgroups.cpusets.push(Cpuset {
+        path: path.into(),
+        cpus: Some(cpus.cloned().unwrap_or_default()),
+        mems: Some(CpuSet::new()),
+        effective_cpus: Some(effective),
+        cpu_exclusive: None,
+        sched_load_balance: None,
+        partition: Some(partition.into()),
+    });
+}

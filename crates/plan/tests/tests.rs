@@ -7,6 +7,8 @@ mod plan_pool;
 mod plan_rules;
 mod plan_snapshots;
 mod plan_support;
+mod plan_v2;
+mod plan_v2_tree;
 mod properties;
 mod rules;
 mod support;

@@ -41,9 +41,20 @@ pub struct Snapshot {
     pub root: PathBuf,
 }
 
+/// A copy of the shared extraction, in memory where `/dev/shm` exists: copying ten thousand
+/// small files there takes a fraction of a second, unpacking them again on disk ten.
 pub fn extract(name: &str) -> Snapshot {
-    let dir = tempfile::tempdir().unwrap();
-    untar(name, dir.path());
+    let source = shared(name);
+    let dir = tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&source)
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "cp -a {}", source.display());
     let root = single_folder(dir.path());
     Snapshot { _dir: dir, root }
 }

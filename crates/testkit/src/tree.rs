@@ -141,27 +141,34 @@ fn cpu_dirs(root: &Path) -> CpuSet {
         .collect()
 }
 
-/// Adds the fake objects every knob kind needs, leaving whatever the snapshot already has.
-pub fn furnish(root: &Path) -> Cpus {
-    let cpus = cpus(root);
+/// Adds a fake user process `pid` with threads `tids` (`pid` first), allowed on every CPU,
+/// in the root cpuset: its task files, its process-level cgroup, and the cpuset's lists.
+pub fn add_process(root: &Path, pid: u32, tids: &[u32], cpus: &Cpus) {
     let all = cpus.online.to_list();
     let mask = cpus.online.to_mask(cpus.mask_words);
-    for tid in TIDS {
-        let dir = format!("/proc/{PID}/task/{tid}");
+    let cgroup = "4:memory:/user\n3:cpuset:/\n0::/init.scope\n";
+    for &tid in tids {
+        let dir = format!("/proc/{pid}/task/{tid}");
         add(root, &format!("{dir}/stat"), &stat_line(tid));
         let status = format!(
             "Name:\tfake worker\nPid:\t{tid}\nCpus_allowed:\t{mask}\nCpus_allowed_list:\t{all}\nvoluntary_ctxt_switches:\t3\n"
         );
         add(root, &format!("{dir}/status"), &status);
-        add(
-            root,
-            &format!("{dir}/cgroup"),
-            "4:memory:/user\n3:cpuset:/\n0::/init.scope\n",
-        );
+        add(root, &format!("{dir}/cgroup"), cgroup);
     }
+    add(root, &format!("/proc/{pid}/cgroup"), cgroup);
     let cg = "/sys/fs/cgroup/cpuset";
-    list_ids(root, &format!("{cg}/tasks"), &TIDS);
-    list_ids(root, &format!("{cg}/cgroup.procs"), &[PID]);
+    list_ids(root, &format!("{cg}/tasks"), tids);
+    list_ids(root, &format!("{cg}/cgroup.procs"), &[pid]);
+}
+
+/// Adds the fake objects every knob kind needs, leaving whatever the snapshot already has.
+pub fn furnish(root: &Path) -> Cpus {
+    let cpus = cpus(root);
+    let all = cpus.online.to_list();
+    let mask = cpus.online.to_mask(cpus.mask_words);
+    add_process(root, PID, &TIDS, &cpus);
+    let cg = "/sys/fs/cgroup/cpuset";
     add(root, &format!("{cg}/cpuset.cpus"), &format!("{all}\n"));
     add(root, &format!("{cg}/cpuset.mems"), "0\n");
     add(root, &format!("{cg}/cpuset.cpu_exclusive"), "1\n");

@@ -9,6 +9,7 @@
 
 mod live;
 mod tree;
+mod tree_cgroup_v2;
 mod tree_kernel;
 
 use std::io;

@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 use nearnative_host::nic::Coalescing;
 use nearnative_host::{CpuSet, Root};
 
-use super::tree_kernel;
+use super::{tree_cgroup_v2, tree_kernel};
 use super::{Backend, Offload, TaskId, TaskMove};
 use crate::exclusivity::sched::Policy;
 
@@ -97,7 +97,13 @@ impl Backend for TreeBackend {
 
     fn write_file(&self, host_path: &Path, text: &str) -> io::Result<()> {
         let current = self.read(host_path)?;
-        self.replace(host_path, &tree_kernel::shown_after_write(&current, text))
+        let shown = match host_path.file_name().and_then(|n| n.to_str()) {
+            Some("cgroup.subtree_control") => {
+                tree_cgroup_v2::subtree_control_after_write(&current, text)
+            }
+            _ => tree_kernel::shown_after_write(&current, text),
+        };
+        self.replace(host_path, &shown)
     }
 
     fn set_thread_affinity(&self, task: TaskId, cpus: &CpuSet) -> io::Result<()> {

@@ -9,6 +9,7 @@ use std::path::Path;
 use nearnative_host::CpuSet;
 
 use super::tree::TreeBackend;
+use super::tree_cgroup_v2;
 use super::{cgroup_dir, CgroupLine, TaskMove};
 use crate::exclusivity::sched::Policy;
 
@@ -128,6 +129,9 @@ pub fn id_list_with(list: &str, id: u32, present: bool) -> String {
 }
 
 pub fn move_task(tree: &TreeBackend, task_move: &TaskMove) -> io::Result<()> {
+    if task_move.line == CgroupLine::V2 {
+        return tree_cgroup_v2::move_task(tree, task_move);
+    }
     let table_path = task_move.task.proc_dir().join("cgroup");
     let table = tree.read(&table_path)?;
     let from = path_in_table(&table, &task_move.line).ok_or_else(|| {
@@ -146,35 +150,53 @@ pub fn move_task(tree: &TreeBackend, task_move: &TaskMove) -> io::Result<()> {
     tree.replace(&table_path, &updated)
 }
 
-/// What a new cpuset cgroup shows: v1 when its parent has no `cgroup.controllers`.
-fn new_cgroup_files(v2: bool) -> &'static [(&'static str, &'static str)] {
-    match v2 {
-        false => &[
-            ("cgroup.procs", ""),
-            ("tasks", ""),
-            ("cpuset.cpus", "\n"),
-            ("cpuset.mems", "\n"),
-            ("cpuset.cpu_exclusive", "0\n"),
-        ],
-        true => &[
-            ("cgroup.procs", ""),
-            ("cgroup.threads", ""),
-            ("cgroup.type", "domain\n"),
-            ("cgroup.controllers", ""),
-            ("cpuset.cpus", "\n"),
-            ("cpuset.mems", "\n"),
-            ("cpuset.cpus.partition", "member\n"),
-        ],
-    }
-}
+/// What a new v1 cpuset shows.
+const NEW_V1_FILES: &[(&str, &str)] = &[
+    ("cgroup.procs", ""),
+    ("tasks", ""),
+    ("cpuset.cpus", "\n"),
+    ("cpuset.mems", "\n"),
+    ("cpuset.cpu_exclusive", "0\n"),
+];
 
+/// What a new v2 cgroup shows, and its cpuset files when its parent enables the controller.
+const NEW_V2_FILES: &[(&str, &str)] = &[
+    ("cgroup.procs", ""),
+    ("cgroup.threads", ""),
+    ("cgroup.type", "domain\n"),
+    ("cgroup.subtree_control", "\n"),
+];
+const NEW_V2_CPUSET_FILES: &[(&str, &str)] = &[
+    ("cpuset.cpus", "\n"),
+    ("cpuset.mems", "\n"),
+    ("cpuset.cpus.partition", "member\n"),
+];
+
+/// A new cgroup is v2 when its parent has `cgroup.controllers`; its own `cgroup.controllers`
+/// is what the parent's `cgroup.subtree_control` enables.
 pub fn create_cgroup(tree: &TreeBackend, host_dir: &Path) -> io::Result<()> {
     let dir = tree.resolve(host_dir)?;
-    let v2 = dir
-        .parent()
-        .is_some_and(|p| p.join("cgroup.controllers").is_file());
+    let parent = dir.parent().map(Path::to_path_buf).unwrap_or_default();
+    let v2 = parent.join("cgroup.controllers").is_file();
+    let parent_subtree = fs::read_to_string(parent.join("cgroup.subtree_control")).ok();
     fs::create_dir(&dir)?;
-    for (name, content) in new_cgroup_files(v2) {
+    let mut files: Vec<(&str, String)> = Vec::new();
+    match v2 {
+        false => files.extend(NEW_V1_FILES.iter().map(|(n, c)| (*n, (*c).to_owned()))),
+        true => {
+            files.extend(NEW_V2_FILES.iter().map(|(n, c)| (*n, (*c).to_owned())));
+            let controllers = parent_subtree.clone().unwrap_or_default();
+            files.push(("cgroup.controllers", controllers));
+            if tree_cgroup_v2::gets_cpuset_files(parent_subtree.as_deref()) {
+                files.extend(
+                    NEW_V2_CPUSET_FILES
+                        .iter()
+                        .map(|(n, c)| (*n, (*c).to_owned())),
+                );
+            }
+        }
+    }
+    for (name, content) in files {
         fs::write(dir.join(name), content)?;
     }
     Ok(())
@@ -190,7 +212,7 @@ pub fn remove_cgroup(tree: &TreeBackend, host_dir: &Path) -> io::Result<()> {
         }
         files.push(entry.path());
     }
-    for name in ["tasks", "cgroup.procs"] {
+    for name in ["tasks", "cgroup.procs", "cgroup.threads"] {
         let ids = fs::read_to_string(dir.join(name)).unwrap_or_default();
         if !ids.trim().is_empty() {
             return Err(io::Error::from_raw_os_error(libc::EBUSY));

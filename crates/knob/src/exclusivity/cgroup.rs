@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::task::check_same_thread;
 use crate::backend::{cgroup_dir, Backend, CgroupLine, TaskId, TaskMove};
 use crate::error::{Described, KnobError, Object};
-use crate::knob::{file_knob, FileValue, Knob};
+use crate::knob::{file_knob, read_file, write_file, FileValue, Knob};
 use crate::values::{CgroupMount, CgroupPath};
 use nearnative_host::CpuSet;
 
@@ -28,7 +28,7 @@ impl Cgroup {
         cgroup_dir(self.mount.as_path(), self.path.as_str())
     }
 
-    fn file(&self, name: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
         self.dir().join(name)
     }
 }
@@ -75,6 +75,128 @@ impl Knob for CgroupDir {
     }
 }
 
+impl CgroupDir {
+    /// Moves every task still in the cgroup out of it: the threads a workload started after
+    /// the apply, which the journal does not know, would otherwise keep the cgroup from being
+    /// emptied and removed on revert. Each goes where `home` says its process (by pid) was
+    /// before the apply, else to the parent cgroup. A v1 cpuset lists its threads in `tasks`;
+    /// a v2 cgroup its processes in `cgroup.procs`, except a threaded one, whose `cgroup.procs`
+    /// the kernel does not list: its threads go one by one through `cgroup.threads`, inside
+    /// the same threaded domain. Every task is tried; a task that exits meanwhile is skipped;
+    /// the first failure is returned after the rest were moved.
+    pub fn evacuate(
+        &self,
+        backend: &dyn Backend,
+        home: &dyn Fn(u32) -> Option<String>,
+    ) -> Result<Vec<TaskId>, KnobError> {
+        let dir = self.cgroup.dir();
+        let (file, line) = match self.residents(backend) {
+            Residents::V1 => (
+                "tasks",
+                CgroupLine::V1 {
+                    controller: "cpuset".to_owned(),
+                },
+            ),
+            Residents::Processes => ("cgroup.procs", CgroupLine::V2),
+            Residents::Threads => ("cgroup.threads", CgroupLine::V2),
+        };
+        let listed = match backend.root().read_to_string(dir.join(file)) {
+            Ok(text) => text,
+            Err(err) if err.is_not_found() => return Ok(Vec::new()),
+            Err(err) => return Err(KnobError::from_read(self.describe(), Object::File, err)),
+        };
+        let mut moved = Vec::new();
+        let mut failure = None;
+        for id in listed
+            .split_whitespace()
+            .filter_map(|id| id.parse::<u32>().ok())
+        {
+            let task = TaskId {
+                pid: thread_group(backend, id),
+                tid: id,
+            };
+            let task_move = TaskMove {
+                task,
+                mount: self.cgroup.mount.as_path().to_owned(),
+                line: line.clone(),
+                to: home(task.pid).unwrap_or_else(|| self.parent()),
+                file,
+                id,
+            };
+            match backend.move_task(&task_move) {
+                Ok(()) => moved.push(task),
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => {
+                    failure.get_or_insert(KnobError::from_write(self.describe(), Object::File, e));
+                }
+            }
+        }
+        match failure {
+            Some(err) => Err(err),
+            None => Ok(moved),
+        }
+    }
+
+    fn residents(&self, backend: &dyn Backend) -> Residents {
+        let dir = self.cgroup.dir();
+        if backend.root().exists(dir.join("tasks")) {
+            return Residents::V1;
+        }
+        match backend
+            .root()
+            .read_trimmed(dir.join("cgroup.type"))
+            .as_deref()
+        {
+            Ok("threaded") => Residents::Threads,
+            _ => Residents::Processes,
+        }
+    }
+
+    /// The parent cgroup's path: `/a` for `/a/b`, `/` for `/a`.
+    fn parent(&self) -> String {
+        match self
+            .cgroup
+            .path
+            .as_str()
+            .trim_end_matches('/')
+            .rsplit_once('/')
+        {
+            Some(("", _)) | None => "/".to_owned(),
+            Some((parent, _)) => parent.to_owned(),
+        }
+    }
+}
+
+/// How a cgroup lists what is in it.
+enum Residents {
+    /// v1: threads in `tasks`.
+    V1,
+    /// v2 domain: processes in `cgroup.procs`.
+    Processes,
+    /// v2 threaded: threads in `cgroup.threads`.
+    Threads,
+}
+
+/// The process a thread belongs to: `Tgid` in `/proc/TID/status` (which the kernel answers
+/// for any thread id), else the process whose `task/` holds it (a captured tree lists only
+/// processes), else the id itself.
+fn thread_group(backend: &dyn Backend, tid: u32) -> u32 {
+    let root = backend.root();
+    let status = root.read_to_string(format!("/proc/{tid}/status"));
+    let tgid = status.ok().and_then(|text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("Tgid:"))
+            .and_then(|v| v.trim().parse().ok())
+    });
+    tgid.or_else(|| {
+        let pids = root.list_dir("/proc").ok()?;
+        pids.iter()
+            .filter_map(|p| p.parse::<u32>().ok())
+            .find(|pid| root.exists(format!("/proc/{pid}/task/{tid}")))
+    })
+    .unwrap_or(tid)
+}
+
 macro_rules! cpuset_knob {
     ($(#[$doc:meta])* $knob:ident, $value:ty, $file:literal, $words:literal) => {
         $(#[$doc])*
@@ -103,10 +225,43 @@ cpuset_knob!(
     /// v1 `cpuset.cpu_exclusive`: no sibling cgroup may share these CPUs.
     CpusetCpuExclusive, bool, "cpuset.cpu_exclusive", "CPU exclusivity"
 );
-cpuset_knob!(
-    /// v2 `cpuset.cpus.partition`.
-    CpusetPartition, Partition, "cpuset.cpus.partition", "partition type"
-);
+/// v2 `cpuset.cpus.partition`. Best effort: kernels before 6.x answer a write that breaks a
+/// partition rule with EINVAL (newer ones take it and show ` invalid (reason)`), and a
+/// partition only adds to what the cgroup's `cpuset.cpus` already enforces, so a refusal is
+/// recorded and the apply goes on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpusetPartition {
+    pub cgroup: Cgroup,
+}
+
+impl CpusetPartition {
+    fn path(&self) -> PathBuf {
+        self.cgroup.file("cpuset.cpus.partition")
+    }
+}
+
+impl Knob for CpusetPartition {
+    type Value = Partition;
+
+    fn describe(&self) -> Described {
+        Described::new(
+            format!("partition type of cgroup {}", self.cgroup.path),
+            self.path().display().to_string(),
+        )
+    }
+
+    fn read(&self, backend: &dyn Backend) -> Result<Partition, KnobError> {
+        read_file(backend, self.describe(), Object::File, &self.path())
+    }
+
+    fn write(&self, backend: &dyn Backend, partition: &Partition) -> Result<(), KnobError> {
+        write_file(backend, self.describe(), &self.path(), partition)
+    }
+
+    fn best_effort(&self) -> bool {
+        true
+    }
+}
 
 /// A v2 cpuset partition type. The kernel may append ` invalid (reason)` to the type it was
 /// asked for; the requested type is what is read back and restored.
@@ -174,7 +329,7 @@ impl From<Controller> for String {
 }
 
 impl Hierarchy {
-    fn mount(&self) -> &CgroupMount {
+    pub fn mount(&self) -> &CgroupMount {
         match self {
             Hierarchy::V1 { mount, .. } | Hierarchy::V2 { mount } => mount,
         }

@@ -2,6 +2,7 @@
 //! policy, cpuset cgroups, IRQ steering, and the housekeeping masks.
 
 pub mod cgroup;
+pub mod cgroup_v2;
 pub mod housekeeping;
 pub mod irq;
 mod mask;

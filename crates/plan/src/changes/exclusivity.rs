@@ -11,6 +11,9 @@
 //! first (the kernel resets its affinity to that cpuset) and only then gets its exact prior
 //! affinity back.
 //!
+//! Under cgroup v2 the cgroups are threaded children of the target's own cgroup instead; see
+//! [`super::cpuset_v2`], which builds on the helpers here.
+//!
 //! Without a cpuset hierarchy, thread affinity alone does the fencing, which threads created
 //! later by processes outside the plan escape (an advisory says so).
 //!
@@ -19,6 +22,7 @@
 
 use std::path::Path;
 
+use nearnative_host::isolation::Cpuset;
 use nearnative_host::{CpuSet, Mechanism};
 use nearnative_knob::exclusivity::cgroup::{
     Cgroup, CgroupDir, Controller, CpusetCpuExclusive, CpusetCpus, CpusetMems, Hierarchy, Presence,
@@ -27,37 +31,46 @@ use nearnative_knob::exclusivity::cgroup::{
 use nearnative_knob::exclusivity::task::ThreadAffinity;
 use nearnative_knob::{CgroupMount, CgroupPath, Change};
 
-use super::{Changes, Context};
+use super::{cpuset_v2, Changes, Context};
 use crate::plan::without;
 use crate::plan_error::PlanError;
 use crate::request::IoPlacement;
 use crate::scope::Fencing;
 use crate::target::ThreadRef;
 
-const MECHANISM: Mechanism = Mechanism::Exclusivity;
+pub(super) const MECHANISM: Mechanism = Mechanism::Exclusivity;
 
 /// The suffix of the pool's cgroup.
 pub(crate) const POOL: &str = "pool";
 
-/// The path of the plan's cgroup `suffix` (`hk`, `t0`, `pool`, `io`) in the scope.
+/// The path of the plan's cgroup `suffix` (`hk`, `t0`, `pool`, `io`): a child of the scope,
+/// or under cgroup v2 of the target's cgroup.
 pub(crate) fn cgroup_path(context: &Context, suffix: &str) -> String {
-    context
-        .scope
-        .child(&format!("nearnative-{}-{suffix}", context.id))
+    let name = format!("nearnative-{}-{suffix}", context.id);
+    match &context.scope.fencing {
+        Fencing::CpusetV2 { thread_root, .. } => match thread_root.as_str() {
+            "/" => format!("/{name}"),
+            root => format!("{root}/{name}"),
+        },
+        _ => context.scope.child(&name),
+    }
 }
 
 /// Where a thread goes: a cgroup path (cpuset fencing only) and its CPUs.
 #[derive(Debug, Clone)]
-struct Destination {
-    path: String,
-    cpus: CpuSet,
-    why: String,
+pub(super) struct Destination {
+    pub(super) path: String,
+    pub(super) cpus: CpuSet,
+    pub(super) why: String,
 }
 
 pub fn plan(context: &Context, out: &mut Changes) -> Result<(), PlanError> {
     check_in_scope(context)?;
     match &context.scope.fencing {
         Fencing::CpusetV1 { mount } => cpuset_changes(context, mount, out)?,
+        Fencing::CpusetV2 { mount, thread_root } => {
+            cpuset_v2::plan(context, mount, thread_root, out)?
+        }
         Fencing::AffinityOnly { .. } => affinity_changes(context, out),
     }
     if context.scope.whole_host() {
@@ -94,7 +107,7 @@ fn check_in_scope(context: &Context) -> Result<(), PlanError> {
 }
 
 /// Each target thread with where it goes, in slot order, then I/O, then the rest.
-fn target_destinations<'h>(
+pub(super) fn target_destinations<'h>(
     context: &Context<'h>,
     name: impl Fn(&str) -> String,
 ) -> Vec<(ThreadRef<'h>, Destination)> {
@@ -204,7 +217,7 @@ fn cpuset_changes(context: &Context, mount: &Path, out: &mut Changes) -> Result<
     Ok(())
 }
 
-fn movable(task: &nearnative_host::tasks::Task) -> bool {
+pub(super) fn movable(task: &nearnative_host::tasks::Task) -> bool {
     !task.kind.is_kernel() && !task.has_exited()
 }
 
@@ -245,7 +258,7 @@ fn shrink_overlapping(context: &Context, mount: &CgroupMount, prefix: &str, out:
     }
 }
 
-fn cgroup(mount: &CgroupMount, path: &str, out: &mut Changes) -> Option<Cgroup> {
+pub(super) fn cgroup(mount: &CgroupMount, path: &str, out: &mut Changes) -> Option<Cgroup> {
     match CgroupPath::try_from(path) {
         Ok(path) => Some(Cgroup {
             mount: mount.clone(),
@@ -284,33 +297,9 @@ fn create_cgroups(
             continue;
         };
         let existing = cpusets.iter().find(|c| c.path == path);
-        let presence = match existing {
-            Some(_) => Presence::Present,
-            None => Presence::Absent,
-        };
         let reason = format!("cpuset for {} ({cpus})", context.target.key);
-        out.push(
-            Change {
-                knob: CgroupDir {
-                    cgroup: cgroup.clone(),
-                },
-                from: presence,
-                to: Presence::Present,
-            },
-            MECHANISM,
-            reason.clone(),
-        );
-        out.push(
-            Change {
-                knob: CpusetCpus {
-                    cgroup: cgroup.clone(),
-                },
-                from: existing.and_then(|c| c.cpus.clone()).unwrap_or_default(),
-                to: cpus.clone(),
-            },
-            MECHANISM,
-            reason.clone(),
-        );
+        make_dir(&cgroup, existing.is_some(), &reason, out);
+        set_cpus(&cgroup, existing, cpus, &reason, out);
         out.push(
             Change {
                 knob: CpusetMems { cgroup },
@@ -346,8 +335,39 @@ fn create_cgroups(
     }
 }
 
+/// `cgroup_dir`: the plan makes the cgroup unless it `exists` already.
+pub(super) fn make_dir(cgroup: &Cgroup, exists: bool, reason: &str, out: &mut Changes) {
+    let from = match exists {
+        true => Presence::Present,
+        false => Presence::Absent,
+    };
+    let knob = CgroupDir {
+        cgroup: cgroup.clone(),
+    };
+    let to = Presence::Present;
+    out.push(Change { knob, from, to }, MECHANISM, reason);
+}
+
+/// `cpuset_cpus` of a cgroup the plan makes, from what `existing` shows (empty when new).
+pub(super) fn set_cpus(
+    cgroup: &Cgroup,
+    existing: Option<&Cpuset>,
+    cpus: &CpuSet,
+    reason: &str,
+    out: &mut Changes,
+) {
+    let change = Change {
+        knob: CpusetCpus {
+            cgroup: cgroup.clone(),
+        },
+        from: existing.and_then(|c| c.cpus.clone()).unwrap_or_default(),
+        to: cpus.clone(),
+    };
+    out.push(change, MECHANISM, reason);
+}
+
 /// Affinity to the destination's CPUs, then the cgroup move.
-fn move_thread(
+pub(super) fn move_thread(
     context: &Context,
     hierarchy: &Hierarchy,
     thread: &ThreadRef,
@@ -390,7 +410,7 @@ fn move_thread(
     );
 }
 
-fn affinity_step(thread: &ThreadRef, cpus: &CpuSet, why: &str, out: &mut Changes) {
+pub(super) fn affinity_step(thread: &ThreadRef, cpus: &CpuSet, why: &str, out: &mut Changes) {
     out.push(
         Change {
             knob: ThreadAffinity {
@@ -430,7 +450,7 @@ fn affinity_changes(context: &Context, out: &mut Changes) {
 /// The whole host: unbound kernel threads that accept an affinity, and PID 1 (which is never
 /// moved between cgroups; the affinity-only path already covers it).
 fn host_thread_changes(context: &Context, out: &mut Changes) {
-    let cpuset = matches!(context.scope.fencing, Fencing::CpusetV1 { .. });
+    let cpuset = !matches!(context.scope.fencing, Fencing::AffinityOnly { .. });
     let why = format!("kept off the exclusive CPUs of {}", context.target.key);
     for process in &context.host.tasks.processes {
         for task in &process.threads {

@@ -3,6 +3,7 @@
 //! omitted, so re-planning an applied workload gives no steps.
 
 pub mod bypass;
+mod cpuset_v2;
 pub mod exclusivity;
 pub mod irqs;
 pub mod memory;

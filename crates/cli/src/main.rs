@@ -4,6 +4,7 @@
 mod apply_cmd;
 mod duration;
 mod inspect_cmd;
+mod lab_cmd;
 mod output;
 mod plan_cmd;
 mod probe_cmd;
@@ -43,6 +44,9 @@ enum Command {
     /// Measure: network round-trip time and CPU jitter.
     #[command(subcommand)]
     Probe(probe_cmd::ProbeCommand),
+    /// Run the experiment: default vs latency-sensitive, quiet and noisy, across network
+    /// layers; print the table and write an HTML report. Reverts everything at the end.
+    Lab(lab_cmd::LabArgs),
 }
 
 fn main() -> ExitCode {
@@ -110,6 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => apply_cmd::status(args),
         Command::Verify(args) => verify_cmd::run(args),
         Command::Probe(cmd) => probe_cmd::run(cmd),
+        Command::Lab(args) => lab_cmd::run(args),
     }
 }
 

@@ -4,6 +4,7 @@ mod apply_live;
 mod apply_refusals;
 mod inspect;
 mod inspect_vms;
+mod lab_cmd;
 mod plan_cmd;
 mod probe_jitter;
 mod probe_rtt;

@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -34,21 +34,28 @@ pub fn hog_thread_name(cpu: u32) -> String {
     format!("nn-hog-{cpu}")
 }
 
-/// Starts a hog pinned to `cpu`, spinning until `deadline` or `stop`. Its result is the
-/// number of spin rounds it did.
+/// Starts a hog pinned to `cpu`, spinning until `deadline` or `stop`, and returns once it is
+/// pinned (so whoever moves threads next, such as the lab's apply, finds it settled). Its
+/// result is the number of spin rounds it did.
 pub fn start_hog(
     cpu: u32,
     deadline: Instant,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<Result<u64, HogError>>, HogError> {
     let name = hog_thread_name(cpu);
-    std::thread::Builder::new()
+    let (pinned_sender, pinned) = mpsc::sync_channel(1);
+    let hog = std::thread::Builder::new()
         .name(name.clone())
         .spawn(move || {
-            pin_current_thread(cpu).map_err(|source| HogError::Pin { cpu, source })?;
+            let pin = pin_current_thread(cpu);
+            let _ = pinned_sender.send(());
+            pin.map_err(|source| HogError::Pin { cpu, source })?;
             Ok(spin(deadline, &stop))
         })
-        .map_err(|source| HogError::Spawn { name, source })
+        .map_err(|source| HogError::Spawn { name, source })?;
+    // A failed pin is reported when the hog is joined; either way it has settled.
+    let _ = pinned.recv();
+    Ok(hog)
 }
 
 fn spin(deadline: Instant, stop: &AtomicBool) -> u64 {

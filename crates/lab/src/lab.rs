@@ -9,17 +9,22 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use nearnative_engine::{Applied, Engine, EngineError, Reverted};
 use nearnative_host::Root;
+use nearnative_plan::PlanRequest;
 
+use crate::cgroup::{self, CgroupError, CpusetCgroup};
 use crate::ip::{preflight, IpError};
 use crate::layers::{build, BuildError, Built};
 use crate::names::RunTag;
 use crate::noise::{self, Noise, NoiseConfig, NoiseError};
+use crate::object::LabObject;
 use crate::path::{Layer, NetPath};
 use crate::registry::{Registry, RegistryError};
 use crate::signals;
 use crate::sweep::{sweep, SweepError, SweepReport};
 use crate::tap::{Forwarder, TapError};
+use crate::workload;
 
 /// Where registries live unless told otherwise: tmpfs, so a reboot (which also removes every
 /// namespace) clears it.
@@ -43,6 +48,12 @@ pub enum LabError {
     Forwarder(#[source] TapError),
     #[error("cannot start the noisy neighbour")]
     Noise(#[source] NoiseError),
+    #[error("cannot set up the lab's own cpuset cgroup")]
+    Cgroup(#[source] CgroupError),
+    #[error("the latency-sensitive apply failed (nothing of it stays applied)")]
+    Apply(#[source] Box<EngineError>),
+    #[error("cannot revert the latency-sensitive apply")]
+    Revert(#[source] Box<EngineError>),
 }
 
 /// One lab run. Invariant: everything it created is named in its registry file until cleanup
@@ -111,7 +122,61 @@ impl Lab {
         Ok(path)
     }
 
-    /// Starts a noisy neighbour; its flood runs between namespaces of this lab.
+    /// The thread ids of the tap forwarders running (one per tap path built).
+    pub fn forwarder_tids(&self) -> Vec<u32> {
+        self.forwarders.iter().map(Forwarder::tid).collect()
+    }
+
+    /// Creates this run's own cpuset cgroup as a child of the one this process is in (same
+    /// CPUs and memory nodes) and moves the whole process into it, so every thread and
+    /// process started from now on lives there. Cleanup moves the process back first.
+    pub fn enter_own_cgroup(&mut self) -> Result<CpusetCgroup, LabError> {
+        let origin = cgroup::own_cpuset(&Root::default()).map_err(LabError::Cgroup)?;
+        let own = origin.child(&self.tag.cgroup());
+        let object = LabObject::Cgroup {
+            mount: own.mount.clone(),
+            path: own.path.clone(),
+            origin: origin.path.clone(),
+        };
+        self.lock().create_with(object, || {
+            cgroup::create(&own, &origin)
+                .and_then(|()| own.move_this_process_in())
+                .map_err(LabError::Cgroup)
+        })?;
+        Ok(own)
+    }
+
+    /// Applies `request` (whose target is this process) through the engine's journal in
+    /// `state_dir`, registered first so that cleanup, a signal, a panic or the sweep after a
+    /// `kill -9` reverts it.
+    pub fn apply(&self, state_dir: &Path, request: &PlanRequest) -> Result<Applied, LabError> {
+        let object = LabObject::Workload {
+            state_dir: state_dir.to_owned(),
+            pid: std::process::id(),
+        };
+        // The registry stays locked for the whole apply, so a cleanup on a signal waits for
+        // it to finish and then reverts it.
+        self.lock().create_with(object, || {
+            Engine::live(state_dir)
+                .apply(request)
+                .map_err(|e| LabError::Apply(Box::new(e)))
+        })
+    }
+
+    /// Reverts this process's apply in `state_dir`. `None` when cleanup (on a signal) has
+    /// already done so.
+    pub fn revert(&self, state_dir: &Path) -> Result<Option<Reverted>, LabError> {
+        let registry = self.lock();
+        if registry.is_closed() {
+            return Ok(None);
+        }
+        workload::revert(state_dir, std::process::id())
+            .map(Some)
+            .map_err(|e| LabError::Revert(Box::new(e)))
+    }
+
+    /// Starts a noisy neighbour; its flood runs between namespaces of this lab, made by the
+    /// first noise and reused by later ones.
     pub fn start_noise(&mut self, config: &NoiseConfig) -> Result<Noise, LabError> {
         noise::start(&mut self.lock(), &self.tag, config).map_err(LabError::Noise)
     }

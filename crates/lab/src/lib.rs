@@ -1,6 +1,8 @@
-//! The `lab` stage's network side: the paths the latency experiment measures across (host
-//! loopback, veth, veth plus bridge, tap plus a user-space forwarder), the noisy neighbour
-//! (CPU hogs and a rate-bounded UDP flood), and the cleanup that never leaves anything behind.
+//! The `lab` stage: the latency experiment ([`experiment::run`]: every path × quiet/noisy ×
+//! default/latency-sensitive, applied and reverted through the engine), the paths it measures
+//! across (host loopback, veth, veth plus bridge, tap plus a user-space forwarder), the noisy
+//! neighbour (CPU hogs and a rate-bounded UDP flood), its report, and the cleanup that never
+//! leaves anything behind.
 //!
 //! Everything lives in network namespaces the lab creates, addressed from 198.18.0.0/15; the
 //! host namespace gets no address, route or interface. Every object is written to a durable
@@ -18,11 +20,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod cgroup;
+pub mod experiment;
 pub mod flood;
 pub mod hog;
 pub mod ip;
 pub mod lab;
 pub mod layers;
+pub mod leftovers;
 pub mod names;
 pub mod netns;
 pub mod noise;
@@ -33,6 +38,8 @@ pub mod report;
 pub mod signals;
 pub mod sweep;
 pub mod tap;
+pub mod worker;
+pub mod workload;
 
 pub use lab::{Lab, LabError, DEFAULT_RUN_DIR};
 pub use noise::{Noise, NoiseConfig, NoiseReport};

@@ -17,6 +17,8 @@ pub const MAX_IFNAME_LEN: usize = 15;
 pub const LINK_PREFIX: &str = "nnl";
 /// Every network namespace a lab creates starts with this.
 pub const NETNS_PREFIX: &str = "nnlab-";
+/// The lab's own cpuset cgroup is named this followed by the run id.
+pub const CGROUP_PREFIX: &str = "nearnative-lab-";
 
 static NEXT_SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
@@ -73,6 +75,11 @@ impl RunTag {
         format!("{NETNS_PREFIX}{}-{what}", self.id())
     }
 
+    /// The name of this run's own cpuset cgroup, `nearnative-lab-<pid><seq>`.
+    pub fn cgroup(&self) -> String {
+        format!("{CGROUP_PREFIX}{}", self.id())
+    }
+
     /// The registry file name of this run, `lab-<pid><seq>.json`.
     pub fn registry_file(&self) -> String {
         format!("lab-{}.json", self.id())
@@ -88,6 +95,16 @@ pub fn is_lab_link(name: &str) -> bool {
 /// True when `name` is a name a lab could have given a network namespace.
 pub fn is_lab_netns(name: &str) -> bool {
     is_lab_name(name, NETNS_PREFIX)
+}
+
+/// True when `name` (one path component) is a name a lab could have given its cgroup.
+pub fn is_lab_cgroup(name: &str) -> bool {
+    name.strip_prefix(CGROUP_PREFIX).is_some_and(|id| {
+        let letters = id.trim_start_matches(|c: char| c.is_ascii_digit());
+        letters.len() == 2
+            && letters.len() < id.len()
+            && letters.bytes().all(|b| b.is_ascii_lowercase())
+    })
 }
 
 fn is_lab_name(name: &str, prefix: &str) -> bool {
@@ -133,5 +150,21 @@ mod tests {
         assert!(is_lab_netns("nnlab-123aa-veth-s"));
         assert!(!is_lab_netns("nnlab-../x"));
         assert!(!is_lab_netns("default"));
+    }
+
+    #[test]
+    fn recognises_only_lab_cgroups() {
+        let cases = [
+            ("a run's cgroup", "nearnative-lab-123aa", true),
+            ("no pid", "nearnative-lab-aa", false),
+            ("no sequence", "nearnative-lab-123", false),
+            ("a plan's cgroup", "nearnative-pid-123-hk", false),
+            ("a path", "nearnative-lab-1aa/..", false),
+            ("upper case", "nearnative-lab-1AA", false),
+        ];
+        for (what, name, want) in cases {
+            assert_eq!(is_lab_cgroup(name), want, "{what}");
+        }
+        assert!(is_lab_cgroup(&RunTag::new(4_194_304, 3).cgroup()));
     }
 }

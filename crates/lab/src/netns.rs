@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::sched::{setns, CloneFlags};
@@ -39,11 +39,26 @@ pub enum NetnsError {
 /// Moves the calling thread into the named namespace (`/run/netns/<name>`).
 pub fn enter(name: &str) -> Result<(), NetnsError> {
     let path = PathBuf::from(format!("/run/netns/{name}"));
-    let file = File::open(&path).map_err(|source| NetnsError::Open {
-        path: path.clone(),
+    let file = open(&path)?;
+    enter_file(&file, path)
+}
+
+/// The network namespace the calling thread is in now, to come back to with [`enter_file`].
+pub fn current() -> Result<(File, PathBuf), NetnsError> {
+    let path = PathBuf::from("/proc/thread-self/ns/net");
+    Ok((open(&path)?, path))
+}
+
+/// Moves the calling thread into the namespace `file` refers to (opened from `path`).
+pub fn enter_file(file: &File, path: PathBuf) -> Result<(), NetnsError> {
+    setns(file, CloneFlags::CLONE_NEWNET).map_err(|source| NetnsError::Enter { path, source })
+}
+
+fn open(path: &Path) -> Result<File, NetnsError> {
+    File::open(path).map_err(|source| NetnsError::Open {
+        path: path.to_owned(),
         source,
-    })?;
-    setns(&file, CloneFlags::CLONE_NEWNET).map_err(|source| NetnsError::Enter { path, source })
+    })
 }
 
 /// Runs `work` on a thread named `thread_name` that first enters `netns` (or stays in the

@@ -15,6 +15,7 @@ use crate::flood::{self, Flood, FloodError, FLOOD_PORT};
 use crate::hog::{start_hog, HogError};
 use crate::layers::{add_netns, add_veth_pair, address_and_up, BuildError, Ends};
 use crate::names::RunTag;
+use crate::object::LabObject;
 use crate::registry::Registry;
 
 /// The longest noise accepted: a forgotten neighbour must not run for hours.
@@ -113,18 +114,25 @@ fn build_flood(
     config: &NoiseConfig,
     deadline: Instant,
 ) -> Result<Flood, BuildError> {
-    let sender_netns = add_netns(registry, &tag.netns("noise-a"))?;
-    let receiver_netns = add_netns(registry, &tag.netns("noise-b"))?;
-    let ends = Ends {
-        client: &sender_netns,
-        server: &receiver_netns,
-        client_ip: SENDER_IP,
-        server_ip: RECEIVER_IP,
+    let (sender_netns, receiver_netns) = (tag.netns("noise-a"), tag.netns("noise-b"));
+    let built = LabObject::Netns {
+        name: receiver_netns.clone(),
     };
-    let (a, b) = (tag.link("n0")?, tag.link("n1")?);
-    add_veth_pair(registry, &ends, &a, &b)?;
-    address_and_up(&sender_netns, &a, SENDER_IP)?;
-    address_and_up(&receiver_netns, &b, RECEIVER_IP)?;
+    // A lab that made noise before reuses its flood's namespaces.
+    if !registry.objects().contains(&built) {
+        add_netns(registry, &sender_netns)?;
+        add_netns(registry, &receiver_netns)?;
+        let ends = Ends {
+            client: &sender_netns,
+            server: &receiver_netns,
+            client_ip: SENDER_IP,
+            server_ip: RECEIVER_IP,
+        };
+        let (a, b) = (tag.link("n0")?, tag.link("n1")?);
+        add_veth_pair(registry, &ends, &a, &b)?;
+        address_and_up(&sender_netns, &a, SENDER_IP)?;
+        address_and_up(&receiver_netns, &b, RECEIVER_IP)?;
+    }
     Ok(Flood {
         sender_netns,
         sender: SocketAddrV4::new(SENDER_IP, 0),

@@ -2,13 +2,19 @@
 //!
 //! Removal succeeds when the object is gone afterwards, whether it was removed now, earlier,
 //! or never came to exist (its creation failed after it was registered). Only names a lab
-//! could have given are ever removed (see [`crate::names`]).
+//! could have given are ever removed (see [`crate::names`]), and only the apply of the
+//! registry's own process is ever reverted.
 
+use std::path::PathBuf;
+
+use nearnative_engine::EngineError;
 use nearnative_host::Root;
 use serde::{Deserialize, Serialize};
 
+use crate::cgroup::{self, is_lab_cgroup_path, is_plain_path, CgroupError, CpusetCgroup};
 use crate::ip::{ip, ip_in, parse_link_names, IpError};
 use crate::names::{is_lab_link, is_lab_netns};
+use crate::workload;
 
 /// One thing a lab created, named as iproute2 names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +25,16 @@ pub enum LabObject {
     /// An interface inside the lab namespace `netns`. It also disappears with that namespace;
     /// it is listed so that a registry names everything, and removed first all the same.
     Link { name: String, netns: String },
+    /// The lab's own cpuset cgroup `path` (in the hierarchy mounted at `mount`); `origin` is
+    /// the cgroup the lab process came from and returns to before the directory goes.
+    Cgroup {
+        mount: PathBuf,
+        path: String,
+        origin: String,
+    },
+    /// The latency-sensitive apply of the lab process's own threads (`pid:<pid>`), journaled
+    /// in `state_dir`: removing it reverts every knob through the engine.
+    Workload { state_dir: PathBuf, pid: u32 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +47,18 @@ pub enum ObjectError {
         #[source]
         source: IpError,
     },
+    #[error("cannot remove {object}")]
+    Cgroup {
+        object: String,
+        #[source]
+        source: CgroupError,
+    },
+    #[error("cannot revert {object}")]
+    Revert {
+        object: String,
+        #[source]
+        source: Box<EngineError>,
+    },
 }
 
 impl std::fmt::Display for LabObject {
@@ -38,34 +66,82 @@ impl std::fmt::Display for LabObject {
         match self {
             LabObject::Netns { name } => write!(f, "network namespace {name}"),
             LabObject::Link { name, netns } => write!(f, "interface {name} in namespace {netns}"),
+            LabObject::Cgroup { mount, path, .. } => {
+                write!(f, "cpuset cgroup {path} (under {})", mount.display())
+            }
+            LabObject::Workload { state_dir, pid } => write!(
+                f,
+                "the latency-sensitive apply of pid:{pid} (state {})",
+                state_dir.display()
+            ),
         }
     }
 }
 
 impl LabObject {
-    /// True when every name in the object is one a lab gives.
-    pub fn is_lab_owned(&self) -> bool {
+    /// True when every name in the object is one a lab gives, and an apply is the one of
+    /// `owner`, the process the registry belongs to.
+    pub fn is_lab_owned(&self, owner: u32) -> bool {
         match self {
             LabObject::Netns { name } => is_lab_netns(name),
             LabObject::Link { name, netns } => is_lab_link(name) && is_lab_netns(netns),
+            LabObject::Cgroup { path, origin, .. } => {
+                is_lab_cgroup_path(path) && is_plain_path(origin)
+            }
+            LabObject::Workload { pid, .. } => *pid == owner,
         }
     }
 
-    /// Removes the object if it exists. Idempotent.
-    pub fn remove(&self, root: &Root) -> Result<(), ObjectError> {
-        if !self.is_lab_owned() {
+    /// Removes the object if it exists. Idempotent. `owner` is the pid of the run whose
+    /// registry names it.
+    pub fn remove(&self, root: &Root, owner: u32) -> Result<(), ObjectError> {
+        if !self.is_lab_owned(owner) {
             return Err(ObjectError::Foreign {
                 object: self.to_string(),
             });
         }
+        match self {
+            LabObject::Netns { name } => {
+                self.remove_network(root, || ip(&["netns", "delete", name]))
+            }
+            LabObject::Link { name, netns } => {
+                self.remove_network(root, || ip_in(netns, &["link", "delete", "dev", name]))
+            }
+            LabObject::Cgroup {
+                mount,
+                path,
+                origin,
+            } => {
+                let at = |path: &str| CpusetCgroup {
+                    mount: mount.clone(),
+                    path: path.to_owned(),
+                };
+                let this_process = owner == std::process::id();
+                cgroup::remove(&at(path), &at(origin), this_process).map_err(|source| {
+                    ObjectError::Cgroup {
+                        object: self.to_string(),
+                        source,
+                    }
+                })
+            }
+            LabObject::Workload { state_dir, pid } => workload::revert(state_dir, *pid)
+                .map(drop)
+                .map_err(|source| ObjectError::Revert {
+                    object: self.to_string(),
+                    source: Box::new(source),
+                }),
+        }
+    }
+
+    fn remove_network(
+        &self,
+        root: &Root,
+        delete: impl FnOnce() -> Result<String, IpError>,
+    ) -> Result<(), ObjectError> {
         if !self.exists(root) {
             return Ok(());
         }
-        let result = match self {
-            LabObject::Netns { name } => ip(&["netns", "delete", name]),
-            LabObject::Link { name, netns } => ip_in(netns, &["link", "delete", "dev", name]),
-        };
-        match result {
+        match delete() {
             Err(_) if !self.exists(root) => Ok(()),
             Err(source) => Err(ObjectError::Remove {
                 object: self.to_string(),
@@ -86,6 +162,13 @@ impl LabObject {
                         .map(|text| parse_link_names(&text).iter().any(|n| n == name))
                         .unwrap_or(false)
             }
+            LabObject::Cgroup { mount, path, .. } => CpusetCgroup {
+                mount: mount.clone(),
+                path: path.clone(),
+            }
+            .dir()
+            .is_dir(),
+            LabObject::Workload { state_dir, pid } => workload::is_applied(state_dir, *pid),
         }
     }
 }

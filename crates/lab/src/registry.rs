@@ -20,8 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::object::{LabObject, ObjectError};
 
-/// The registry's schema; bump with a migration when the body changes.
-pub const REGISTRY_SCHEMA: u32 = 1;
+/// The registry's schema; bump with a migration when the body changes. Version 2 added the
+/// `cgroup` and `workload` object kinds; a version 1 body reads as version 2 unchanged.
+pub const REGISTRY_SCHEMA: u32 = 2;
+const REGISTRY_SCHEMA_V1: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -140,6 +142,11 @@ impl Registry {
         create()
     }
 
+    /// Whether cleanup has run: nothing more may be created or changed through it.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
     /// Removes every object in reverse order, then the file. Idempotent; the registry is
     /// closed afterwards even if some removal failed (the file then stays for a sweep).
     pub fn cleanup(&mut self) -> Result<(), RegistryError> {
@@ -147,7 +154,7 @@ impl Registry {
         for flag in &self.stop_flags {
             flag.store(true, Ordering::Relaxed);
         }
-        remove_all(&self.root, &self.body.objects)?;
+        remove_all(&self.root, &self.body.objects, self.body.pid)?;
         match fs::remove_file(&self.path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(RegistryError::Unlink {
                 path: self.path.clone(),
@@ -162,10 +169,23 @@ impl Registry {
     }
 }
 
-/// Removes `objects` last first, carrying on past failures so one stuck object does not keep
-/// the others alive; reports the count and the first failure.
-pub fn remove_all(root: &Root, objects: &[LabObject]) -> Result<(), RegistryError> {
-    let mut failures = objects.iter().rev().filter_map(|o| o.remove(root).err());
+/// Reads a registry file of either schema version; `Ok(None)` when it does not exist.
+pub fn load(path: &Path) -> Result<Option<RegistryBody>, DurableError> {
+    match durable::load(path, REGISTRY_SCHEMA) {
+        Err(DurableError::Version { found, .. }) if found == REGISTRY_SCHEMA_V1 => {
+            durable::load(path, REGISTRY_SCHEMA_V1)
+        }
+        other => other,
+    }
+}
+
+/// Removes `objects` of the run `owner` last first, carrying on past failures so one stuck
+/// object does not keep the others alive; reports the count and the first failure.
+pub fn remove_all(root: &Root, objects: &[LabObject], owner: u32) -> Result<(), RegistryError> {
+    let mut failures = objects
+        .iter()
+        .rev()
+        .filter_map(|o| o.remove(root, owner).err());
     let Some(first) = failures.next() else {
         return Ok(());
     };
@@ -235,6 +255,23 @@ mod tests {
         assert!(owner_alive(&root, &body));
         body.start_time += 1;
         assert!(!owner_alive(&root, &body));
+    }
+
+    #[test]
+    fn a_version_1_registry_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lab-1aa.json");
+        let body = RegistryBody {
+            pid: 1,
+            start_time: 2,
+            objects: vec![LabObject::Netns {
+                name: "nnlab-1aa-veth-c".into(),
+            }],
+        };
+        durable::store(&path, REGISTRY_SCHEMA_V1, &body).unwrap();
+        assert_eq!(load(&path).unwrap(), Some(body));
+        durable::store(&path, 99, &()).unwrap();
+        assert!(load(&path).is_err());
     }
 
     #[test]

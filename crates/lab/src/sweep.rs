@@ -7,10 +7,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use nearnative_apply::durable::{self, DurableError};
+use nearnative_apply::durable::DurableError;
 use nearnative_host::Root;
 
-use crate::registry::{owner_alive, remove_all, RegistryBody, RegistryError, REGISTRY_SCHEMA};
+use crate::registry::{self, owner_alive, remove_all, RegistryError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -94,7 +94,7 @@ fn is_registry_file(path: &Path) -> bool {
 }
 
 fn sweep_one(path: &Path, root: &Root, report: &mut SweepReport) {
-    let body: RegistryBody = match durable::load(path, REGISTRY_SCHEMA) {
+    let body = match registry::load(path) {
         Ok(Some(body)) => body,
         Ok(None) => return,
         Err(e) => return report.failed.push(SweepError::Load(e)),
@@ -102,7 +102,7 @@ fn sweep_one(path: &Path, root: &Root, report: &mut SweepReport) {
     if owner_alive(root, &body) {
         return report.live.push(path.to_owned());
     }
-    if let Err(source) = remove_all(root, &body.objects) {
+    if let Err(source) = remove_all(root, &body.objects, body.pid) {
         return report.failed.push(SweepError::Remove {
             path: path.to_owned(),
             source,
@@ -124,6 +124,8 @@ fn sweep_one(path: &Path, root: &Root, report: &mut SweepReport) {
 mod tests {
     use super::*;
     use crate::object::LabObject;
+    use crate::registry::{RegistryBody, REGISTRY_SCHEMA};
+    use nearnative_apply::durable;
 
     #[test]
     fn leaves_live_runs_and_refuses_foreign_names() {

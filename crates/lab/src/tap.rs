@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
 use nearnative_probe::pin::{pin_current_thread, PinError};
@@ -91,26 +91,42 @@ fn ifreq_named(name: &str) -> io::Result<libc::ifreq> {
 pub struct Forwarder {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<u64, TapError>>>,
+    tid: u32,
 }
 
 impl Forwarder {
-    /// Starts forwarding between `a` and `b`, on a thread pinned to `cpu` when given.
+    /// Starts forwarding between `a` and `b`, on a thread pinned to `cpu` when given. Returns
+    /// once the thread runs, so its id is known (the lab's apply names it).
     pub fn start(a: File, b: File, cpu: Option<u32>) -> Result<Forwarder, TapError> {
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = Arc::clone(&stop);
+        let (tid_sender, tid_receiver) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name(FORWARDER_THREAD_NAME.into())
             .spawn(move || {
                 if let Some(cpu) = cpu {
                     pin_current_thread(cpu).map_err(TapError::Pin)?;
                 }
+                let _ = tid_sender.send(nix::unistd::gettid().as_raw().unsigned_abs());
                 forward(a, b, &thread_stop)
             })
             .map_err(TapError::Spawn)?;
-        Ok(Forwarder {
+        let mut forwarder = Forwarder {
             stop,
             thread: Some(thread),
-        })
+            tid: 0,
+        };
+        match tid_receiver.recv() {
+            Ok(tid) => forwarder.tid = tid,
+            // The thread ended before running: its own error says why.
+            Err(_) => return forwarder.halt().and(Err(TapError::Panicked)),
+        }
+        Ok(forwarder)
+    }
+
+    /// The forwarding thread's id.
+    pub fn tid(&self) -> u32 {
+        self.tid
     }
 
     /// The flag that stops the thread when raised.

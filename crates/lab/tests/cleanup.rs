@@ -13,7 +13,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::child::{CHILD_TEST, MODE_VAR, RUN_DIR_VAR};
-use crate::common::{net_state, root_test, NetState};
+use crate::common::{net_state, root_test, NetState, Restored};
 
 /// Starts the child in `mode` and returns it with its run id, read from its `READY` line.
 fn start_child(mode: &str, run_dir: &Path) -> (Child, String) {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use nearnative_host::{cpus::online_cpus, Root};
 use nearnative_lab::{Lab, NoiseConfig};
 
-use crate::common::{net_state, root_test};
+use crate::common::{net_state, root_test, Restored};
 
 #[test]
 fn noise_hogs_every_cpu_and_floods_within_its_bound_needs_root() {

@@ -12,7 +12,7 @@ use nearnative_probe::rtt::{
     run_client, ClientConfig, RunLength, ServerConfig, Transport, SERVER_THREAD_NAME,
 };
 
-use crate::common::{closed_loop, net_state, root_test};
+use crate::common::{closed_loop, net_state, root_test, Restored};
 
 const ROUND_TRIPS: u64 = 2000;
 

@@ -1,0 +1,299 @@
+//! Where the measured threads run: read back from the kernel after the latency-sensitive
+//! apply (each thread's affinity), then used unchanged by the default configuration, so both
+//! configurations measure on the same CPU numbers and only the protection differs.
+//!
+//! The wait strategy follows the placement: with a core of its own, each end spins on its
+//! socket (the wake-up leaves every round trip); when client and server share one CPU, as on
+//! a 2-CPU host where only one core can be exclusive, both block, since a spinner would keep
+//! the other end off the CPU until the scheduler preempts it. The default configuration
+//! always blocks, as an untuned application does.
+
+use nearnative_host::CpuSet;
+use nearnative_plan::Plan;
+use nearnative_probe::rtt::Wait;
+use nix::errno::Errno;
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet as KernelCpuSet};
+use nix::unistd::Pid;
+
+use crate::report::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlacementError {
+    #[error("cannot read the affinity of thread {tid}")]
+    Read {
+        tid: u32,
+        #[source]
+        source: Errno,
+    },
+    #[error("cannot pin thread {tid} to CPUs {cpus}")]
+    Write {
+        tid: u32,
+        cpus: CpuSet,
+        #[source]
+        source: Errno,
+    },
+    #[error("after the apply, thread {tid} ({name}) may run on CPUs {cpus}, not only on the exclusive CPUs {exclusive}")]
+    NotExclusive {
+        tid: u32,
+        name: &'static str,
+        cpus: CpuSet,
+        exclusive: CpuSet,
+    },
+}
+
+/// The lab's measured threads, by thread id.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub client: u32,
+    pub server: u32,
+    /// One per tap path.
+    pub forwarders: Vec<u32>,
+}
+
+impl Measured {
+    /// Every measured thread, as the apply's `threads` takes them.
+    pub fn tids(&self) -> Vec<u32> {
+        let mut tids = vec![self.client, self.server];
+        tids.extend(&self.forwarders);
+        tids
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub client: CpuSet,
+    pub server: CpuSet,
+    /// One per tap forwarder, in [`Measured::forwarders`] order.
+    pub forwarders: Vec<CpuSet>,
+    /// The CPUs the apply made exclusive.
+    pub exclusive: CpuSet,
+    /// The scope's other CPUs, where everything else of the lab ran.
+    pub housekeeping: CpuSet,
+    /// `Some(n)`: the threads share a pool of n whole cores; `None`: a CPU each.
+    pub pool: Option<u32>,
+}
+
+impl Placement {
+    /// The CPUs each measured thread may run on now that `plan` is applied; every one must
+    /// lie within the plan's exclusive CPUs.
+    pub fn read(measured: &Measured, plan: &Plan) -> Result<Placement, PlacementError> {
+        let exclusive = plan.allocation.exclusive_cpus.clone();
+        let checked = |tid: u32, name: &'static str| {
+            let cpus = thread_affinity(tid)?;
+            match !cpus.is_empty() && cpus.is_subset(&exclusive) {
+                true => Ok(cpus),
+                false => Err(PlacementError::NotExclusive {
+                    tid,
+                    name,
+                    cpus,
+                    exclusive: exclusive.clone(),
+                }),
+            }
+        };
+        Ok(Placement {
+            client: checked(measured.client, "client")?,
+            server: checked(measured.server, "server")?,
+            forwarders: measured
+                .forwarders
+                .iter()
+                .map(|&tid| checked(tid, "tap forwarder"))
+                .collect::<Result<_, _>>()?,
+            housekeeping: plan.scope.cpus.difference(&exclusive),
+            exclusive,
+            pool: plan.pool.as_ref().map(|pool| pool.cores),
+        })
+    }
+
+    /// True when two measured threads may run on the same CPU.
+    pub fn shared(&self) -> bool {
+        let sets: Vec<&CpuSet> = self.sets().collect();
+        sets.iter()
+            .enumerate()
+            .any(|(i, a)| sets[i + 1..].iter().any(|b| !a.is_disjoint(b)))
+    }
+
+    /// How client and server wait for a message in `config`.
+    pub fn wait(&self, config: Config) -> Wait {
+        match config {
+            Config::LatencySensitive if !self.shared() => Wait::Spin,
+            _ => Wait::Block,
+        }
+    }
+
+    /// The CPU the jitter run measures: the client's (its first, in a pool).
+    pub fn jitter_cpu(&self) -> u32 {
+        self.client.first().unwrap_or_default()
+    }
+
+    /// Pins the tap forwarders to their CPUs (the client and server pin themselves per run).
+    pub fn pin_forwarders(&self, measured: &Measured) -> Result<(), PlacementError> {
+        for (&tid, cpus) in measured.forwarders.iter().zip(&self.forwarders) {
+            set_thread_affinity(tid, cpus)?;
+        }
+        Ok(())
+    }
+
+    /// The placement and waits in words, for the report.
+    pub fn describe(&self) -> String {
+        let wait = |config| match self.wait(config) {
+            Wait::Block => "blocking waits",
+            _ => "spinning waits",
+        };
+        let threads = match self.forwarders.is_empty() {
+            true => "client and server",
+            false => "client, server and tap forwarder",
+        };
+        let where_ = match (self.shared(), self.pool) {
+            (true, Some(cores)) => format!(
+                "{threads} share exclusive {} ({})",
+                cpus_named(&self.exclusive),
+                count(cores, "whole core", "whole cores")
+            ),
+            (true, None) => format!("{threads} share exclusive {}", cpus_named(&self.exclusive)),
+            (false, _) => {
+                let mut each = format!(
+                    "client on exclusive {}, server on {}",
+                    cpus_named(&self.client),
+                    cpus_named(&self.server)
+                );
+                for cpus in &self.forwarders {
+                    each.push_str(&format!(", tap forwarder on {}", cpus_named(cpus)));
+                }
+                each
+            }
+        };
+        let why_block = match self.shared() {
+            true => " (spinners sharing a CPU would starve each other)",
+            false => "",
+        };
+        format!(
+            "latency-sensitive: {where_}, {} housekeeping, {}{why_block}; \
+             default: the same CPUs unprotected, {}",
+            cpus_named(&self.housekeeping),
+            wait(Config::LatencySensitive),
+            wait(Config::Default),
+        )
+    }
+
+    fn sets(&self) -> impl Iterator<Item = &CpuSet> {
+        [&self.client, &self.server]
+            .into_iter()
+            .chain(&self.forwarders)
+    }
+}
+
+/// `CPU 1` or `CPUs 2-3`.
+pub(super) fn cpus_named(cpus: &CpuSet) -> String {
+    match cpus.len() {
+        1 => format!("CPU {cpus}"),
+        _ => format!("CPUs {cpus}"),
+    }
+}
+
+/// `1 whole core`, `2 whole cores`.
+fn count(n: u32, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        _ => format!("{n} {many}"),
+    }
+}
+
+/// The CPUs thread `tid` may run on.
+pub fn thread_affinity(tid: u32) -> Result<CpuSet, PlacementError> {
+    let set =
+        sched_getaffinity(pid_of(tid)).map_err(|source| PlacementError::Read { tid, source })?;
+    Ok((0..KernelCpuSet::count())
+        .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+        .filter_map(|cpu| u32::try_from(cpu).ok())
+        .collect())
+}
+
+/// Restricts this process's thread `tid` to `cpus`.
+fn set_thread_affinity(tid: u32, cpus: &CpuSet) -> Result<(), PlacementError> {
+    let write_err = |source| PlacementError::Write {
+        tid,
+        cpus: cpus.clone(),
+        source,
+    };
+    let mut set = KernelCpuSet::new();
+    for cpu in cpus.iter() {
+        set.set(cpu as usize).map_err(write_err)?;
+    }
+    sched_setaffinity(pid_of(tid), &set).map_err(write_err)
+}
+
+fn pid_of(tid: u32) -> Pid {
+    Pid::from_raw(i32::try_from(tid).unwrap_or(i32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpus(list: &str) -> CpuSet {
+        list.parse().unwrap()
+    }
+
+    fn placement(client: &str, server: &str, forwarders: &[&str], pool: Option<u32>) -> Placement {
+        Placement {
+            client: cpus(client),
+            server: cpus(server),
+            forwarders: forwarders.iter().map(|f| cpus(f)).collect(),
+            exclusive: cpus(client).union(&cpus(server)),
+            housekeeping: cpus("0"),
+            pool,
+        }
+    }
+
+    #[test]
+    fn waits_block_when_threads_share_a_cpu_and_spin_with_a_core_each() {
+        let cases = [
+            ("2-CPU pool", placement("1", "1", &[], Some(1)), true),
+            (
+                "pool with forwarder",
+                placement("1", "1", &["1"], Some(1)),
+                true,
+            ),
+            ("a core each", placement("2", "3", &[], None), false),
+            (
+                "forwarder on the client's CPU",
+                placement("2", "3", &["2"], None),
+                true,
+            ),
+            (
+                "forwarder on its own",
+                placement("2", "3", &["4"], None),
+                false,
+            ),
+        ];
+        for (what, placement, shared) in cases {
+            assert_eq!(placement.shared(), shared, "{what}");
+            let ls = placement.wait(Config::LatencySensitive);
+            assert_eq!(ls == Wait::Block, shared, "{what}");
+            assert_eq!(placement.wait(Config::Default), Wait::Block, "{what}");
+        }
+    }
+
+    #[test]
+    fn describes_the_placement_and_the_waits() {
+        let shared = placement("1", "1", &["1"], Some(1)).describe();
+        assert_eq!(
+            shared,
+            "latency-sensitive: client, server and tap forwarder share exclusive CPU 1 \
+             (1 whole core), CPU 0 housekeeping, blocking waits (spinners sharing a CPU \
+             would starve each other); default: the same CPUs unprotected, blocking waits"
+        );
+        let own = placement("2", "3", &[], None).describe();
+        assert!(
+            own.contains("client on exclusive CPU 2, server on CPU 3"),
+            "{own}"
+        );
+        assert!(own.contains("spinning waits; default"), "{own}");
+    }
+
+    #[test]
+    fn reads_this_threads_affinity() {
+        let tid = nix::unistd::gettid().as_raw().unsigned_abs();
+        assert!(!thread_affinity(tid).unwrap().is_empty());
+    }
+}

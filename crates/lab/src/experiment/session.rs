@@ -1,0 +1,159 @@
+//! A session: every path measured in one condition and one configuration. A noisy session
+//! starts its own noisy neighbour first; a latency-sensitive session then applies the plan
+//! for the measured threads (which moves the noise, being in the lab's cgroup, off the
+//! exclusive CPUs: the mechanism the experiment demonstrates) and reverts it at the end.
+//!
+//! One apply per latency-sensitive session, not per cell: the measured threads serve every
+//! path, so the apply/revert churn is two applies per run whatever the number of paths.
+
+use nearnative_engine::{Applied, EngineError};
+use nearnative_plan::{PlanRequest, Target};
+
+use super::cells::{Cell, CellRunner};
+use super::error::ExperimentError;
+use super::placement::Placement;
+use super::Experiment;
+use crate::lab::LabError;
+use crate::noise::NoiseConfig;
+use crate::report::{Condition, Config, Row};
+
+impl Experiment<'_> {
+    /// Measures every path in `condition` and `config`. A default session uses the placement
+    /// the first latency-sensitive session read back.
+    pub(super) fn session(
+        &mut self,
+        condition: Condition,
+        config: Config,
+    ) -> Result<Vec<Row>, ExperimentError> {
+        let noise = match condition {
+            Condition::Noisy => {
+                self.progress.step("starting the noisy neighbour");
+                Some(self.lab.start_noise(&self.noise_config())?)
+            }
+            Condition::Quiet => None,
+        };
+        let placement = match config {
+            Config::LatencySensitive => self.apply()?,
+            Config::Default => self.unprotected()?,
+        };
+        let rows = self.cells(condition, config, &placement)?;
+        if config == Config::LatencySensitive {
+            self.progress.step("reverting the latency-sensitive apply");
+            self.lab.revert(&self.options.state_dir)?;
+        }
+        if let Some(noise) = noise {
+            let done = noise.stop().map_err(ExperimentError::Noise)?;
+            self.noise_sent.push(done.flood_sent);
+        }
+        Ok(rows)
+    }
+
+    /// The noisy neighbour of a session: a hog on every online CPU and the default flood,
+    /// lasting at least the session.
+    pub(super) fn noise_config(&self) -> NoiseConfig {
+        let length = self.timing.session(self.rig.paths.len());
+        NoiseConfig::new(self.rig.online.clone(), length)
+    }
+
+    fn cells(
+        &self,
+        condition: Condition,
+        config: Config,
+        placement: &Placement,
+    ) -> Result<Vec<Row>, ExperimentError> {
+        let runner = CellRunner {
+            client: &self.rig.client,
+            server: &self.rig.server,
+            timing: self.timing,
+            progress: self.progress,
+            stop: self.stop,
+        };
+        self.rig
+            .paths
+            .iter()
+            .map(|path| {
+                runner.measure(&Cell {
+                    path,
+                    condition,
+                    config,
+                    placement,
+                })
+            })
+            .collect()
+    }
+
+    /// Applies the plan for the measured threads and reads back where they run. The first
+    /// apply asks for a core per thread and, when the planner refuses (a 2-CPU host keeps its
+    /// other core for housekeeping), for one core they all share; later applies ask the same.
+    fn apply(&mut self) -> Result<Placement, ExperimentError> {
+        self.progress.step("applying the latency-sensitive plan");
+        let applied = match self.cores {
+            Some(cores) => self.apply_with(cores)?,
+            None => match self.apply_with(None) {
+                Err(LabError::Apply(err)) if matches!(*err, EngineError::Plan(_)) => {
+                    self.cores = Some(Some(1));
+                    self.apply_with(Some(1))?
+                }
+                first => {
+                    self.cores = Some(None);
+                    first?
+                }
+            },
+        };
+        let placement = Placement::read(&self.rig.measured, &applied.plan)?;
+        if self.placement.as_ref().is_some_and(|p| *p != placement) {
+            self.notes.push(format!(
+                "a later apply placed the threads differently: {}",
+                placement.describe()
+            ));
+        }
+        if self.applied_notes.is_empty() {
+            self.applied_notes = applied_notes(&applied);
+        }
+        self.placement = Some(placement.clone());
+        Ok(placement)
+    }
+
+    fn apply_with(&self, cores: Option<u32>) -> Result<Applied, LabError> {
+        let mut request = PlanRequest::new(Target::Pid(std::process::id()));
+        request.threads = Some(self.rig.measured.tids());
+        request.cores = cores;
+        request.scope = Some(self.rig.scope.path.clone());
+        self.lab.apply(&self.options.state_dir, &request)
+    }
+
+    /// The placement of the latency-sensitive apply, without its protection: the tap
+    /// forwarders are pinned to the same CPUs (client and server pin themselves per run).
+    fn unprotected(&self) -> Result<Placement, ExperimentError> {
+        let placement = self.placement.clone().ok_or(ExperimentError::NoPlacement)?;
+        placement.pin_forwarders(&self.rig.measured)?;
+        Ok(placement)
+    }
+}
+
+/// What the report says about the apply: what it changed and what it could only advise.
+fn applied_notes(applied: &Applied) -> Vec<String> {
+    let report = &applied.report;
+    let mut notes = vec![format!(
+        "latency-sensitive apply (journal {}): {} change(s) made, {} already set, {} the kernel refused; reverted after each latency-sensitive session",
+        report.journal.display(),
+        report.changed.len(),
+        report.skipped.len(),
+        report.unchangeable.len(),
+    )];
+    let mut topics: Vec<&str> = applied
+        .plan
+        .advisories
+        .iter()
+        .map(|a| a.topic.as_str())
+        .collect();
+    topics.sort_unstable();
+    topics.dedup();
+    if !topics.is_empty() {
+        notes.push(format!(
+            "not applied, as only boot or launch time can set them: advice on {} (see nearnative plan)",
+            topics.join(", ")
+        ));
+    }
+    notes
+}

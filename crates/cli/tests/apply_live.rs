@@ -205,6 +205,7 @@ fn scoped_apply_pins_the_vcpu_fences_the_scope_verifies_and_reverts_exactly_need
         eprintln!("!!!! SKIPPED: needs root and a cgroup v1 cpuset hierarchy at {CPUSET}");
         return;
     }
+    let _serial = crate::host_knobs_exclusively();
     let dir = tempfile::tempdir().unwrap();
     let id = std::process::id();
     let name = format!("accept{id}");

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use nearnative_host::Root;
@@ -17,17 +17,13 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-/// Lab runs change host-wide knobs and compare the host before and after, so they run one at
-/// a time.
-static LAB_RUNS: Mutex<()> = Mutex::new(());
-
 /// `None` (with a loud message) when not root, the one case to skip.
 fn lab_test(name: &str) -> Option<MutexGuard<'static, ()>> {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("!!!! SKIPPED {name}: nearnative lab needs root");
         return None;
     }
-    Some(LAB_RUNS.lock().unwrap_or_else(|e| e.into_inner()))
+    Some(crate::host_knobs_exclusively())
 }
 
 /// Everything a lab run could leave behind or change.

@@ -9,3 +9,13 @@ mod plan_cmd;
 mod probe_jitter;
 mod probe_rtt;
 mod usage;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Tests that change host-wide knobs (IRQ affinities, sysctls, PM QoS) and compare the host
+/// before and after run one at a time: the lab runs and the live apply.
+static HOST_KNOBS: Mutex<()> = Mutex::new(());
+
+pub fn host_knobs_exclusively() -> MutexGuard<'static, ()> {
+    HOST_KNOBS.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,5 +1,6 @@
-//! Stopping a foreground measurement cleanly on SIGINT or SIGTERM, so it can still report what
-//! it measured: a server its counts, a jitter run its figures so far.
+//! Stopping a foreground measurement cleanly on SIGINT, SIGTERM or SIGHUP, so it can still
+//! report what it measured (a server its counts, a jitter run its figures so far) and undo
+//! what it changed: a hang-up (the ssh session dropped) must not leave a lab applied.
 //!
 //! The handlers only set a flag. They are installed without `SA_RESTART`, so a blocked
 //! `recvfrom` or `poll` returns `EINTR` at once and the loop sees the flag.
@@ -32,7 +33,7 @@ pub fn stop_on_signals() -> Result<&'static AtomicBool, SignalError> {
         SaFlags::empty(),
         SigSet::empty(),
     );
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe, and it
         // replaces no handler that other code relies on (the binary installs none).
         unsafe { sigaction(signal, &action) }.map_err(|source| SignalError {

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nearnative_apply::DEFAULT_STATE_DIR;
 use nearnative_lab::experiment::{self, ExperimentError, Options, Progress};
 use nearnative_lab::report::{render_text, write_html};
-use nearnative_lab::{clean_up_on_signals, Layer, DEFAULT_RUN_DIR};
+use nearnative_lab::{clean_up_on_signals, CgroupChoice, Layer, DEFAULT_RUN_DIR};
 
 use crate::duration::parse_duration;
 
@@ -48,6 +48,10 @@ pub struct LabArgs {
     /// Where the lab registers what it creates, for cleanup after a crash
     #[arg(long, value_name = "DIR", default_value = DEFAULT_RUN_DIR)]
     run_dir: PathBuf,
+    /// The cgroup hierarchy of the lab's own cgroup: auto (the v1 cpuset hierarchy if there
+    /// is one, else cgroup v2), v1 or v2
+    #[arg(long, value_name = "auto|v1|v2", default_value = "auto")]
+    cgroup: CgroupChoice,
 }
 
 pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
@@ -57,6 +61,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         paths: args.paths,
         state_dir: args.state_dir,
         run_dir: args.run_dir,
+        cgroup: args.cgroup,
     };
     let stop = clean_up_on_signals()?;
     let bar = Bar::new(!args.json && std::io::stderr().is_terminal());

@@ -13,7 +13,7 @@ use nearnative_engine::{Applied, Engine, EngineError, Reverted};
 use nearnative_host::Root;
 use nearnative_plan::PlanRequest;
 
-use crate::cgroup::{self, CgroupError, CpusetCgroup};
+use crate::cgroup::{self, CgroupChoice, CgroupError, Hierarchy, LabCgroup};
 use crate::ip::{preflight, IpError};
 use crate::layers::{build, BuildError, Built};
 use crate::names::RunTag;
@@ -48,12 +48,19 @@ pub enum LabError {
     Forwarder(#[source] TapError),
     #[error("cannot start the noisy neighbour")]
     Noise(#[source] NoiseError),
-    #[error("cannot set up the lab's own cpuset cgroup")]
+    #[error("cannot set up the lab's own cgroup")]
     Cgroup(#[source] CgroupError),
     #[error("the latency-sensitive apply failed (nothing of it stays applied)")]
     Apply(#[source] Box<EngineError>),
     #[error("cannot revert the latency-sensitive apply")]
     Revert(#[source] Box<EngineError>),
+}
+
+/// The cgroup a lab moved itself into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnCgroup {
+    pub cgroup: LabCgroup,
+    pub hierarchy: Hierarchy,
 }
 
 /// One lab run. Invariant: everything it created is named in its registry file until cleanup
@@ -127,23 +134,26 @@ impl Lab {
         self.forwarders.iter().map(Forwarder::tid).collect()
     }
 
-    /// Creates this run's own cpuset cgroup as a child of the one this process is in (same
-    /// CPUs and memory nodes) and moves the whole process into it, so every thread and
-    /// process started from now on lives there. Cleanup moves the process back first.
-    pub fn enter_own_cgroup(&mut self) -> Result<CpusetCgroup, LabError> {
-        let origin = cgroup::own_cpuset(&Root::default()).map_err(LabError::Cgroup)?;
-        let own = origin.child(&self.tag.cgroup());
+    /// Creates this run's own cgroup where `choice` says (see [`cgroup::choose`]) and moves
+    /// the whole process into it, so every thread and process started from now on lives
+    /// there. Cleanup moves the process back first.
+    pub fn enter_own_cgroup(&mut self, choice: CgroupChoice) -> Result<OwnCgroup, LabError> {
+        let site = cgroup::choose(&Root::default(), choice).map_err(LabError::Cgroup)?;
+        let own = site.parent.child(&self.tag.cgroup());
         let object = LabObject::Cgroup {
             mount: own.mount.clone(),
             path: own.path.clone(),
-            origin: origin.path.clone(),
+            origin: site.origin.path.clone(),
         };
         self.lock().create_with(object, || {
-            cgroup::create(&own, &origin)
+            cgroup::create(&own, &site)
                 .and_then(|()| own.move_this_process_in())
                 .map_err(LabError::Cgroup)
         })?;
-        Ok(own)
+        Ok(OwnCgroup {
+            cgroup: own,
+            hierarchy: site.hierarchy,
+        })
     }
 
     /// Applies `request` (whose target is this process) through the engine's journal in

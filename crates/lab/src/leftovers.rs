@@ -1,9 +1,10 @@
 //! What lab runs have on the host right now, by name: network namespaces, host-namespace
-//! interfaces, and the lab's cpuset cgroups (with the plan cgroups an apply makes inside
-//! them). A run that cleaned up leaves none of its own; comparing a listing taken before a
+//! interfaces, and the lab's cgroups in the v1 cpuset hierarchy and in the unified one (with
+//! the plan cgroups an apply makes inside them). A run that cleaned up leaves none of its own; comparing a listing taken before a
 //! run with one taken after shows whether anything was left behind.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use nearnative_host::isolation::{Isolation, WalkLimits};
 use nearnative_host::Root;
@@ -11,8 +12,13 @@ use nearnative_host::Root;
 use crate::ip::{ip, parse_link_names, parse_netns_names, IpError};
 use crate::names::{CGROUP_PREFIX, LINK_PREFIX, NETNS_PREFIX};
 
-/// The host's namespaces and host-namespace interfaces (all of them), and the cpuset cgroup
-/// paths that lie in a lab's cgroup.
+/// Bounds of the walk for lab cgroups: as deep as inspect walks cpusets, and no further than
+/// a systemd host's few thousand cgroups.
+const MAX_DEPTH: usize = 8;
+const MAX_CGROUPS: usize = 8192;
+
+/// The host's namespaces and host-namespace interfaces (all of them), and the directories of
+/// the cgroups that lie in a lab's cgroup, in either hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostNames {
     pub netns: BTreeSet<String>,
@@ -24,7 +30,12 @@ impl HostNames {
     /// Lists them now.
     pub fn read(root: &Root) -> Result<HostNames, IpError> {
         let isolation = Isolation::read(root, WalkLimits::default(), &mut Vec::new());
-        let lab_cgroup = format!("/{CGROUP_PREFIX}");
+        let cgroups = isolation.cgroups;
+        let mounts: BTreeSet<&PathBuf> = cgroups
+            .cpuset_mount
+            .iter()
+            .chain(&cgroups.unified_mount)
+            .collect();
         Ok(HostNames {
             netns: parse_netns_names(&ip(&["netns", "list"])?)
                 .into_iter()
@@ -32,12 +43,9 @@ impl HostNames {
             links: parse_link_names(&ip(&["-o", "link"])?)
                 .into_iter()
                 .collect(),
-            cgroups: isolation
-                .cgroups
-                .cpusets
+            cgroups: mounts
                 .into_iter()
-                .map(|cpuset| cpuset.path)
-                .filter(|path| path.contains(&lab_cgroup))
+                .flat_map(|mount| lab_cgroups(root, mount))
                 .collect(),
         })
     }
@@ -77,4 +85,39 @@ impl HostNames {
         }
         Ok(())
     }
+}
+
+/// The directories under `mount` that lie in a lab cgroup, as host paths.
+fn lab_cgroups(root: &Root, mount: &Path) -> Vec<String> {
+    let lab_cgroup = format!("/{CGROUP_PREFIX}");
+    let mut found = Vec::new();
+    let mut seen = 0;
+    let mut level = vec![mount.to_owned()];
+    for _ in 0..=MAX_DEPTH {
+        let mut next = Vec::new();
+        for dir in level {
+            for child in subdirectories(root, &dir) {
+                seen += 1;
+                if seen > MAX_CGROUPS {
+                    return found;
+                }
+                let path = child.display().to_string();
+                if path.contains(&lab_cgroup) {
+                    found.push(path);
+                }
+                next.push(child);
+            }
+        }
+        level = next;
+    }
+    found
+}
+
+fn subdirectories(root: &Root, dir: &Path) -> Vec<PathBuf> {
+    root.list_dir(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|name| dir.join(name))
+        .filter(|child| root.path(child).is_dir())
+        .collect()
 }

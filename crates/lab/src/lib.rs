@@ -41,7 +41,8 @@ pub mod tap;
 pub mod worker;
 pub mod workload;
 
-pub use lab::{Lab, LabError, DEFAULT_RUN_DIR};
+pub use cgroup::CgroupChoice;
+pub use lab::{Lab, LabError, OwnCgroup, DEFAULT_RUN_DIR};
 pub use noise::{Noise, NoiseConfig, NoiseReport};
 pub use path::{Layer, NetPath, PathError, UnknownLayer};
 pub use signals::clean_up_on_signals;

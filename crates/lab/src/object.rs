@@ -11,7 +11,7 @@ use nearnative_engine::EngineError;
 use nearnative_host::Root;
 use serde::{Deserialize, Serialize};
 
-use crate::cgroup::{self, is_lab_cgroup_path, is_plain_path, CgroupError, CpusetCgroup};
+use crate::cgroup::{self, is_lab_cgroup_path, is_plain_path, CgroupError, LabCgroup};
 use crate::ip::{ip, ip_in, parse_link_names, IpError};
 use crate::names::{is_lab_link, is_lab_netns};
 use crate::workload;
@@ -25,8 +25,9 @@ pub enum LabObject {
     /// An interface inside the lab namespace `netns`. It also disappears with that namespace;
     /// it is listed so that a registry names everything, and removed first all the same.
     Link { name: String, netns: String },
-    /// The lab's own cpuset cgroup `path` (in the hierarchy mounted at `mount`); `origin` is
-    /// the cgroup the lab process came from and returns to before the directory goes.
+    /// The lab's own cgroup `path` (in the hierarchy mounted at `mount`: the v1 cpuset one or
+    /// the unified one); `origin` is the cgroup the lab process came from and returns to
+    /// before the directory goes.
     Cgroup {
         mount: PathBuf,
         path: String,
@@ -67,7 +68,7 @@ impl std::fmt::Display for LabObject {
             LabObject::Netns { name } => write!(f, "network namespace {name}"),
             LabObject::Link { name, netns } => write!(f, "interface {name} in namespace {netns}"),
             LabObject::Cgroup { mount, path, .. } => {
-                write!(f, "cpuset cgroup {path} (under {})", mount.display())
+                write!(f, "cgroup {path} (under {})", mount.display())
             }
             LabObject::Workload { state_dir, pid } => write!(
                 f,
@@ -112,7 +113,7 @@ impl LabObject {
                 path,
                 origin,
             } => {
-                let at = |path: &str| CpusetCgroup {
+                let at = |path: &str| LabCgroup {
                     mount: mount.clone(),
                     path: path.to_owned(),
                 };
@@ -162,7 +163,7 @@ impl LabObject {
                         .map(|text| parse_link_names(&text).iter().any(|n| n == name))
                         .unwrap_or(false)
             }
-            LabObject::Cgroup { mount, path, .. } => CpusetCgroup {
+            LabObject::Cgroup { mount, path, .. } => LabCgroup {
                 mount: mount.clone(),
                 path: path.clone(),
             }

@@ -19,7 +19,7 @@ pub enum ExperimentError {
     #[error(transparent)]
     NeedsIp(#[from] IpError),
     #[error(transparent)]
-    NeedsCpuset(#[from] CgroupError),
+    NeedsCgroup(#[from] CgroupError),
     #[error("cannot read the online CPUs")]
     Online(#[source] ReadError),
     #[error(transparent)]

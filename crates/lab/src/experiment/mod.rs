@@ -2,7 +2,7 @@
 //! configuration (default, latency-sensitive), each cell measured by a closed-loop rtt run, a
 //! fixed-rate run and a spin-loop jitter run, into a [`LabReport`].
 //!
-//! The lab moves itself into a cpuset cgroup of its own first, so everything it starts (the
+//! The lab moves itself into a cgroup of its own first (cgroup v1 cpuset, else cgroup v2), so everything it starts (the
 //! measured threads, the noise, the tap forwarders) lives there and the apply, scoped to that
 //! cgroup, moves nothing else. The measured threads (client, server, tap forwarders) are
 //! started once, before any apply, and serve every path: for each condition a
@@ -32,9 +32,9 @@ pub use options::{Options, OptionsError, Timing, MAX_RUN, MIN_RUN};
 pub use placement::{thread_affinity, Measured, Placement, PlacementError};
 pub use progress::{Progress, Silent};
 
-use crate::cgroup::{self, CpusetCgroup};
+use crate::cgroup::{self, CgroupChoice};
 use crate::ip;
-use crate::lab::Lab;
+use crate::lab::{Lab, OwnCgroup};
 use crate::path::NetPath;
 use crate::report::{Condition, Config, HostLine, LabReport, Row};
 use crate::sweep::SweepReport;
@@ -56,7 +56,7 @@ pub fn run(
     stop: &'static AtomicBool,
 ) -> Result<LabReport, ExperimentError> {
     let timing = options.timing()?;
-    preflight()?;
+    preflight(options.cgroup)?;
     let root = Root::default();
     let online = online_cpus(&root).map_err(ExperimentError::Online)?;
     let context = Context {
@@ -106,11 +106,11 @@ fn sweep_notes(swept: &SweepReport) -> Vec<String> {
     removed.into_iter().chain(failed).collect()
 }
 
-/// One line saying what is missing, before anything is made: root, `ip`, a v1 cpuset
-/// hierarchy.
-pub fn preflight() -> Result<(), ExperimentError> {
+/// One line saying what is missing, before anything is made: root, `ip`, a cgroup hierarchy
+/// `cgroup` allows for the lab's own cgroup.
+pub fn preflight(cgroup: CgroupChoice) -> Result<(), ExperimentError> {
     ip::preflight()?;
-    cgroup::own_cpuset(&Root::default())?;
+    cgroup::choose(&Root::default(), cgroup)?;
     Ok(())
 }
 
@@ -123,7 +123,7 @@ struct Context {
 
 /// What every session measures with: the lab's cgroup, the paths and the measured threads.
 struct Rig {
-    scope: CpusetCgroup,
+    scope: OwnCgroup,
     paths: Vec<NetPath>,
     client: Worker,
     server: Worker,
@@ -183,7 +183,7 @@ fn measure(
 
 /// Moves the lab into its cgroup, builds the paths and starts the measured threads.
 fn set_up(lab: &mut Lab, options: &Options, context: &Context) -> Result<Rig, ExperimentError> {
-    let scope = lab.enter_own_cgroup()?;
+    let scope = lab.enter_own_cgroup(options.cgroup)?;
     let paths = options
         .paths
         .iter()
@@ -231,12 +231,16 @@ impl Experiment<'_> {
             .placement
             .as_ref()
             .map_or_else(String::new, |p| placement::cpus_named(&p.housekeeping));
+        let fencing = self
+            .placement
+            .as_ref()
+            .map_or("no apply ran", |p| p.fencing.as_str());
         let mut notes = vec![
             format!(
-                "scope: the lab's own cpuset cgroup {}; the apply moved only the lab's threads \
-                 (the noise included). Other processes may still run on the exclusive CPUs; \
-                 IRQs and host knobs were changed host-wide and reverted",
-                self.rig.scope.path
+                "scope: the lab's own cgroup {} in {}; fencing: {fencing}; the apply moved \
+                 only the lab's threads (the noise included). Other processes may still run \
+                 on the exclusive CPUs; IRQs and host knobs were changed host-wide and reverted",
+                self.rig.scope.cgroup.path, self.rig.scope.hierarchy
             ),
             format!(
                 "each cell: closed-loop UDP ping-pong for {:?}, then {} requests/s fixed-rate \

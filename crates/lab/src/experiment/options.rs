@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cgroup::CgroupChoice;
 use crate::path::Layer;
 
 /// The shortest and longest `--duration` accepted: shorter gives too few samples for a
@@ -22,6 +23,8 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// Where the lab registries live (see [`crate::registry`]).
     pub run_dir: PathBuf,
+    /// The hierarchy the lab's own cgroup goes in (`--cgroup`).
+    pub cgroup: CgroupChoice,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +127,7 @@ mod tests {
             paths,
             state_dir: "/tmp/state".into(),
             run_dir: "/tmp/run".into(),
+            cgroup: CgroupChoice::Auto,
         }
     }
 

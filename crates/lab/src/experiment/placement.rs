@@ -9,7 +9,7 @@
 //! always blocks, as an untuned application does.
 
 use nearnative_host::CpuSet;
-use nearnative_plan::Plan;
+use nearnative_plan::{Fencing, Plan};
 use nearnative_probe::rtt::Wait;
 use nix::errno::Errno;
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet as KernelCpuSet};
@@ -71,6 +71,8 @@ pub struct Placement {
     pub housekeeping: CpuSet,
     /// `Some(n)`: the threads share a pool of n whole cores; `None`: a CPU each.
     pub pool: Option<u32>,
+    /// How the plan kept everything else off the exclusive CPUs, in words.
+    pub fencing: String,
 }
 
 impl Placement {
@@ -101,6 +103,7 @@ impl Placement {
             housekeeping: plan.scope.cpus.difference(&exclusive),
             exclusive,
             pool: plan.pool.as_ref().map(|pool| pool.cores),
+            fencing: fencing_named(&plan.scope.fencing),
         })
     }
 
@@ -167,9 +170,10 @@ impl Placement {
             false => "",
         };
         format!(
-            "latency-sensitive: {where_}, {} housekeeping, {}{why_block}; \
+            "latency-sensitive: {where_}, {} housekeeping, fenced by {}, {}{why_block}; \
              default: the same CPUs unprotected, {}",
             cpus_named(&self.housekeeping),
+            self.fencing,
             wait(Config::LatencySensitive),
             wait(Config::Default),
         )
@@ -179,6 +183,20 @@ impl Placement {
         [&self.client, &self.server]
             .into_iter()
             .chain(&self.forwarders)
+    }
+}
+
+/// How `fencing` keeps other threads off the exclusive CPUs, in words.
+pub fn fencing_named(fencing: &Fencing) -> String {
+    match fencing {
+        Fencing::CpusetV1 { .. } => "cgroup v1 cpusets".to_owned(),
+        Fencing::CpusetV2 { thread_root, .. } => {
+            format!("cgroup v2 cpusets (threaded cgroups under {thread_root})")
+        }
+        Fencing::AffinityOnly { why } => format!(
+            "thread affinity alone ({why}; threads started later by processes outside the \
+             plan are not fenced)"
+        ),
     }
 }
 
@@ -242,6 +260,7 @@ mod tests {
             exclusive: cpus(client).union(&cpus(server)),
             housekeeping: cpus("0"),
             pool,
+            fencing: "cgroup v1 cpusets".to_owned(),
         }
     }
 
@@ -275,12 +294,45 @@ mod tests {
     }
 
     #[test]
+    fn names_each_fencing() {
+        let cases = [
+            (
+                "v1",
+                Fencing::CpusetV1 {
+                    mount: "/sys/fs/cgroup/cpuset".into(),
+                },
+                "cgroup v1 cpusets",
+            ),
+            (
+                "v2",
+                Fencing::CpusetV2 {
+                    mount: "/sys/fs/cgroup".into(),
+                    thread_root: "/nearnative-lab-1aa".into(),
+                },
+                "cgroup v2 cpusets (threaded cgroups under /nearnative-lab-1aa)",
+            ),
+            (
+                "affinity",
+                Fencing::AffinityOnly {
+                    why: "no cpuset".into(),
+                },
+                "thread affinity alone (no cpuset; threads started later by processes outside \
+                 the plan are not fenced)",
+            ),
+        ];
+        for (what, fencing, want) in cases {
+            assert_eq!(fencing_named(&fencing), want, "{what}");
+        }
+    }
+
+    #[test]
     fn describes_the_placement_and_the_waits() {
         let shared = placement("1", "1", &["1"], Some(1)).describe();
         assert_eq!(
             shared,
             "latency-sensitive: client, server and tap forwarder share exclusive CPU 1 \
-             (1 whole core), CPU 0 housekeeping, blocking waits (spinners sharing a CPU \
+             (1 whole core), CPU 0 housekeeping, fenced by cgroup v1 cpusets, blocking waits \
+             (spinners sharing a CPU \
              would starve each other); default: the same CPUs unprotected, blocking waits"
         );
         let own = placement("2", "3", &[], None).describe();

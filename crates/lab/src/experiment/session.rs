@@ -118,7 +118,7 @@ impl Experiment<'_> {
         let mut request = PlanRequest::new(Target::Pid(std::process::id()));
         request.threads = Some(self.rig.measured.tids());
         request.cores = cores;
-        request.scope = Some(self.rig.scope.path.clone());
+        request.scope = Some(self.rig.scope.cgroup.path.clone());
         self.lab.apply(&self.options.state_dir, &request)
     }
 

@@ -1,22 +1,26 @@
-//! The lab's own cpuset cgroup. The lab process moves into it whole (every thread) before it
-//! starts anything, so every thread and process it starts afterwards lives there too, and the
+//! The lab's own cgroup. The lab process moves into it whole (every thread) before it starts
+//! anything, so every thread and process it starts afterwards lives there too, and the
 //! latency-sensitive apply, scoped to it, moves nothing the lab did not start.
 //!
-//! It is a child of the cgroup the process was in, in the cgroup v1 cpuset hierarchy (the one
-//! the planner fences with), with the same CPUs and memory nodes. Removing it moves this
-//! process back where it came from, then removes the directory; the kernel refuses to remove a
-//! cgroup that still holds a task or a child, so nothing else can be lost with it.
+//! It lives in the cgroup v1 cpuset hierarchy when there is one (the one the planner fences
+//! with), as a child of the process's cpuset cgroup with the same CPUs and memory nodes; else
+//! in the cgroup v2 (unified) hierarchy, next to the process's cgroup (see [`choose`]). Removing
+//! it moves this process back where it came from, then removes the directory; the kernel
+//! refuses to remove a cgroup that still holds a task or a child, so nothing else can be lost
+//! with it.
+
+mod choose;
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nearnative_host::isolation::{Isolation, WalkLimits};
-use nearnative_host::Root;
 use serde::{Deserialize, Serialize};
 
 use crate::names::is_lab_cgroup;
+
+pub use choose::{choose, parse_unified_cgroup, CgroupChoice, Site, UnknownChoice, Unusable};
 
 /// How often, and how long apart, removal retries a cgroup the kernel still calls busy (a
 /// task that just left it may take a moment to be accounted elsewhere).
@@ -25,10 +29,14 @@ const RMDIR_PAUSE: Duration = Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
-    #[error("nearnative lab needs the cgroup v1 cpuset hierarchy (mounted at /sys/fs/cgroup/cpuset on Debian 12), to fence the exclusive CPU; {found}")]
-    NoHierarchy { found: String },
-    #[error("cannot tell which cpuset cgroup this process is in (/proc/self/cgroup)")]
-    Origin,
+    #[error("nearnative lab needs a cgroup hierarchy to run in: the cgroup v1 cpuset hierarchy ({v1}) or the cgroup v2 hierarchy ({v2})")]
+    NoHierarchy { v1: Unusable, v2: Unusable },
+    #[error("--cgroup {choice}: {hierarchy} is not usable: {why}")]
+    Unusable {
+        choice: CgroupChoice,
+        hierarchy: Hierarchy,
+        why: Unusable,
+    },
     #[error("cannot read {path}")]
     Read {
         path: PathBuf,
@@ -56,29 +64,48 @@ pub enum CgroupError {
     },
 }
 
-/// A cgroup in the v1 cpuset hierarchy, by the hierarchy's mount point and its path there.
+/// The hierarchy the lab's cgroup lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hierarchy {
+    /// The cgroup v1 hierarchy with the cpuset controller.
+    CpusetV1,
+    /// The cgroup v2 hierarchy, with or without the cpuset controller.
+    Unified,
+}
+
+impl std::fmt::Display for Hierarchy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Hierarchy::CpusetV1 => "the cgroup v1 cpuset hierarchy",
+            Hierarchy::Unified => "the cgroup v2 hierarchy",
+        })
+    }
+}
+
+/// A cgroup, by its hierarchy's mount point and its path there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CpusetCgroup {
+pub struct LabCgroup {
     pub mount: PathBuf,
     /// Inside the hierarchy, `/` for its root.
     pub path: String,
 }
 
-impl CpusetCgroup {
+impl LabCgroup {
     pub fn dir(&self) -> PathBuf {
         self.mount.join(self.path.trim_start_matches('/'))
     }
 
     /// The child `name` of this cgroup.
-    pub fn child(&self, name: &str) -> CpusetCgroup {
-        CpusetCgroup {
+    pub fn child(&self, name: &str) -> LabCgroup {
+        LabCgroup {
             mount: self.mount.clone(),
             path: format!("{}/{name}", self.path.trim_end_matches('/')),
         }
     }
 
-    /// Moves every thread of this process into the cgroup (a v1 `cgroup.procs` write moves
-    /// the whole thread group). The kernel resets each thread's affinity to the cgroup's CPUs.
+    /// Moves every thread of this process into the cgroup (a `cgroup.procs` write moves the
+    /// whole thread group, in v1 and v2). A cpuset cgroup resets each thread's affinity to its
+    /// CPUs.
     pub fn move_this_process_in(&self) -> Result<(), CgroupError> {
         write(
             &self.dir().join("cgroup.procs"),
@@ -87,45 +114,21 @@ impl CpusetCgroup {
     }
 }
 
-/// The cgroup v1 cpuset hierarchy and this process's cgroup in it, or one line saying what is
-/// missing.
-pub fn own_cpuset(root: &Root) -> Result<CpusetCgroup, CgroupError> {
-    let isolation = Isolation::read(root, WalkLimits::default(), &mut Vec::new());
-    let cgroups = &isolation.cgroups;
-    let mount = match (cgroups.cpuset_version, &cgroups.cpuset_mount) {
-        (Some(1), Some(mount)) => mount.clone(),
-        (Some(version), Some(mount)) => {
-            return Err(CgroupError::NoHierarchy {
-                found: format!(
-                    "the cpuset controller is on cgroup v{version} at {}",
-                    mount.display()
-                ),
-            })
-        }
-        _ => {
-            return Err(CgroupError::NoHierarchy {
-                found: "no mounted hierarchy has the cpuset controller".into(),
-            })
-        }
-    };
-    let origin = isolation.process_cpuset.ok_or(CgroupError::Origin)?;
-    Ok(CpusetCgroup {
-        mount,
-        path: origin.cgroup,
-    })
-}
-
-/// Creates `cgroup` with the CPUs and memory nodes of `parent`, ready for tasks. A cgroup
-/// that exists already is refused: it is not this run's.
-pub fn create(cgroup: &CpusetCgroup, parent: &CpusetCgroup) -> Result<(), CgroupError> {
+/// Creates `cgroup` in `site`'s parent, ready for tasks: in the v1 cpuset hierarchy with the
+/// parent's CPUs and memory nodes (v1 leaves them empty, which admits no task); in v2 as it
+/// comes (an empty `cpuset.cpus` inherits). A cgroup that exists already is refused: it is not
+/// this run's.
+pub fn create(cgroup: &LabCgroup, site: &Site) -> Result<(), CgroupError> {
     let dir = cgroup.dir();
     fs::create_dir(&dir).map_err(|source| CgroupError::Create {
         path: dir.clone(),
         source,
     })?;
-    for file in ["cpuset.cpus", "cpuset.mems"] {
-        let value = read(&parent.dir().join(file))?;
-        write(&dir.join(file), value.trim())?;
+    if site.hierarchy == Hierarchy::CpusetV1 {
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let value = read(&site.parent.dir().join(file))?;
+            write(&dir.join(file), value.trim())?;
+        }
     }
     Ok(())
 }
@@ -134,8 +137,8 @@ pub fn create(cgroup: &CpusetCgroup, parent: &CpusetCgroup) -> Result<(), Cgroup
 /// `this_process` says the cgroup is this process's own. Idempotent; only lab-named cgroups
 /// are touched (checked by the caller through [`is_lab_cgroup_path`]).
 pub fn remove(
-    cgroup: &CpusetCgroup,
-    origin: &CpusetCgroup,
+    cgroup: &LabCgroup,
+    origin: &LabCgroup,
     this_process: bool,
 ) -> Result<(), CgroupError> {
     let dir = cgroup.dir();
@@ -211,7 +214,7 @@ mod tests {
 
     #[test]
     fn child_paths_join_without_double_slashes() {
-        let root = CpusetCgroup {
+        let root = LabCgroup {
             mount: "/sys/fs/cgroup/cpuset".into(),
             path: "/".into(),
         };
@@ -222,66 +225,6 @@ mod tests {
             PathBuf::from("/sys/fs/cgroup/cpuset/nearnative-lab-1aa")
         );
         assert_eq!(child.child("x").path, "/nearnative-lab-1aa/x");
-    }
-
-    /// A host tree with `mountinfo` and the given files (path, text).
-    fn host(mountinfo: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, Root) {
-        let dir = tempfile::tempdir().unwrap();
-        let all = [("proc/self/mountinfo", mountinfo)];
-        for (path, text) in all.iter().chain(files) {
-            let path = dir.path().join(path);
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(path, text).unwrap();
-        }
-        let root = Root::new(dir.path());
-        (dir, root)
-    }
-
-    #[test]
-    fn says_in_one_line_when_no_v1_cpuset_hierarchy_is_there() {
-        let v2 = "30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
-        let cases = [
-            (
-                "v2 without cpuset",
-                host(
-                    v2,
-                    &[("sys/fs/cgroup/cgroup.controllers", "cpu io memory\n")],
-                ),
-                "no mounted hierarchy has the cpuset controller",
-            ),
-            (
-                "cpuset on v2",
-                host(v2, &[("sys/fs/cgroup/cgroup.controllers", "cpuset cpu\n")]),
-                "the cpuset controller is on cgroup v2 at /sys/fs/cgroup",
-            ),
-        ];
-        for (what, (_dir, root), want) in cases {
-            let err = own_cpuset(&root).unwrap_err().to_string();
-            assert!(
-                err.starts_with("nearnative lab needs the cgroup v1 cpuset"),
-                "{what}: {err}"
-            );
-            assert!(err.contains(want), "{what}: {err}");
-            assert!(!err.contains('\n'), "{what}: {err}");
-        }
-    }
-
-    #[test]
-    fn finds_this_processs_cgroup_in_a_v1_hierarchy() {
-        let v1 = "34 31 0:31 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset\n";
-        let (_dir, root) = host(
-            v1,
-            &[
-                ("proc/self/cgroup", "3:cpuset:/machine\n"),
-                (
-                    "sys/fs/cgroup/cpuset/machine/cpuset.effective_cpus",
-                    "0-3\n",
-                ),
-            ],
-        );
-        let own = own_cpuset(&root).unwrap();
-        assert_eq!(own.mount, PathBuf::from("/sys/fs/cgroup/cpuset"));
-        assert_eq!(own.path, "/machine");
     }
 
     #[test]

@@ -98,7 +98,17 @@ pub fn resolve(
 ) -> Result<Scope, PlanError> {
     let path = scope.unwrap_or("/").to_owned();
     let cgroups = &host.isolation.cgroups;
+    let in_v1 = cgroups.cpusets.iter().any(|c| c.path == path);
     match (cgroups.cpuset_version, &cgroups.cpuset_mount) {
+        // Beside a v1 cpuset hierarchy, a scope only the unified hierarchy has (the lab's
+        // `--cgroup v2`, a systemd slice) is fenced by affinity: v1 cpusets cannot reach it.
+        (Some(1), Some(mount)) if path != "/" && !in_v1 && cgroups.unified_mount.is_some() => {
+            let why = format!(
+                "the scope is a cgroup v2 path, not a cgroup of the v1 cpuset hierarchy at {}",
+                mount.display()
+            );
+            affinity_only(host, path, why)
+        }
         (Some(1), Some(mount)) => {
             let cpuset = cgroups.cpusets.iter().find(|c| c.path == path);
             let cpuset = cpuset.ok_or_else(|| PlanError::ScopeMissing {

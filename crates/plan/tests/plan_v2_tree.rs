@@ -11,7 +11,7 @@ use nearnative_apply::{apply, revert, JournalId, RevertTarget, StateDir};
 use nearnative_host::{CpuSet, Host, InspectOptions, Root};
 use nearnative_knob::TreeBackend;
 use nearnative_plan::{plan, Fencing, Ledger, Plan, PlanRequest, Target};
-use nearnative_testkit::tree::{self, stat_line, Cpus, TreeImage, PID, TIDS, V2_MOUNT};
+use nearnative_testkit::tree::{self, list_ids, stat_line, Cpus, TreeImage, PID, TIDS, V2_MOUNT};
 use nearnative_testkit::Snapshot;
 use tempfile::TempDir;
 
@@ -171,20 +171,8 @@ fn place(root: &Path, pid: u32, tids: &[u32], path: &str, mask: &str, all: &str)
         );
         write(root, &format!("{dir}/cgroup"), &line);
     }
-    let add = |file: &str, ids: &[u32]| {
-        let real = Root::new(root).path(cg(path, file));
-        let mut all: Vec<u32> = fs::read_to_string(&real)
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(|id| id.parse().unwrap())
-            .chain(ids.iter().copied())
-            .collect();
-        all.sort_unstable();
-        let text: String = all.iter().map(|id| format!("{id}\n")).collect();
-        fs::write(real, text).unwrap();
-    };
-    add("cgroup.procs", &[pid]);
-    add("cgroup.threads", tids);
+    list_ids(root, &cg(path, "cgroup.procs"), &[pid]);
+    list_ids(root, &cg(path, "cgroup.threads"), tids);
 }
 
 /// `pid:PID` with its second thread exclusive (the "vCPU"), the first on housekeeping.

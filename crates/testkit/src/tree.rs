@@ -81,7 +81,7 @@ pub fn add(root: &Path, path: &str, content: &str) {
 
 /// Adds `ids` to a cgroup id list, creating it if needed, sorted as the kernel lists them
 /// (a snapshot's own root cpuset lists its real tasks, not our fake ones).
-fn list_ids(root: &Path, path: &str, ids: &[u32]) {
+pub fn list_ids(root: &Path, path: &str, ids: &[u32]) {
     let real = Root::new(root).path(path);
     let mut all: Vec<u32> = fs::read_to_string(&real)
         .unwrap_or_default()

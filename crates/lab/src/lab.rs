@@ -81,8 +81,7 @@ impl Lab {
         preflight()?;
         let root = Root::default();
         let swept = sweep(run_dir, &root)?;
-        let tag = RunTag::next();
-        let registry = Registry::create(run_dir, &tag.registry_file(), root)?;
+        let (tag, registry) = register_run(run_dir, root)?;
         let registry = Arc::new(Mutex::new(registry));
         signals::register(&registry);
         Ok(Lab {
@@ -203,6 +202,23 @@ impl Lab {
 
     fn lock(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How many run tags a lab tries when registry files of those names are already taken.
+const TAG_ATTEMPTS: usize = 16;
+
+/// Writes this run's empty registry under the first run tag whose file is free: one left by
+/// an earlier process of the same pid that the sweep could not clear stays as it is.
+fn register_run(run_dir: &Path, root: Root) -> Result<(RunTag, Registry), RegistryError> {
+    let mut attempts = 0;
+    loop {
+        let tag = RunTag::next();
+        attempts += 1;
+        match Registry::create(run_dir, &tag.registry_file(), root.clone()) {
+            Err(RegistryError::Taken { .. }) if attempts < TAG_ATTEMPTS => continue,
+            created => return created.map(|registry| (tag, registry)),
+        }
     }
 }
 

@@ -33,6 +33,14 @@ pub enum RegistryError {
         #[source]
         source: io::Error,
     },
+    #[error("the lab registry {path} already exists (an unswept run of a recycled pid?); not overwriting it")]
+    Taken { path: PathBuf },
+    #[error("cannot create the lab registry {path}")]
+    CreateFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot save the lab registry, so nothing more is created")]
     Store(#[source] DurableError),
     #[error("cannot read this process's start time")]
@@ -81,7 +89,9 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Creates the run directory if needed and writes an empty registry named `file_name`.
+    /// Creates the run directory if needed and writes an empty registry named `file_name`. A
+    /// file of that name already there is [`RegistryError::Taken`], left untouched: it may be
+    /// the only record of a dead run's leftovers.
     pub fn create(run_dir: &Path, file_name: &str, root: Root) -> Result<Registry, RegistryError> {
         fs::create_dir_all(run_dir).map_err(|source| RegistryError::RunDir {
             path: run_dir.to_owned(),
@@ -89,8 +99,10 @@ impl Registry {
         })?;
         let pid = std::process::id();
         let start_time = start_time_of(&root, pid).map_err(RegistryError::StartTime)?;
+        let path = run_dir.join(file_name);
+        claim(&path)?;
         let registry = Registry {
-            path: run_dir.join(file_name),
+            path,
             root,
             body: RegistryBody {
                 pid,
@@ -166,6 +178,23 @@ impl Registry {
 
     fn save(&self) -> Result<(), RegistryError> {
         durable::store(&self.path, REGISTRY_SCHEMA, &self.body).map_err(RegistryError::Store)
+    }
+}
+
+/// Fails if `path` exists. A check is enough, with no race: the name holds this process's pid
+/// and a sequence unique within it, so only a dead process of the same pid can have made it.
+/// (Creating the file empty with `O_EXCL` would leave an unreadable registry if the run died
+/// before its first save.)
+fn claim(path: &Path) -> Result<(), RegistryError> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => Err(RegistryError::Taken {
+            path: path.to_owned(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(RegistryError::CreateFile {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -272,6 +301,23 @@ mod tests {
         assert_eq!(load(&path).unwrap(), Some(body));
         durable::store(&path, 99, &()).unwrap();
         assert!(load(&path).is_err());
+    }
+
+    #[test]
+    fn never_overwrites_an_existing_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lab-1aa.json");
+        let leftover = RegistryBody {
+            pid: 1,
+            start_time: 2,
+            objects: vec![LabObject::Netns {
+                name: "nnlab-1aa-veth-c".into(),
+            }],
+        };
+        durable::store(&path, REGISTRY_SCHEMA, &leftover).unwrap();
+        let err = Registry::create(dir.path(), "lab-1aa.json", Root::default()).unwrap_err();
+        assert!(matches!(err, RegistryError::Taken { .. }), "{err}");
+        assert_eq!(load(&path).unwrap(), Some(leftover));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use nearnative_apply::durable::{self, DurableError};
 use nearnative_host::{ReadError, Root};
 use serde::{Deserialize, Serialize};
 
-use crate::object::{LabObject, ObjectError};
+use crate::object::{LabObject, ObjectError, Remover};
 
 /// The registry's schema; bump with a migration when the body changes. Version 2 added the
 /// `cgroup` and `workload` object kinds; a version 1 body reads as version 2 unchanged.
@@ -166,7 +166,12 @@ impl Registry {
         for flag in &self.stop_flags {
             flag.store(true, Ordering::Relaxed);
         }
-        remove_all(&self.root, &self.body.objects, self.body.pid)?;
+        remove_all(
+            &self.root,
+            &self.body.objects,
+            self.body.pid,
+            Remover::OwnRun,
+        )?;
         match fs::remove_file(&self.path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(RegistryError::Unlink {
                 path: self.path.clone(),
@@ -210,11 +215,16 @@ pub fn load(path: &Path) -> Result<Option<RegistryBody>, DurableError> {
 
 /// Removes `objects` of the run `owner` last first, carrying on past failures so one stuck
 /// object does not keep the others alive; reports the count and the first failure.
-pub fn remove_all(root: &Root, objects: &[LabObject], owner: u32) -> Result<(), RegistryError> {
+pub fn remove_all(
+    root: &Root,
+    objects: &[LabObject],
+    owner: u32,
+    remover: Remover,
+) -> Result<(), RegistryError> {
     let mut failures = objects
         .iter()
         .rev()
-        .filter_map(|o| o.remove(root, owner).err());
+        .filter_map(|o| o.remove(root, owner, remover).err());
     let Some(first) = failures.next() else {
         return Ok(());
     };

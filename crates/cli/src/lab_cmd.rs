@@ -3,10 +3,11 @@
 //! while it runs.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use nearnative_apply::DEFAULT_STATE_DIR;
@@ -59,8 +60,8 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         quick: args.quick,
         duration: args.duration,
         paths: args.paths,
-        state_dir: args.state_dir,
-        run_dir: args.run_dir,
+        state_dir: absolute("--state-dir", &args.state_dir)?,
+        run_dir: absolute("--run-dir", &args.run_dir)?,
         cgroup: args.cgroup,
     };
     let stop = clean_up_on_signals()?;
@@ -81,6 +82,13 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `dir` made absolute against the current directory: the registry records these paths, and
+/// a sweep run from another directory must find the same ones.
+fn absolute(flag: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(dir)
+        .with_context(|| format!("{flag} {}: cannot make it an absolute path", dir.display()))
 }
 
 /// The progress bar: one tick per measurement, the cell and run as its message. Hidden when

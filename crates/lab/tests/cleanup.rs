@@ -67,8 +67,13 @@ fn eventually(mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// The registry files in `run_dir` (the lab lock stays there, as it must).
 fn registry_files(run_dir: &Path) -> usize {
-    std::fs::read_dir(run_dir).unwrap().count()
+    std::fs::read_dir(run_dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .count()
 }
 
 /// Fails unless nothing of the run `id` is left: no namespace, interface or registry file.

@@ -259,20 +259,24 @@ fn lab_leaves_nothing_after_sigint_or_kill_9_mid_run_needs_root() {
     host_state().assert_restored(&before, "after SIGINT");
     assert_state_empty(&dir.path().join("state"));
 
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = lab_after_first_apply(dir.path());
+    // Kept until the end: if an assertion fails, the registry and journal that name what the
+    // killed run left stay for `nearnative lab --run-dir <it>/run` (or a revert) to clean.
+    let dir = tempfile::tempdir().unwrap().keep();
+    let mut child = lab_after_first_apply(&dir);
     let pid = child.id();
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
     child.wait().unwrap();
-    let journals = std::fs::read_dir(dir.path().join("state/journals")).unwrap();
+    let kept = format!("leftovers named in {}", dir.display());
+    let journals = std::fs::read_dir(dir.join("state/journals")).unwrap();
     assert!(journals.count() > 0, "kill -9 left the apply in place");
     assert_ne!(host_state().knobs, before.knobs, "and its knobs");
-    let swept = sweep(&dir.path().join("run"), &Root::default()).unwrap();
-    assert_eq!(swept.swept.len(), 1, "{swept:?}");
-    assert!(swept.failed.is_empty(), "{swept:?}");
+    let swept = sweep(&dir.join("run"), &Root::default()).unwrap();
+    assert_eq!(swept.swept.len(), 1, "{swept:?}; {kept}");
+    assert!(swept.failed.is_empty(), "{swept:?}; {kept}");
     assert_group_gone(pid);
     host_state().assert_restored(&before, "after kill -9 and a sweep");
-    assert_state_empty(&dir.path().join("state"));
+    assert_state_empty(&dir.join("state"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A change to the command a case runs.

@@ -64,6 +64,10 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         run_dir: absolute("--run-dir", &args.run_dir)?,
         cgroup: args.cgroup,
     };
+    // What the run needs comes first (bad options, no root, no `ip`), then the report path:
+    // all before minutes of measuring.
+    options.timing()?;
+    experiment::preflight(options.cgroup)?;
     check_writable(&args.html)?;
     let stop = clean_up_on_signals()?;
     let bar = Bar::new(!args.json && std::io::stderr().is_terminal());

@@ -2,16 +2,17 @@
 //! and a verdict (or JSON), with a self-contained HTML report, and a progress bar on stderr
 //! while it runs.
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use nearnative_apply::DEFAULT_STATE_DIR;
 use nearnative_lab::experiment::{self, ExperimentError, Options, Progress};
-use nearnative_lab::report::{render_text, write_html};
+use nearnative_lab::report::{check_writable, render_text, write_html, LabReport};
 use nearnative_lab::{clean_up_on_signals, CgroupChoice, Layer, DEFAULT_RUN_DIR};
 
 use crate::duration::parse_duration;
@@ -59,10 +60,15 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         quick: args.quick,
         duration: args.duration,
         paths: args.paths,
-        state_dir: args.state_dir,
-        run_dir: args.run_dir,
+        state_dir: absolute("--state-dir", &args.state_dir)?,
+        run_dir: absolute("--run-dir", &args.run_dir)?,
         cgroup: args.cgroup,
     };
+    // What the run needs comes first (bad options, no root, no `ip`), then the report path:
+    // all before minutes of measuring.
+    options.timing()?;
+    experiment::preflight(options.cgroup)?;
+    check_writable(&args.html)?;
     let stop = clean_up_on_signals()?;
     let bar = Bar::new(!args.json && std::io::stderr().is_terminal());
     let report = match experiment::run(&options, &bar, stop) {
@@ -72,15 +78,39 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         }
         other => other?,
     };
+    // Everything is cleaned up by now: a reader gone early (`| head`) is no failure.
+    let printed = print_report(&report, args.json);
     write_html(&report, &args.html)?;
-    match args.json {
-        true => crate::output::print_json(&report)?,
-        false => {
-            print!("{}", render_text(&report));
-            println!("HTML report: {}", args.html.display());
-        }
+    let printed = printed.and_then(|()| match args.json {
+        true => Ok(()),
+        false => writeln!(io::stdout().lock(), "HTML report: {}", args.html.display()),
+    });
+    match printed {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        printed => printed
+            .map(|()| ExitCode::SUCCESS)
+            .context("cannot print the lab report"),
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// The table (or JSON) on stdout, before the HTML report is written.
+fn print_report(report: &LabReport, json: bool) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    match json {
+        true => {
+            serde_json::to_writer_pretty(&mut out, report).map_err(io::Error::from)?;
+            writeln!(out)?;
+        }
+        false => write!(out, "{}", render_text(report))?,
+    }
+    out.flush()
+}
+
+/// `dir` made absolute against the current directory: the registry records these paths, and
+/// a sweep run from another directory must find the same ones.
+fn absolute(flag: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(dir)
+        .with_context(|| format!("{flag} {}: cannot make it an absolute path", dir.display()))
 }
 
 /// The progress bar: one tick per measurement, the cell and run as its message. Hidden when

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use nearnative_host::Root;
 use nearnative_lab::leftovers::HostNames;
 use nearnative_lab::report::{ls_vs_default, Condition, LabReport};
+use nearnative_lab::run_lock::RunLock;
 use nearnative_lab::{sweep, Layer};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -258,20 +259,24 @@ fn lab_leaves_nothing_after_sigint_or_kill_9_mid_run_needs_root() {
     host_state().assert_restored(&before, "after SIGINT");
     assert_state_empty(&dir.path().join("state"));
 
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = lab_after_first_apply(dir.path());
+    // Kept until the end: if an assertion fails, the registry and journal that name what the
+    // killed run left stay for `nearnative lab --run-dir <it>/run` (or a revert) to clean.
+    let dir = tempfile::tempdir().unwrap().keep();
+    let mut child = lab_after_first_apply(&dir);
     let pid = child.id();
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
     child.wait().unwrap();
-    let journals = std::fs::read_dir(dir.path().join("state/journals")).unwrap();
+    let kept = format!("leftovers named in {}", dir.display());
+    let journals = std::fs::read_dir(dir.join("state/journals")).unwrap();
     assert!(journals.count() > 0, "kill -9 left the apply in place");
     assert_ne!(host_state().knobs, before.knobs, "and its knobs");
-    let swept = sweep(&dir.path().join("run"), &Root::default()).unwrap();
-    assert_eq!(swept.swept.len(), 1, "{swept:?}");
-    assert!(swept.failed.is_empty(), "{swept:?}");
+    let swept = sweep(&dir.join("run"), &Root::default()).unwrap();
+    assert_eq!(swept.swept.len(), 1, "{swept:?}; {kept}");
+    assert!(swept.failed.is_empty(), "{swept:?}; {kept}");
     assert_group_gone(pid);
     host_state().assert_restored(&before, "after kill -9 and a sweep");
-    assert_state_empty(&dir.path().join("state"));
+    assert_state_empty(&dir.join("state"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A change to the command a case runs.
@@ -310,6 +315,32 @@ fn lab_says_in_one_line_what_it_needs_and_creates_nothing_needs_root() {
         let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert!(made.is_empty(), "{what}: made {made:?}");
     }
+}
+
+#[test]
+fn a_second_lab_on_the_same_run_dir_is_refused_and_makes_nothing_needs_root() {
+    let Some(_serial) = lab_test("a_second_lab_on_the_same_run_dir_is_refused_needs_root") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    let _first = RunLock::acquire(&run_dir).unwrap();
+    let before = host_state();
+    let output = lab_command(dir.path(), &["--quick"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let holder = format!(
+        "another nearnative lab is running (pid {}",
+        std::process::id()
+    );
+    assert!(stderr.contains(&holder), "{stderr}");
+    let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(made.len(), 1, "made {made:?}");
+    let in_run_dir: Vec<_> = std::fs::read_dir(&run_dir).unwrap().collect();
+    assert_eq!(in_run_dir.len(), 1, "made {in_run_dir:?}");
+    host_state().assert_restored(&before, "after a refused second lab");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! dropped (also while unwinding from a panic), or when SIGINT/SIGTERM arrives (see
 //! [`crate::signals`]).
 //!
-//! Creating a lab first sweeps the leftovers of dead runs from the run directory, then writes
+//! Creating a lab first takes the run directory's lock (one lab at a time, see
+//! [`crate::run_lock`]), sweeps the leftovers of dead runs from the run directory, then writes
 //! this run's empty registry. Every namespace and interface is registered before it is
 //! created; a step that fails leaves what it made registered, so the same cleanup removes it.
 
@@ -21,6 +22,7 @@ use crate::noise::{self, Noise, NoiseConfig, NoiseError};
 use crate::object::LabObject;
 use crate::path::{Layer, NetPath};
 use crate::registry::{Registry, RegistryError};
+use crate::run_lock::{RunLock, RunLockError};
 use crate::signals;
 use crate::sweep::{sweep, SweepError, SweepReport};
 use crate::tap::{Forwarder, TapError};
@@ -36,6 +38,8 @@ pub enum LabError {
     Preflight(#[from] IpError),
     #[error(transparent)]
     Sweep(#[from] SweepError),
+    #[error(transparent)]
+    RunLock(#[from] RunLockError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error("cannot build the {layer} path")]
@@ -72,17 +76,20 @@ pub struct Lab {
     forwarders: Vec<Forwarder>,
     forwarder_cpu: Option<u32>,
     swept: SweepReport,
+    /// Held until the lab is dropped, after its cleanup.
+    _run_lock: RunLock,
 }
 
 impl Lab {
-    /// Checks for root and iproute2, sweeps dead runs' leftovers from `run_dir`, and registers
-    /// this run there.
+    /// Checks for root and iproute2, takes the run directory's lab lock (refusing when another
+    /// lab holds it), sweeps dead runs' leftovers from `run_dir`, and registers this run there.
     pub fn create(run_dir: &Path) -> Result<Lab, LabError> {
         preflight()?;
+        create_run_dir(run_dir)?;
+        let run_lock = RunLock::acquire(run_dir)?;
         let root = Root::default();
         let swept = sweep(run_dir, &root)?;
-        let tag = RunTag::next();
-        let registry = Registry::create(run_dir, &tag.registry_file(), root)?;
+        let (tag, registry) = register_run(run_dir, root)?;
         let registry = Arc::new(Mutex::new(registry));
         signals::register(&registry);
         Ok(Lab {
@@ -91,6 +98,7 @@ impl Lab {
             forwarders: Vec::new(),
             forwarder_cpu: None,
             swept,
+            _run_lock: run_lock,
         })
     }
 
@@ -203,6 +211,30 @@ impl Lab {
 
     fn lock(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn create_run_dir(run_dir: &Path) -> Result<(), RegistryError> {
+    std::fs::create_dir_all(run_dir).map_err(|source| RegistryError::RunDir {
+        path: run_dir.to_owned(),
+        source,
+    })
+}
+
+/// How many run tags a lab tries when registry files of those names are already taken.
+const TAG_ATTEMPTS: usize = 16;
+
+/// Writes this run's empty registry under the first run tag whose file is free: one left by
+/// an earlier process of the same pid that the sweep could not clear stays as it is.
+fn register_run(run_dir: &Path, root: Root) -> Result<(RunTag, Registry), RegistryError> {
+    let mut attempts = 0;
+    loop {
+        let tag = RunTag::next();
+        attempts += 1;
+        match Registry::create(run_dir, &tag.registry_file(), root.clone()) {
+            Err(RegistryError::Taken { .. }) if attempts < TAG_ATTEMPTS => continue,
+            created => return created.map(|registry| (tag, registry)),
+        }
     }
 }
 

@@ -35,6 +35,7 @@ pub mod object;
 pub mod path;
 pub mod registry;
 pub mod report;
+pub mod run_lock;
 pub mod signals;
 pub mod sweep;
 pub mod tap;

@@ -62,6 +62,15 @@ pub enum ObjectError {
     },
 }
 
+/// Who removes an object: the run that made it, alive (its own cleanup, also on a signal),
+/// or a sweep of a dead run, which must never touch the sweeping process itself, even when
+/// the dead run's pid is the sweeper's own, recycled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remover {
+    OwnRun,
+    Sweep,
+}
+
 impl std::fmt::Display for LabObject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -95,7 +104,7 @@ impl LabObject {
 
     /// Removes the object if it exists. Idempotent. `owner` is the pid of the run whose
     /// registry names it.
-    pub fn remove(&self, root: &Root, owner: u32) -> Result<(), ObjectError> {
+    pub fn remove(&self, root: &Root, owner: u32, remover: Remover) -> Result<(), ObjectError> {
         if !self.is_lab_owned(owner) {
             return Err(ObjectError::Foreign {
                 object: self.to_string(),
@@ -117,7 +126,7 @@ impl LabObject {
                     mount: mount.clone(),
                     path: path.to_owned(),
                 };
-                let this_process = owner == std::process::id();
+                let this_process = remover == Remover::OwnRun;
                 cgroup::remove(&at(path), &at(origin), this_process).map_err(|source| {
                     ObjectError::Cgroup {
                         object: self.to_string(),
@@ -176,4 +185,27 @@ impl LabObject {
 
 fn netns_exists(root: &Root, name: &str) -> bool {
     root.exists(format!("/run/netns/{name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::RunTag;
+
+    #[test]
+    fn a_sweep_never_moves_this_process_even_when_the_dead_pid_is_its_own() {
+        let mount = tempfile::tempdir().unwrap();
+        let path = RunTag::next().cgroup();
+        std::fs::create_dir(mount.path().join(&path)).unwrap();
+        let object = LabObject::Cgroup {
+            mount: mount.path().to_owned(),
+            path: path.clone(),
+            // Absent: moving this process there would fail, so success shows it was not tried.
+            origin: "/absent-origin".into(),
+        };
+        object
+            .remove(&Root::default(), std::process::id(), Remover::Sweep)
+            .unwrap();
+        assert!(!mount.path().join(&path).exists());
+    }
 }

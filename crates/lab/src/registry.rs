@@ -18,7 +18,7 @@ use nearnative_apply::durable::{self, DurableError};
 use nearnative_host::{ReadError, Root};
 use serde::{Deserialize, Serialize};
 
-use crate::object::{LabObject, ObjectError};
+use crate::object::{LabObject, ObjectError, Remover};
 
 /// The registry's schema; bump with a migration when the body changes. Version 2 added the
 /// `cgroup` and `workload` object kinds; a version 1 body reads as version 2 unchanged.
@@ -29,6 +29,14 @@ const REGISTRY_SCHEMA_V1: u32 = 1;
 pub enum RegistryError {
     #[error("cannot create the lab run directory {path}")]
     RunDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the lab registry {path} already exists (an unswept run of a recycled pid?); not overwriting it")]
+    Taken { path: PathBuf },
+    #[error("cannot create the lab registry {path}")]
+    CreateFile {
         path: PathBuf,
         #[source]
         source: io::Error,
@@ -81,7 +89,9 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Creates the run directory if needed and writes an empty registry named `file_name`.
+    /// Creates the run directory if needed and writes an empty registry named `file_name`. A
+    /// file of that name already there is [`RegistryError::Taken`], left untouched: it may be
+    /// the only record of a dead run's leftovers.
     pub fn create(run_dir: &Path, file_name: &str, root: Root) -> Result<Registry, RegistryError> {
         fs::create_dir_all(run_dir).map_err(|source| RegistryError::RunDir {
             path: run_dir.to_owned(),
@@ -89,8 +99,10 @@ impl Registry {
         })?;
         let pid = std::process::id();
         let start_time = start_time_of(&root, pid).map_err(RegistryError::StartTime)?;
+        let path = run_dir.join(file_name);
+        claim(&path)?;
         let registry = Registry {
-            path: run_dir.join(file_name),
+            path,
             root,
             body: RegistryBody {
                 pid,
@@ -154,7 +166,12 @@ impl Registry {
         for flag in &self.stop_flags {
             flag.store(true, Ordering::Relaxed);
         }
-        remove_all(&self.root, &self.body.objects, self.body.pid)?;
+        remove_all(
+            &self.root,
+            &self.body.objects,
+            self.body.pid,
+            Remover::OwnRun,
+        )?;
         match fs::remove_file(&self.path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(RegistryError::Unlink {
                 path: self.path.clone(),
@@ -166,6 +183,23 @@ impl Registry {
 
     fn save(&self) -> Result<(), RegistryError> {
         durable::store(&self.path, REGISTRY_SCHEMA, &self.body).map_err(RegistryError::Store)
+    }
+}
+
+/// Fails if `path` exists. A check is enough, with no race: the name holds this process's pid
+/// and a sequence unique within it, so only a dead process of the same pid can have made it.
+/// (Creating the file empty with `O_EXCL` would leave an unreadable registry if the run died
+/// before its first save.)
+fn claim(path: &Path) -> Result<(), RegistryError> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => Err(RegistryError::Taken {
+            path: path.to_owned(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(RegistryError::CreateFile {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -181,11 +215,16 @@ pub fn load(path: &Path) -> Result<Option<RegistryBody>, DurableError> {
 
 /// Removes `objects` of the run `owner` last first, carrying on past failures so one stuck
 /// object does not keep the others alive; reports the count and the first failure.
-pub fn remove_all(root: &Root, objects: &[LabObject], owner: u32) -> Result<(), RegistryError> {
+pub fn remove_all(
+    root: &Root,
+    objects: &[LabObject],
+    owner: u32,
+    remover: Remover,
+) -> Result<(), RegistryError> {
     let mut failures = objects
         .iter()
         .rev()
-        .filter_map(|o| o.remove(root, owner).err());
+        .filter_map(|o| o.remove(root, owner, remover).err());
     let Some(first) = failures.next() else {
         return Ok(());
     };
@@ -272,6 +311,23 @@ mod tests {
         assert_eq!(load(&path).unwrap(), Some(body));
         durable::store(&path, 99, &()).unwrap();
         assert!(load(&path).is_err());
+    }
+
+    #[test]
+    fn never_overwrites_an_existing_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lab-1aa.json");
+        let leftover = RegistryBody {
+            pid: 1,
+            start_time: 2,
+            objects: vec![LabObject::Netns {
+                name: "nnlab-1aa-veth-c".into(),
+            }],
+        };
+        durable::store(&path, REGISTRY_SCHEMA, &leftover).unwrap();
+        let err = Registry::create(dir.path(), "lab-1aa.json", Root::default()).unwrap_err();
+        assert!(matches!(err, RegistryError::Taken { .. }), "{err}");
+        assert_eq!(load(&path).unwrap(), Some(leftover));
     }
 
     #[test]

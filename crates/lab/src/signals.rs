@@ -88,6 +88,8 @@ fn clean_up_all() {
     }
 }
 
+/// A failure here is not lost: the owner's own cleanup, which follows once its loop sees the
+/// flag, removes every object again (idempotently) and reports what is still left.
 fn clean_up(registry: &Mutex<Registry>) {
     let _ = registry.lock().unwrap_or_else(|e| e.into_inner()).cleanup();
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use nearnative_apply::durable::DurableError;
 use nearnative_host::Root;
 
+use crate::object::Remover;
 use crate::registry::{self, owner_alive, remove_all, RegistryError};
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +103,7 @@ fn sweep_one(path: &Path, root: &Root, report: &mut SweepReport) {
     if owner_alive(root, &body) {
         return report.live.push(path.to_owned());
     }
-    if let Err(source) = remove_all(root, &body.objects, body.pid) {
+    if let Err(source) = remove_all(root, &body.objects, body.pid, Remover::Sweep) {
         return report.failed.push(SweepError::Remove {
             path: path.to_owned(),
             source,

@@ -5,8 +5,15 @@
 //! run that was killed outright.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
+use nearnative_apply::lock::LockError;
 use nearnative_engine::{Engine, EngineError, RevertWhich, Reverted};
+
+/// How long a revert waits for another nearnative apply or revert to release the state lock:
+/// the lab's own apply must not stay in place just because someone else was busy a moment.
+pub const BUSY_WAIT: Duration = Duration::from_secs(10);
+const BUSY_POLL: Duration = Duration::from_millis(100);
 
 /// The engine's name for the apply of process `pid`.
 pub fn target(pid: u32) -> String {
@@ -25,7 +32,57 @@ pub fn is_applied(state_dir: &Path, pid: u32) -> bool {
     })
 }
 
-/// Reverts the apply of process `pid` recorded in `state_dir`; nothing to do is success.
+/// Reverts the apply of process `pid` recorded in `state_dir`; nothing to do is success. A
+/// state lock held by another run is retried for up to [`BUSY_WAIT`].
 pub fn revert(state_dir: &Path, pid: u32) -> Result<Reverted, EngineError> {
-    Engine::live(state_dir).revert(&RevertWhich::Target(target(pid)))
+    retry_while_busy(BUSY_WAIT, || {
+        Engine::live(state_dir).revert(&RevertWhich::Target(target(pid)))
+    })
+}
+
+fn retry_while_busy<T>(
+    wait: Duration,
+    mut attempt: impl FnMut() -> Result<T, EngineError>,
+) -> Result<T, EngineError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match attempt() {
+            Err(EngineError::Lock(LockError::Busy { .. })) if Instant::now() < deadline => {
+                std::thread::sleep(BUSY_POLL);
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn busy() -> EngineError {
+        EngineError::Lock(LockError::Busy {
+            path: "/tmp/state/lock".into(),
+            holder: "4242".into(),
+        })
+    }
+
+    #[test]
+    fn a_busy_lock_is_retried_until_it_frees_and_then_given_up() {
+        let mut calls = 0;
+        let got = retry_while_busy(Duration::from_secs(5), || {
+            calls += 1;
+            match calls {
+                1 | 2 => Err(busy()),
+                _ => Ok(calls),
+            }
+        });
+        assert_eq!(got.unwrap(), 3);
+        let started = Instant::now();
+        let err = retry_while_busy(Duration::from_millis(250), || Err::<(), _>(busy()));
+        assert!(matches!(
+            err,
+            Err(EngineError::Lock(LockError::Busy { .. }))
+        ));
+        assert!(started.elapsed() >= Duration::from_millis(250));
+    }
 }

@@ -67,8 +67,13 @@ fn eventually(mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// The registry files in `run_dir` (the lab lock stays there, as it must).
 fn registry_files(run_dir: &Path) -> usize {
-    std::fs::read_dir(run_dir).unwrap().count()
+    std::fs::read_dir(run_dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .count()
 }
 
 /// Fails unless nothing of the run `id` is left: no namespace, interface or registry file.
@@ -136,20 +141,24 @@ fn kill_9_leftovers_are_swept_completely_needs_root() {
         return;
     };
     let before = net_state();
-    let run_dir = tempfile::tempdir().unwrap();
-    let (mut child, id) = start_child("busy", run_dir.path());
+    // Kept until the end: if an assertion fails, the registry naming what the killed run
+    // left stays for a sweep (`nearnative lab --run-dir <it>`).
+    let run_dir = tempfile::tempdir().unwrap().keep();
+    let (mut child, id) = start_child("busy", &run_dir);
     signal(&child, Signal::SIGKILL);
     child.wait().unwrap();
+    let kept = format!("leftovers named in {}", run_dir.display());
     assert!(
         !net_state().of_run(&id).is_empty(),
         "kill -9 left namespaces"
     );
-    assert_eq!(registry_files(run_dir.path()), 1, "and its registry");
-    let report = sweep(run_dir.path(), &Root::default()).unwrap();
-    assert_eq!(report.swept.len(), 1, "{report:?}");
-    assert!(report.failed.is_empty(), "{report:?}");
-    assert!(report.objects >= 6, "{report:?}");
-    assert_run_gone(&id, run_dir.path(), &before);
+    assert_eq!(registry_files(&run_dir), 1, "and its registry");
+    let report = sweep(&run_dir, &Root::default()).unwrap();
+    assert_eq!(report.swept.len(), 1, "{report:?}; {kept}");
+    assert!(report.failed.is_empty(), "{report:?}; {kept}");
+    assert!(report.objects >= 6, "{report:?}; {kept}");
+    assert_run_gone(&id, &run_dir, &before);
+    std::fs::remove_dir_all(&run_dir).unwrap();
 }
 
 #[test]

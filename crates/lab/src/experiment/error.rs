@@ -1,5 +1,7 @@
 //! Why a lab run failed. Each message is one line naming the step and the object.
 
+use std::path::PathBuf;
+
 use nearnative_host::ReadError;
 use nearnative_probe::jitter::JitterError;
 use nearnative_probe::rtt::RttError;
@@ -47,4 +49,20 @@ pub enum ExperimentError {
     NoPlacement,
     #[error("interrupted")]
     Interrupted,
+    /// Cleanup failed: what is left is named in `registry`, which the next lab's sweep reads.
+    #[error(
+        "{}the lab could not remove everything it made; what is left is named in {} \
+         (run `nearnative lab --run-dir {}` again to sweep it)",
+        after.as_ref().map_or_else(String::new, |e| format!("{e}; then ")),
+        registry.display(),
+        run_dir.display()
+    )]
+    Cleanup {
+        /// What ended the run before cleanup, if it did not finish.
+        after: Option<String>,
+        registry: PathBuf,
+        run_dir: PathBuf,
+        #[source]
+        source: Box<LabError>,
+    },
 }

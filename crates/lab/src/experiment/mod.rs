@@ -20,6 +20,7 @@ mod placement;
 mod progress;
 mod session;
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nearnative_host::cpus::online_cpus;
@@ -34,7 +35,7 @@ pub use progress::{Progress, Silent};
 
 use crate::cgroup::{self, CgroupChoice};
 use crate::ip;
-use crate::lab::{Lab, OwnCgroup};
+use crate::lab::{Lab, LabError, OwnCgroup};
 use crate::path::NetPath;
 use crate::report::{Condition, Config, HostLine, LabReport, Row};
 use crate::sweep::SweepReport;
@@ -49,7 +50,8 @@ const RUNS_PER_CELL: u64 = 3;
 
 /// Runs the experiment and cleans up everything it made. `stop` is the flag SIGINT and
 /// SIGTERM raise ([`crate::clean_up_on_signals`]): once it is up the run stops measuring,
-/// reverts, removes what it made and returns [`ExperimentError::Interrupted`].
+/// reverts, removes what it made and returns [`ExperimentError::Interrupted`]. A cleanup that
+/// leaves anything behind is [`ExperimentError::Cleanup`], whatever else happened.
 pub fn run(
     options: &Options,
     progress: &dyn Progress,
@@ -73,16 +75,54 @@ pub fn run(
             let measured = measure(&mut lab, options, timing, &context, progress, stop);
             progress.step("cleaning up");
             let cleaned = lab.cleanup();
-            let mut report = measured?;
-            cleaned?;
+            let registry = lab.registry_path();
+            let mut report = settle(measured, cleaned, registry, &options.run_dir, stop)?;
             report.notes.extend(sweep_notes(lab.swept()));
             Ok(report)
         });
     progress.finish();
-    match stop.load(Ordering::Relaxed) {
-        true => Err(ExperimentError::Interrupted),
-        false => outcome,
+    outcome
+}
+
+/// The run's outcome once cleanup has run: a failed cleanup comes first, whatever else
+/// happened, since it leaves something behind; then an interruption; then the measurement's
+/// own result.
+fn settle(
+    measured: Result<LabReport, ExperimentError>,
+    cleaned: Result<(), LabError>,
+    registry: PathBuf,
+    run_dir: &Path,
+    stop: &AtomicBool,
+) -> Result<LabReport, ExperimentError> {
+    let interrupted = stop.load(Ordering::Relaxed);
+    if let Err(source) = cleaned {
+        let after = match (&measured, interrupted) {
+            (_, true) => Some("interrupted".to_owned()),
+            (Err(err), false) => Some(with_causes(err)),
+            (Ok(_), false) => None,
+        };
+        return Err(ExperimentError::Cleanup {
+            after,
+            registry,
+            run_dir: run_dir.to_owned(),
+            source: Box::new(source),
+        });
     }
+    match interrupted {
+        true => Err(ExperimentError::Interrupted),
+        false => measured,
+    }
+}
+
+/// `err` and its causes on one line.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        line.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    line
 }
 
 /// What sweeping dead runs did, for the report: what it removed and what it could not.
@@ -95,13 +135,10 @@ fn sweep_notes(swept: &SweepReport) -> Vec<String> {
         )
     });
     let failed = swept.failed.iter().map(|err| {
-        let mut line = format!("could not clean up after a dead lab run: {err}");
-        let mut source = std::error::Error::source(err);
-        while let Some(cause) = source {
-            line.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
-        line
+        format!(
+            "could not clean up after a dead lab run: {}",
+            with_causes(err)
+        )
     });
     removed.into_iter().chain(failed).collect()
 }
@@ -271,6 +308,50 @@ impl Experiment<'_> {
 mod tests {
     use super::*;
     use crate::sweep::SweepError;
+
+    #[test]
+    fn a_failed_cleanup_outranks_an_interruption_and_a_failed_step() {
+        let stopped = AtomicBool::new(true);
+        let running = AtomicBool::new(false);
+        let failed_cleanup = || Err(LabError::Registry(crate::registry::RegistryError::Closed));
+        let settled = |measured, cleaned, stop: &AtomicBool| {
+            settle(
+                measured,
+                cleaned,
+                "/tmp/r/lab-1aa.json".into(),
+                Path::new("/tmp/r"),
+                stop,
+            )
+        };
+        let cases: [(&str, Result<(), LabError>, &AtomicBool, &str); 4] = [
+            ("interrupted, clean", Ok(()), &stopped, "interrupted"),
+            (
+                "interrupted, cleanup failed",
+                failed_cleanup(),
+                &stopped,
+                "interrupted; then the lab could not remove everything it made; what is left \
+                 is named in /tmp/r/lab-1aa.json (run `nearnative lab --run-dir /tmp/r` again \
+                 to sweep it)",
+            ),
+            (
+                "step failed, cleanup failed",
+                failed_cleanup(),
+                &running,
+                "no latency-sensitive session placed the measured threads before a default \
+                 one; then the lab could not remove",
+            ),
+            (
+                "step failed, clean",
+                Ok(()),
+                &running,
+                "no latency-sensitive session placed",
+            ),
+        ];
+        for (what, cleaned, stop, want) in cases {
+            let err = settled(Err(ExperimentError::NoPlacement), cleaned, stop).unwrap_err();
+            assert!(err.to_string().starts_with(want), "{what}: {err}");
+        }
+    }
 
     #[test]
     fn sweep_notes_say_what_was_removed_and_what_failed_with_its_cause() {

@@ -7,7 +7,7 @@
 //! path, so the apply/revert churn is two applies per run whatever the number of paths.
 
 use nearnative_engine::{Applied, EngineError};
-use nearnative_plan::{PlanRequest, Target};
+use nearnative_plan::{AdmissionError, PlanError, PlanRequest, Target};
 
 use super::cells::{Cell, CellRunner};
 use super::error::ExperimentError;
@@ -16,6 +16,14 @@ use super::Experiment;
 use crate::lab::LabError;
 use crate::noise::NoiseConfig;
 use crate::report::{Condition, Config, Row};
+
+/// Whether the planner refused the apply only because the host has too few free cores.
+fn lacks_cores(err: &EngineError) -> bool {
+    matches!(
+        err,
+        EngineError::Plan(PlanError::Admission(AdmissionError::NotEnoughCores(_)))
+    )
+}
 
 impl Experiment<'_> {
     /// Measures every path in `condition` and `config`. A default session uses the placement
@@ -83,14 +91,15 @@ impl Experiment<'_> {
     }
 
     /// Applies the plan for the measured threads and reads back where they run. The first
-    /// apply asks for a core per thread and, when the planner refuses (a 2-CPU host keeps its
-    /// other core for housekeeping), for one core they all share; later applies ask the same.
+    /// apply asks for a core per thread and, when the planner refuses for lack of cores (a
+    /// 2-CPU host keeps its other core for housekeeping), for one core they all share; later
+    /// applies ask the same. Any other refusal is reported as it is.
     fn apply(&mut self) -> Result<Placement, ExperimentError> {
         self.progress.step("applying the latency-sensitive plan");
         let applied = match self.cores {
             Some(cores) => self.apply_with(cores)?,
             None => match self.apply_with(None) {
-                Err(LabError::Apply(err)) if matches!(*err, EngineError::Plan(_)) => {
+                Err(LabError::Apply(err)) if lacks_cores(&err) => {
                     self.cores = Some(Some(1));
                     self.apply_with(Some(1))?
                 }
@@ -156,4 +165,57 @@ fn applied_notes(applied: &Applied) -> Vec<String> {
         ));
     }
     notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nearnative_plan::{Level, NodeCounts, Shortage, WorkloadKey};
+
+    #[test]
+    fn only_a_lack_of_cores_falls_back_to_one_shared_core() {
+        let workload = WorkloadKey("pid:42".into());
+        let shortage = Shortage {
+            workload: workload.clone(),
+            level: Level::High,
+            threads: 3,
+            pool: false,
+            cores: 3,
+            dedicated_io: false,
+            free: NodeCounts(vec![(0, 1)]),
+            kept: NodeCounts(vec![(0, 1)]),
+            smt: false,
+        };
+        let cases = [
+            (
+                "not enough cores",
+                EngineError::Plan(PlanError::Admission(AdmissionError::NotEnoughCores(
+                    shortage,
+                ))),
+                true,
+            ),
+            (
+                "another admission refusal",
+                EngineError::Plan(PlanError::Admission(AdmissionError::NoThreads { workload })),
+                false,
+            ),
+            (
+                "an unknown thread",
+                EngineError::Plan(PlanError::UnknownThread {
+                    pid: 42,
+                    tid: 43,
+                    known: "42".into(),
+                }),
+                false,
+            ),
+            (
+                "not root",
+                EngineError::NotRoot { operation: "apply" },
+                false,
+            ),
+        ];
+        for (what, err, want) in cases {
+            assert_eq!(lacks_cores(&err), want, "{what}");
+        }
+    }
 }

@@ -31,4 +31,4 @@ pub use model::{
 pub use table::{details_table, latency_table, native_baseline, sorted_rows, Baseline, Table};
 pub use text::render_text;
 pub use verdict::{ls_vs_default, verdict, LsVsDefault};
-pub use write::{write_html, write_json, ReportError};
+pub use write::{check_writable, write_html, write_json, ReportError};

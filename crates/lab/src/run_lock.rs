@@ -1,0 +1,100 @@
+//! One lab at a time per run directory: an exclusive `flock` on `<run dir>/lab.lock`, held
+//! for the whole run. Two labs at once would fight over the same CPUs, IRQs and host knobs
+//! and measure each other's noise, so the second is refused, naming the holder. The kernel
+//! drops the lock when its holder dies, so a `kill -9` never leaves the directory locked.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+/// The lock file's name inside the run directory.
+pub const LOCK_FILE: &str = "lab.lock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunLockError {
+    #[error("cannot open the lab lock {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "another nearnative lab is running (pid {holder}, holding {path}); wait for it to finish"
+    )]
+    Busy { path: PathBuf, holder: String },
+    #[error("cannot take the lab lock {path}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+}
+
+/// The held lock; released when dropped or when the process dies.
+#[derive(Debug)]
+pub struct RunLock {
+    _lock: Flock<File>,
+}
+
+impl RunLock {
+    /// Takes the lock on `run_dir` (which must exist) without waiting.
+    pub fn acquire(run_dir: &Path) -> Result<RunLock, RunLockError> {
+        let path = run_dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|source| RunLockError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((mut file, Errno::EWOULDBLOCK)) => {
+                return Err(RunLockError::Busy {
+                    holder: holder_of(&mut file),
+                    path,
+                })
+            }
+            Err((_, source)) => return Err(RunLockError::Lock { path, source }),
+        };
+        // The pid is only for the refusal a second lab prints; the flock is the lock.
+        let _ = lock
+            .set_len(0)
+            .and_then(|()| lock.rewind())
+            .and_then(|()| write!(lock, "{}", std::process::id()));
+        Ok(RunLock { _lock: lock })
+    }
+}
+
+fn holder_of(file: &mut File) -> String {
+    let mut pid = String::new();
+    match file.read_to_string(&mut pid) {
+        Ok(_) if !pid.trim().is_empty() => pid.trim().to_owned(),
+        _ => "unknown".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lab_is_refused_naming_the_holder_until_the_first_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = RunLock::acquire(dir.path()).unwrap();
+        let err = RunLock::acquire(dir.path()).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
+        drop(first);
+        RunLock::acquire(dir.path()).unwrap();
+    }
+}

@@ -17,7 +17,7 @@ pub enum LockError {
         source: io::Error,
     },
     #[error(
-        "{path}: another nearnative apply or revert is running ({holder}); wait for it to finish"
+        "{path}: another nearnative apply or revert is running (pid {holder}); wait for it to finish"
     )]
     Busy { path: PathBuf, holder: String },
     #[error("{path}: cannot take the state lock: {source}")]
@@ -38,41 +38,75 @@ pub struct StateLock {
 impl StateLock {
     /// Takes the lock without waiting: a second run should be told, not silently queued.
     pub fn acquire(state_dir: &Path) -> Result<StateLock, LockError> {
-        let path = state_dir.join("lock");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|source| LockError::Open {
-                path: path.clone(),
-                source,
-            })?;
-        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => lock,
-            Err((mut file, Errno::EWOULDBLOCK)) => {
-                return Err(LockError::Busy {
-                    holder: holder_of(&mut file),
-                    path,
-                })
-            }
-            Err((_, source)) => return Err(LockError::Lock { path, source }),
-        };
-        // The pid is only for the message a waiting run prints; the flock is the lock.
-        let _ = lock
-            .set_len(0)
-            .and_then(|()| lock.rewind())
-            .and_then(|()| write!(lock, "{}", std::process::id()));
-        Ok(StateLock { _lock: lock })
+        match pid_lock(&state_dir.join("lock")) {
+            Ok(lock) => Ok(StateLock { _lock: lock }),
+            Err(PidLockError::Open { path, source }) => Err(LockError::Open { path, source }),
+            Err(PidLockError::Busy { path, holder }) => Err(LockError::Busy { path, holder }),
+            Err(PidLockError::Lock { path, source }) => Err(LockError::Lock { path, source }),
+        }
     }
+}
+
+/// Why [`pid_lock`] could not take its lock.
+#[derive(Debug)]
+pub enum PidLockError {
+    Open {
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// Another process holds it; `holder` is the pid it wrote, or `unknown`.
+    Busy {
+        path: PathBuf,
+        holder: String,
+    },
+    Lock {
+        path: PathBuf,
+        source: Errno,
+    },
+}
+
+/// An exclusive `flock` on `path` (created if missing), taken without waiting, with this
+/// process's pid written into the file so a refused caller can say who holds it. The kernel
+/// drops the lock when its holder dies.
+pub fn pid_lock(path: &Path) -> Result<Flock<File>, PidLockError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|source| PidLockError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+    let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((mut file, Errno::EWOULDBLOCK)) => {
+            return Err(PidLockError::Busy {
+                holder: holder_of(&mut file),
+                path: path.to_owned(),
+            })
+        }
+        Err((_, source)) => {
+            return Err(PidLockError::Lock {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    // The pid is only for the message a refused caller prints; the flock is the lock.
+    let _ = lock
+        .set_len(0)
+        .and_then(|()| lock.rewind())
+        .and_then(|()| write!(lock, "{}", std::process::id()));
+    Ok(lock)
 }
 
 fn holder_of(file: &mut File) -> String {
     let mut pid = String::new();
     match file.read_to_string(&mut pid) {
-        Ok(_) if !pid.trim().is_empty() => format!("pid {}", pid.trim()),
-        _ => "pid unknown".to_owned(),
+        Ok(_) if !pid.trim().is_empty() => pid.trim().to_owned(),
+        _ => "unknown".to_owned(),
     }
 }
 

@@ -3,12 +3,13 @@
 //! and measure each other's noise, so the second is refused, naming the holder. The kernel
 //! drops the lock when its holder dies, so a `kill -9` never leaves the directory locked.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 
+use nearnative_apply::lock::{pid_lock, PidLockError};
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 
 /// The lock file's name inside the run directory.
 pub const LOCK_FILE: &str = "lab.lock";
@@ -42,41 +43,12 @@ pub struct RunLock {
 impl RunLock {
     /// Takes the lock on `run_dir` (which must exist) without waiting.
     pub fn acquire(run_dir: &Path) -> Result<RunLock, RunLockError> {
-        let path = run_dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|source| RunLockError::Open {
-                path: path.clone(),
-                source,
-            })?;
-        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => lock,
-            Err((mut file, Errno::EWOULDBLOCK)) => {
-                return Err(RunLockError::Busy {
-                    holder: holder_of(&mut file),
-                    path,
-                })
-            }
-            Err((_, source)) => return Err(RunLockError::Lock { path, source }),
-        };
-        // The pid is only for the refusal a second lab prints; the flock is the lock.
-        let _ = lock
-            .set_len(0)
-            .and_then(|()| lock.rewind())
-            .and_then(|()| write!(lock, "{}", std::process::id()));
-        Ok(RunLock { _lock: lock })
-    }
-}
-
-fn holder_of(file: &mut File) -> String {
-    let mut pid = String::new();
-    match file.read_to_string(&mut pid) {
-        Ok(_) if !pid.trim().is_empty() => pid.trim().to_owned(),
-        _ => "unknown".to_owned(),
+        match pid_lock(&run_dir.join(LOCK_FILE)) {
+            Ok(lock) => Ok(RunLock { _lock: lock }),
+            Err(PidLockError::Open { path, source }) => Err(RunLockError::Open { path, source }),
+            Err(PidLockError::Busy { path, holder }) => Err(RunLockError::Busy { path, holder }),
+            Err(PidLockError::Lock { path, source }) => Err(RunLockError::Lock { path, source }),
+        }
     }
 }
 

@@ -238,16 +238,38 @@ fn lab_after_first_apply(dir: &Path) -> Child {
     child
 }
 
+/// A process's CPU affinity and cgroups, as /proc shows them.
+fn placement_of(pid: u32) -> (String, String) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let affinity = status
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list:"))
+        .unwrap_or_default()
+        .to_owned();
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    (affinity, cgroups)
+}
+
 #[test]
 fn lab_leaves_nothing_after_sigint_or_kill_9_mid_run_needs_root() {
     let Some(_serial) = lab_test("lab_leaves_nothing_after_sigint_or_kill_9_needs_root") else {
         return;
     };
     let before = host_state();
+    // A process the lab did not start: the apply, scoped to the lab's cgroup, must leave it be.
+    let mut bystander = Command::new("sleep").arg("300").spawn().unwrap();
+    let bystander_before = placement_of(bystander.id());
 
     let dir = tempfile::tempdir().unwrap();
     let child = lab_after_first_apply(dir.path());
     let pid = child.id();
+    let bystander_during = placement_of(bystander.id());
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    assert_eq!(
+        bystander_during, bystander_before,
+        "the lab moved a process it did not start"
+    );
     kill(Pid::from_raw(pid as i32), Signal::SIGINT).unwrap();
     let started = Instant::now();
     let output = child.wait_with_output().unwrap();

@@ -73,6 +73,24 @@ pub fn store<T: Serialize>(path: &Path, schema_version: u32, body: &T) -> Result
     write_atomically(path, &bytes).map_err(write_err)
 }
 
+/// Deletes a state file durably: the directory is fsync'd, so a crash cannot bring it back.
+/// A file already gone is success.
+pub fn remove(path: &Path) -> Result<(), DurableError> {
+    let write_err = |source| DurableError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(write_err(e)),
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(write_err)
+}
+
 /// Reads a file written by [`store`]. `Ok(None)` when it does not exist.
 pub fn load<T: DeserializeOwned>(
     path: &Path,

@@ -2,8 +2,6 @@
 //! write, in the order they were made. It is stored through [`crate::durable`] before every
 //! knob write, so after a crash at any instant it lists every knob that may have changed.
 
-use std::fs::{self, File};
-use std::io;
 use std::path::Path;
 
 use nearnative_knob::{Described, Step};
@@ -68,21 +66,9 @@ impl Journal {
         durable::load(path, JOURNAL_SCHEMA_VERSION)
     }
 
-    /// Deletes a journal whose changes are all undone, durably: the directory is fsync'd so a
-    /// crash cannot bring back a journal of changes already reverted.
+    /// Deletes a journal whose changes are all undone, durably: a crash cannot bring back a
+    /// journal of changes already reverted.
     pub fn remove(path: &Path) -> Result<(), DurableError> {
-        let write_err = |source| DurableError::Write {
-            path: path.to_owned(),
-            source,
-        };
-        match fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(write_err(e)),
-        }
-        let dir = path.parent().unwrap_or(Path::new("."));
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(write_err)
+        durable::remove(path)
     }
 }

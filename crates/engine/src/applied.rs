@@ -4,7 +4,6 @@
 //! removed only once the journal is reverted.
 
 use nearnative_apply::durable::{self, DurableError};
-use nearnative_apply::journal::Journal;
 use nearnative_apply::state::StateError;
 use nearnative_apply::{JournalId, StateDir};
 use nearnative_host::CpuSet;
@@ -72,7 +71,7 @@ impl AppliedPlan {
     }
 
     pub(crate) fn remove(state: &StateDir, id: &JournalId) -> Result<(), DurableError> {
-        Journal::remove(&state.plan_path(id))
+        durable::remove(&state.plan_path(id))
     }
 }
 

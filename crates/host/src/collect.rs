@@ -8,6 +8,7 @@
 use std::fmt::Display;
 use std::path::Path;
 
+use crate::kernel::KernelFile;
 use crate::{ReadError, Root, Unknown};
 
 pub(crate) struct Collector<'a> {
@@ -46,6 +47,21 @@ impl<'a> Collector<'a> {
             Ok(value) => Some(value),
             Err(err) if err.is_not_found() => None,
             Err(err) => self.failed(object, &err),
+        }
+    }
+
+    /// Reads one kernel file through its definition; a failure is recorded under its name.
+    pub(crate) fn file<F: KernelFile>(&mut self, file: &F) -> Option<F::Value> {
+        let result = file.read(self.root);
+        self.keep(file.object(), result)
+    }
+
+    /// [`Collector::file`] for a file whose absence is a fact (kvm not loaded).
+    pub(crate) fn file_if_present<F: KernelFile>(&mut self, file: &F) -> Option<F::Value> {
+        match file.read(self.root) {
+            Ok(value) => Some(value),
+            Err(err) if err.is_not_found() => None,
+            Err(err) => self.failed(file.object(), &err),
         }
     }
 

@@ -2,7 +2,8 @@
 //! timer migration, the watchdogs, RT throttling, socket busy polling, the workqueue CPU
 //! mask, and the KVM module parameters (halt polling above all).
 //!
-//! Each value is typed and `None` when its file is missing or odd (then listed as unknown),
+//! Each file's path, type and text form is defined once in [`crate::kernel`]; the value types
+//! are re-exported here. Each value is typed and `None` when its file is missing or odd (then listed as unknown),
 //! except the KVM parameters, whose absence just means the module is not loaded.
 
 use std::collections::BTreeMap;
@@ -10,11 +11,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::collect::Collector;
+use crate::kernel::{memory, sysctl};
 use crate::wording::cpus_phrase;
 use crate::{CpuSet, Finding, Mechanism, Root, Severity, Unknown};
 
-const THP: &str = "/sys/kernel/mm/transparent_hugepage";
 const KVM_MODULES: [&str; 3] = ["kvm", "kvm_intel", "kvm_amd"];
+
+pub use crate::kernel::memory::{KsmRun, NumaBalancing, ThpDefrag, ThpEnabled};
+pub use crate::kernel::sysctl::RtRuntime;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Knobs {
@@ -38,55 +42,9 @@ pub struct Knobs {
     pub workqueue_cpumask: Option<CpuSet>,
     /// `/sys/module/kvm/parameters/halt_poll_ns`: how long a halted vCPU polls before the
     /// host thread sleeps. `None` when kvm is not loaded.
-    pub kvm_halt_poll_ns: Option<u64>,
+    pub kvm_halt_poll_ns: Option<u32>,
     /// Every parameter of kvm, kvm_intel and kvm_amd that is loaded, by module then name.
     pub kvm_parameters: BTreeMap<String, BTreeMap<String, ParamValue>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ThpEnabled {
-    Always,
-    Madvise,
-    Never,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ThpDefrag {
-    Always,
-    Defer,
-    DeferMadvise,
-    Madvise,
-    Never,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KsmRun {
-    Stopped,
-    Running,
-    /// `2`: stop and unmerge every shared page.
-    Unmerge,
-}
-
-/// `kernel.numa_balancing`, a bit mask since 6.0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NumaBalancing {
-    Disabled,
-    Normal,
-    MemoryTiering,
-    NormalAndMemoryTiering,
-}
-
-/// `kernel.sched_rt_runtime_us`: how much of each period RT tasks may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RtRuntime {
-    /// `-1`: RT tasks are never throttled.
-    Unlimited,
-    Microseconds(u64),
 }
 
 /// A module parameter: `Y`/`N` flags, integers, or anything else as text.
@@ -111,136 +69,27 @@ impl ParamValue {
     }
 }
 
-/// The `[bracketed]` choice of a sysfs selector such as `always [madvise] never`.
-pub fn selected(text: &str) -> Result<&str, String> {
-    let mut choices = text
-        .split_whitespace()
-        .filter_map(|w| w.strip_prefix('[')?.strip_suffix(']'));
-    match (choices.next(), choices.next()) {
-        (Some(choice), None) => Ok(choice),
-        _ => Err("not exactly one [selected] choice".to_owned()),
-    }
-}
-
-impl ThpEnabled {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match selected(text)? {
-            "always" => Ok(ThpEnabled::Always),
-            "madvise" => Ok(ThpEnabled::Madvise),
-            "never" => Ok(ThpEnabled::Never),
-            other => Err(format!("unknown THP mode {other:?}")),
-        }
-    }
-}
-
-impl ThpDefrag {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match selected(text)? {
-            "always" => Ok(ThpDefrag::Always),
-            "defer" => Ok(ThpDefrag::Defer),
-            "defer+madvise" => Ok(ThpDefrag::DeferMadvise),
-            "madvise" => Ok(ThpDefrag::Madvise),
-            "never" => Ok(ThpDefrag::Never),
-            other => Err(format!("unknown THP defrag mode {other:?}")),
-        }
-    }
-}
-
-impl KsmRun {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "0" => Ok(KsmRun::Stopped),
-            "1" => Ok(KsmRun::Running),
-            "2" => Ok(KsmRun::Unmerge),
-            _ => Err("not 0, 1 or 2".to_owned()),
-        }
-    }
-}
-
-impl NumaBalancing {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "0" => Ok(NumaBalancing::Disabled),
-            "1" => Ok(NumaBalancing::Normal),
-            "2" => Ok(NumaBalancing::MemoryTiering),
-            "3" => Ok(NumaBalancing::NormalAndMemoryTiering),
-            _ => Err("not 0 to 3".to_owned()),
-        }
-    }
-}
-
-impl RtRuntime {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "-1" => Ok(RtRuntime::Unlimited),
-            other => other
-                .parse()
-                .map(RtRuntime::Microseconds)
-                .map_err(|_| "neither -1 nor microseconds".to_owned()),
-        }
-    }
-}
-
-pub fn parse_flag(text: &str) -> Result<bool, String> {
-    match text {
-        "0" => Ok(false),
-        "1" => Ok(true),
-        _ => Err("neither 0 nor 1".to_owned()),
-    }
-}
-
 pub fn read(root: &Root) -> (Knobs, Vec<Unknown>) {
     let mut collect = Collector::new(root);
     let c = &mut collect;
-    let number = |s: &str| s.parse::<u64>();
-    let micros = |s: &str| s.parse::<u32>();
     let knobs = Knobs {
-        thp_enabled: c.parsed("THP mode", format!("{THP}/enabled"), ThpEnabled::parse),
-        thp_defrag: c.parsed("THP defrag", format!("{THP}/defrag"), ThpDefrag::parse),
-        ksm: c.parsed("KSM", "/sys/kernel/mm/ksm/run", KsmRun::parse),
-        numa_balancing: c.parsed(
-            "kernel.numa_balancing",
-            "/proc/sys/kernel/numa_balancing",
-            NumaBalancing::parse,
-        ),
-        timer_migration: sysctl_flag(c, "kernel.timer_migration"),
-        watchdog: sysctl_flag(c, "kernel.watchdog"),
-        nmi_watchdog: sysctl_flag(c, "kernel.nmi_watchdog"),
-        watchdog_cpumask: c.parsed(
-            "kernel.watchdog_cpumask",
-            "/proc/sys/kernel/watchdog_cpumask",
-            CpuSet::parse_list,
-        ),
-        sched_rt_runtime: c.parsed(
-            "kernel.sched_rt_runtime_us",
-            "/proc/sys/kernel/sched_rt_runtime_us",
-            RtRuntime::parse,
-        ),
-        sched_rt_period_us: c.parsed(
-            "kernel.sched_rt_period_us",
-            "/proc/sys/kernel/sched_rt_period_us",
-            number,
-        ),
-        busy_poll_us: c.parsed("net.core.busy_poll", "/proc/sys/net/core/busy_poll", micros),
-        busy_read_us: c.parsed("net.core.busy_read", "/proc/sys/net/core/busy_read", micros),
-        workqueue_cpumask: c.parsed(
-            "workqueue cpumask",
-            "/sys/devices/virtual/workqueue/cpumask",
-            CpuSet::parse_mask,
-        ),
-        kvm_halt_poll_ns: c.parsed_if_present(
-            "kvm halt_poll_ns",
-            "/sys/module/kvm/parameters/halt_poll_ns",
-            number,
-        ),
+        thp_enabled: c.file(&memory::THP_ENABLED),
+        thp_defrag: c.file(&memory::THP_DEFRAG),
+        ksm: c.file(&memory::KSM_RUN),
+        numa_balancing: c.file(&memory::NUMA_BALANCING),
+        timer_migration: c.file(&sysctl::TIMER_MIGRATION),
+        watchdog: c.file(&sysctl::WATCHDOG),
+        nmi_watchdog: c.file(&sysctl::NMI_WATCHDOG),
+        watchdog_cpumask: c.file(&sysctl::WATCHDOG_CPUMASK),
+        sched_rt_runtime: c.file(&sysctl::SCHED_RT_RUNTIME),
+        sched_rt_period_us: c.file(&sysctl::SCHED_RT_PERIOD_US),
+        busy_poll_us: c.file(&sysctl::BUSY_POLL),
+        busy_read_us: c.file(&sysctl::BUSY_READ),
+        workqueue_cpumask: c.file(&sysctl::WORKQUEUE_CPUMASK),
+        kvm_halt_poll_ns: c.file_if_present(&sysctl::KVM_HALT_POLL_NS),
         kvm_parameters: read_kvm_parameters(c),
     };
     (knobs, collect.finish())
-}
-
-fn sysctl_flag(collect: &mut Collector, name: &str) -> Option<bool> {
-    let path = format!("/proc/sys/{}", name.replace('.', "/"));
-    collect.parsed(name, path, parse_flag)
 }
 
 fn read_kvm_parameters(collect: &mut Collector) -> BTreeMap<String, BTreeMap<String, ParamValue>> {
@@ -375,48 +224,11 @@ impl Knobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::KernelValue;
     use proptest::prelude::*;
 
     #[test]
-    fn selectors_parse_the_bracketed_choice() {
-        let cases = [
-            (
-                "debian default",
-                "always [madvise] never\n",
-                Ok(ThpEnabled::Madvise),
-            ),
-            ("always", "[always] madvise never", Ok(ThpEnabled::Always)),
-            ("none selected", "always madvise never", Err(())),
-            ("two selected", "[always] [never]", Err(())),
-            ("unknown mode", "always [sometimes]", Err(())),
-            ("empty", "", Err(())),
-        ];
-        for (what, text, want) in cases {
-            assert_eq!(ThpEnabled::parse(text).map_err(|_| ()), want, "{what}");
-        }
-        let defrag = "always defer defer+madvise [madvise] never";
-        assert_eq!(ThpDefrag::parse(defrag), Ok(ThpDefrag::Madvise));
-        assert_eq!(
-            ThpDefrag::parse("always defer [defer+madvise] madvise never"),
-            Ok(ThpDefrag::DeferMadvise)
-        );
-    }
-
-    #[test]
-    fn scalar_knobs_parse() {
-        assert_eq!(RtRuntime::parse("-1"), Ok(RtRuntime::Unlimited));
-        assert_eq!(
-            RtRuntime::parse("950000"),
-            Ok(RtRuntime::Microseconds(950000))
-        );
-        assert!(RtRuntime::parse("-2").is_err());
-        assert_eq!(
-            NumaBalancing::parse("3"),
-            Ok(NumaBalancing::NormalAndMemoryTiering)
-        );
-        assert!(NumaBalancing::parse("4").is_err());
-        assert_eq!(KsmRun::parse("2"), Ok(KsmRun::Unmerge));
-        assert!(parse_flag("yes").is_err());
+    fn module_parameters_parse() {
         assert_eq!(ParamValue::parse("Y\n"), ParamValue::Bool(true));
         assert_eq!(ParamValue::parse("-1"), ParamValue::Integer(-1));
         assert_eq!(

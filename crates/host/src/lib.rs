@@ -11,6 +11,7 @@ pub mod finding;
 pub mod inspect;
 pub mod irq;
 pub mod isolation;
+pub mod kernel;
 pub mod knobs;
 pub mod nic;
 pub mod power;

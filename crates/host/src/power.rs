@@ -10,9 +10,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::collect::Collector;
+use crate::kernel::power::{PmQosResumeLatencyUs, ScalingGovernor};
 use crate::cpus::online_cpus;
 use crate::wording::cpus_phrase;
 use crate::{CpuSet, Finding, Mechanism, Root, Severity, Unknown};
+
+pub use crate::kernel::power::{parse_kernel_name, Governor, ResumeLatency};
 
 const CPU_DIR: &str = "/sys/devices/system/cpu";
 
@@ -38,10 +41,10 @@ pub struct CpuPower {
     pub resume_latency: Option<ResumeLatency>,
     /// `None` when there is no cpufreq driver (no `cpufreq` directory, as in most VMs) or
     /// the governor could not be read (then it is listed as unknown).
-    pub cpufreq_governor: Option<String>,
+    pub cpufreq_governor: Option<Governor>,
     /// `scaling_available_governors`; empty without cpufreq or when it could not be read.
     #[serde(default)]
-    pub cpufreq_available_governors: Vec<String>,
+    pub cpufreq_available_governors: Vec<Governor>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,61 +58,6 @@ pub struct IdleState {
     /// Target residency in microseconds.
     pub residency_us: Option<u64>,
     pub disabled: Option<bool>,
-}
-
-/// A CPU's PM QoS resume latency limit, with the sysfs file's special values
-/// (Documentation/ABI/testing/sysfs-devices-power): `0` means no limit, `n/a` means no
-/// resume latency is tolerated at all, so only zero-latency (polling) idle is allowed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResumeLatency {
-    NoLimit,
-    ZeroLatency,
-    Microseconds(u32),
-}
-
-impl ResumeLatency {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text.trim() {
-            "n/a" => Ok(ResumeLatency::ZeroLatency),
-            "0" => Ok(ResumeLatency::NoLimit),
-            other => other
-                .parse()
-                .map(ResumeLatency::Microseconds)
-                .map_err(|_| "neither microseconds nor \"n/a\"".to_owned()),
-        }
-    }
-
-    /// Whether the cpuidle governor may pick a state with this exit latency.
-    pub fn allows(self, exit_latency_us: u64) -> bool {
-        match self {
-            ResumeLatency::NoLimit => true,
-            ResumeLatency::ZeroLatency => exit_latency_us == 0,
-            ResumeLatency::Microseconds(limit) => exit_latency_us <= u64::from(limit),
-        }
-    }
-}
-
-/// A cpufreq or cpuidle driver or governor name: a kernel identifier such as `intel_idle`,
-/// `schedutil` or `acpi-cpufreq`; anything else in the file is not a name.
-pub fn parse_kernel_name(text: &str) -> Result<String, String> {
-    let is_name_char = |c: char| c.is_ascii_alphanumeric() || "_-.+".contains(c);
-    match !text.is_empty() && text.chars().all(is_name_char) {
-        true => Ok(text.to_owned()),
-        false => Err("not a kernel driver or governor name".to_owned()),
-    }
-}
-
-/// `scaling_available_governors`: space-separated kernel names, at least one.
-pub fn parse_governor_list(text: &str) -> Result<Vec<String>, String> {
-    let names: Vec<String> = text
-        .split_whitespace()
-        .map(parse_kernel_name)
-        .collect::<Result<_, _>>()?;
-    match names.is_empty() {
-        true => Err("no governor listed".to_owned()),
-        false => Ok(names),
-    }
 }
 
 pub fn read(root: &Root) -> (Power, Vec<Unknown>) {
@@ -162,28 +110,16 @@ fn read_cpu(collect: &mut Collector, cpu: u32) -> CpuPower {
         .filter_map(|name| name.strip_prefix("state")?.parse::<u32>().ok())
         .map(|index| read_state(collect, cpu, &format!("{dir}/cpuidle/state{index}"), index))
         .collect();
-    let resume_latency = collect.parsed(
-        format!("PM QoS resume latency of cpu{cpu}"),
-        format!("{dir}/power/pm_qos_resume_latency_us"),
-        ResumeLatency::parse,
-    );
+    let resume_latency = collect.file(&PmQosResumeLatencyUs { cpu });
     // No cpufreq directory means no cpufreq driver; a directory without a governor is odd.
-    let cpufreq_dir = format!("{dir}/cpufreq");
-    let cpufreq_governor = match collect.root.exists(&cpufreq_dir) {
-        true => collect.parsed(
-            format!("cpufreq governor of cpu{cpu}"),
-            format!("{cpufreq_dir}/scaling_governor"),
-            parse_kernel_name,
-        ),
+    let governor = ScalingGovernor { cpu };
+    let cpufreq_governor = match collect.root.exists(governor.dir()) {
+        true => collect.file(&governor),
         false => None,
     };
     let cpufreq_available_governors = match cpufreq_governor {
         Some(_) => collect
-            .parsed_if_present(
-                format!("cpufreq governors of cpu{cpu}"),
-                format!("{cpufreq_dir}/scaling_available_governors"),
-                parse_governor_list,
-            )
+            .file_if_present(&governor.available())
             .unwrap_or_default(),
         None => Vec::new(),
     };
@@ -291,7 +227,7 @@ impl Power {
     fn governor_findings(&self, only: Option<&CpuSet>) -> Vec<Finding> {
         let mut groups: Vec<(&str, CpuSet)> = Vec::new();
         for cpu in self.cpus_in(only) {
-            let Some(governor) = cpu.cpufreq_governor.as_deref() else {
+            let Some(governor) = cpu.cpufreq_governor.as_ref().map(Governor::as_str) else {
                 continue;
             };
             if governor == "performance" {
@@ -373,7 +309,7 @@ mod tests {
                 state(3, "C6", 133, false),
             ],
             resume_latency: Some(qos),
-            cpufreq_governor: Some(governor.to_owned()),
+            cpufreq_governor: Governor::try_from(governor).ok(),
             cpufreq_available_governors: Vec::new(),
         };
         Power {

@@ -18,12 +18,13 @@ use std::os::unix::fs::PermissionsExt;
 use serde::{Deserialize, Serialize};
 
 use crate::collect::Collector;
-use crate::{CpuSet, Root, Unknown};
+use crate::kernel::irq::{SmpAffinityList, DEFAULT_SMP_AFFINITY};
+use crate::kernel::KernelFile;
+use crate::{CpuSet, ReadError, Root, Unknown};
 pub use interrupts::{split_actions, NamedRow, Trigger};
 pub use irqbalance::IrqBalance;
 
 const INTERRUPTS: &str = "/proc/interrupts";
-const DEFAULT_AFFINITY: &str = "/proc/irq/default_smp_affinity";
 const PCI_DEVICES: &str = "/sys/bus/pci/devices";
 
 /// Every IRQ line of the host, the named per-CPU interrupts, and the policies that place them.
@@ -116,8 +117,7 @@ pub fn read(root: &Root) -> (Irqs, Vec<Unknown>) {
             read_line(&mut collect, number, row, owners.get(&number))
         })
         .collect();
-    irqs.default_affinity =
-        collect.parsed("default IRQ affinity", DEFAULT_AFFINITY, CpuSet::parse_mask);
+    irqs.default_affinity = collect.file(&DEFAULT_SMP_AFFINITY);
     irqs.irqbalance = irqbalance::read(&mut collect);
     (irqs, collect.finish())
 }
@@ -167,7 +167,7 @@ fn read_line(
     if irq.actions.is_empty() {
         irq.actions = action_dirs(collect.root, &proc);
     }
-    irq.affinity = read_affinity(collect, &object("affinity"), &proc, "smp_affinity");
+    irq.affinity = read_affinity(collect, number, &proc);
     irq.effective_affinity = read_effective(collect, &object("effective affinity"), &proc);
     irq.affinity_settable = affinity_settable(collect.root, &proc);
     irq
@@ -184,10 +184,21 @@ pub fn affinity_settable(root: &Root, proc: &str) -> Option<bool> {
     Some(meta.permissions().mode() & 0o200 != 0)
 }
 
+/// `smp_affinity_list` through the definition the knob writes through.
+fn read_affinity(collect: &mut Collector, irq: u32, proc: &str) -> Option<CpuSet> {
+    let list = SmpAffinityList { irq };
+    list_or_mask(collect, &list.object(), list.read(collect.root), proc, "smp_affinity")
+}
+
 /// The list form first (exact), then the mask form (kernels before 2.6.28 lack the list).
-fn read_affinity(collect: &mut Collector, object: &str, proc: &str, file: &str) -> Option<CpuSet> {
-    let list = format!("{proc}/{file}_list");
-    match collect.root.read_parsed(&list, CpuSet::parse_list) {
+fn list_or_mask(
+    collect: &mut Collector,
+    object: &str,
+    list: Result<CpuSet, ReadError>,
+    proc: &str,
+    file: &str,
+) -> Option<CpuSet> {
+    match list {
         Ok(set) => Some(set),
         Err(err) if err.is_not_found() => {
             collect.parsed(object, format!("{proc}/{file}"), CpuSet::parse_mask)
@@ -201,7 +212,10 @@ fn read_effective(collect: &mut Collector, object: &str, proc: &str) -> Option<C
     if !exists("effective_affinity_list") && !exists("effective_affinity") {
         return None;
     }
-    read_affinity(collect, object, proc, "effective_affinity")
+    let list = collect
+        .root
+        .read_parsed(format!("{proc}/effective_affinity_list"), CpuSet::parse_list);
+    list_or_mask(collect, object, list, proc, "effective_affinity")
 }
 
 /// The action names of IRQ `number`: `/sys/kernel/irq/N/actions`, else the

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::mounts::{self, Mount};
-use crate::{CpuSet, ReadError, Root, Unknown};
+use crate::kernel::cgroup::{CgroupAt, CpusetDistribution, Partition};
+use crate::kernel::KernelFile;
+use crate::{CpuSet, Root, Unknown};
 
 /// Limits of the cpuset walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +72,9 @@ pub struct Cpuset {
     pub effective_cpus: Option<CpuSet>,
     pub cpu_exclusive: Option<bool>,
     pub sched_load_balance: Option<bool>,
-    /// v2 `cpuset.cpus.partition`: `member`, `root`, `isolated`, or `root invalid (why)`.
-    pub partition: Option<String>,
+    /// v2 `cpuset.cpus.partition`: `member`, `root`, `isolated`, or `root invalid (why)`;
+    /// serialized as that text.
+    pub partition: Option<Partition>,
 }
 
 pub fn read(root: &Root, limits: WalkLimits, unknowns: &mut Vec<Unknown>) -> Cgroups {
@@ -184,10 +187,11 @@ fn walk(
 }
 
 fn enables_cpuset(root: &Root, dir: &Path) -> bool {
-    root.read_to_string(dir.join("cgroup.subtree_control"))
-        .is_ok_and(|text| text.split_whitespace().any(|c| c == "cpuset"))
+    let subtree = CgroupAt::new(dir, "").subtree_cpuset().read(root);
+    matches!(subtree, Ok(CpusetDistribution::Enabled))
 }
 
+/// Every file through its definition in [`crate::kernel::cgroup`], as the knobs write them.
 fn read_cpuset(
     root: &Root,
     version: u8,
@@ -195,55 +199,36 @@ fn read_cpuset(
     path: &str,
     unknowns: &mut Vec<Unknown>,
 ) -> Cpuset {
-    let object = |name: &'static str| move || format!("{name} of cpuset {path}");
-    let list = |name| root.read_parsed(dir.join(name), CpuSet::parse_list);
-    let flag = |name| root.read_parsed(dir.join(name), parse_flag);
+    let at = CgroupAt::new(dir, path);
     let mut cpuset = Cpuset {
         path: path.to_owned(),
-        cpus: keep_present(list("cpuset.cpus"), object("cpuset.cpus"), unknowns),
-        mems: keep_present(list("cpuset.mems"), object("cpuset.mems"), unknowns),
+        cpus: present(&at.cpus(), root, unknowns),
+        mems: present(&at.mems(), root, unknowns),
         effective_cpus: None,
         cpu_exclusive: None,
         sched_load_balance: None,
         partition: None,
     };
     if version == 1 {
-        let effective = list("cpuset.effective_cpus");
-        cpuset.effective_cpus = keep_present(effective, object("effective_cpus"), unknowns);
-        let exclusive = flag("cpuset.cpu_exclusive");
-        cpuset.cpu_exclusive = keep_present(exclusive, object("cpu_exclusive"), unknowns);
-        let balance = flag("cpuset.sched_load_balance");
-        cpuset.sched_load_balance = keep_present(balance, object("sched_load_balance"), unknowns);
+        cpuset.effective_cpus = present(&at.effective_cpus_v1(), root, unknowns);
+        cpuset.cpu_exclusive = present(&at.cpu_exclusive(), root, unknowns);
+        cpuset.sched_load_balance = present(&at.sched_load_balance(), root, unknowns);
     } else {
-        let effective = list("cpuset.cpus.effective");
-        cpuset.effective_cpus = keep_present(effective, object("cpus.effective"), unknowns);
-        let partition = root.read_trimmed(dir.join("cpuset.cpus.partition"));
-        cpuset.partition = keep_present(partition, object("cpus.partition"), unknowns);
+        cpuset.effective_cpus = present(&at.effective_cpus_v2(), root, unknowns);
+        cpuset.partition = present(&at.partition(), root, unknowns);
     }
     cpuset
 }
 
 /// The value; `None` for a file this kernel or cgroup does not have; an Unknown otherwise.
-fn keep_present<T>(
-    result: Result<T, ReadError>,
-    object: impl FnOnce() -> String,
-    unknowns: &mut Vec<Unknown>,
-) -> Option<T> {
-    match result {
+fn present<F: KernelFile>(file: &F, root: &Root, unknowns: &mut Vec<Unknown>) -> Option<F::Value> {
+    match file.read(root) {
         Ok(value) => Some(value),
         Err(err) if err.is_not_found() => None,
         Err(err) => {
-            unknowns.push(Unknown::from_error(object(), &err));
+            unknowns.push(Unknown::from_error(file.object(), &err));
             None
         }
-    }
-}
-
-fn parse_flag(text: &str) -> Result<bool, String> {
-    match text {
-        "0" => Ok(false),
-        "1" => Ok(true),
-        other => Err(format!("{other:?} is not 0 or 1")),
     }
 }
 
@@ -321,7 +306,7 @@ mod tests {
             ["/", "/rt"],
             "rt does not enable cpuset for its children"
         );
-        assert_eq!(cgroups.cpusets[1].partition.as_deref(), Some("isolated"));
+        assert_eq!(cgroups.cpusets[1].partition, Some(Partition::Isolated));
         assert!(!cgroups.truncated && unknowns.is_empty());
     }
 }

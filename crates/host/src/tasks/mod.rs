@@ -8,6 +8,7 @@
 
 mod cgroup;
 mod parallel;
+mod policy;
 mod read;
 mod stat;
 mod status;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::CpuSet;
 
 pub use cgroup::{parse_cgroup, CgroupError, ProcessCgroup};
+pub use policy::Policy;
 pub use read::{has_vanished, numeric_entries, read_tasks};
 pub use stat::{parse_stat, SchedPolicy, StatError, TaskStat};
 pub use status::{parse_context_switches, parse_status, ContextSwitches, StatusError, TaskStatus};

@@ -51,6 +51,19 @@ impl SchedPolicy {
         }
     }
 
+    /// The `SCHED_*` number, as `sched_setscheduler` takes it.
+    pub fn number(self) -> u32 {
+        match self {
+            SchedPolicy::Other => 0,
+            SchedPolicy::Fifo => 1,
+            SchedPolicy::Rr => 2,
+            SchedPolicy::Batch => 3,
+            SchedPolicy::Idle => 5,
+            SchedPolicy::Deadline => 6,
+            SchedPolicy::Unknown(number) => number,
+        }
+    }
+
     /// True for the real-time classes that preempt every fair-class task.
     pub fn is_realtime(self) -> bool {
         matches!(

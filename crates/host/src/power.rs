@@ -10,8 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::collect::Collector;
-use crate::kernel::power::{PmQosResumeLatencyUs, ScalingGovernor};
 use crate::cpus::online_cpus;
+use crate::kernel::power::{PmQosResumeLatencyUs, ScalingGovernor};
 use crate::wording::cpus_phrase;
 use crate::{CpuSet, Finding, Mechanism, Root, Severity, Unknown};
 
@@ -253,6 +253,7 @@ impl Power {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::KernelValue;
     use proptest::prelude::*;
 
     proptest! {

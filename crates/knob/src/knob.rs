@@ -1,11 +1,11 @@
 //! The [`Knob`] trait: tuned's get/set plugin pair, statically typed, and [`Change`], one
 //! planned write of one knob.
 
-use std::fmt::Debug;
-use std::path::Path;
-
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+
+use nearnative_host::kernel::KernelFile;
 
 use crate::backend::Backend;
 use crate::error::{Described, KnobError, Object};
@@ -46,82 +46,78 @@ pub struct Change<K: Knob> {
     pub to: K::Value,
 }
 
-/// A value kept in one kernel file in one text form.
-pub(crate) trait FileValue: Sized {
-    fn parse(text: &str) -> Result<Self, String>;
-    fn format(&self) -> String;
+/// What a file knob's messages name: the definition's object and path.
+pub(crate) fn described<F: KernelFile>(file: &F) -> Described {
+    Described::new(file.object(), file.path().display().to_string())
 }
 
-/// Reads and parses a file knob through the backend's root.
-pub(crate) fn read_file<V: FileValue>(
+/// Reads and parses a file knob through its definition and the backend's root.
+pub(crate) fn read_file<F: KernelFile>(
     backend: &dyn Backend,
-    knob: Described,
-    object: Object,
-    host_path: &Path,
-) -> Result<V, KnobError> {
-    backend
-        .root()
-        .read_parsed(host_path, V::parse)
-        .map_err(|e| KnobError::from_read(knob, object, e))
+    file: &F,
+) -> Result<F::Value, KnobError> {
+    file.read(backend.root())
+        .map_err(|e| KnobError::from_read(described(file), Object::File, e))
 }
 
-/// Formats and writes a file knob.
-pub(crate) fn write_file<V: FileValue>(
+/// Formats a value through its definition and writes it.
+pub(crate) fn write_file<F: KernelFile>(
     backend: &dyn Backend,
-    knob: Described,
-    host_path: &Path,
-    value: &V,
+    file: &F,
+    value: &F::Value,
 ) -> Result<(), KnobError> {
     backend
-        .write_file(host_path, &value.format())
-        .map_err(|e| KnobError::from_write(knob, Object::File, e))
+        .write_file(&file.path(), &file.format(value))
+        .map_err(|e| KnobError::from_write(described(file), Object::File, e))
 }
 
-/// Implements [`Knob`] for a knob whose value lives in one file: `$path` is an expression over
-/// `self` giving the host path, `$object` the words for messages.
+/// Implements [`Knob`] for a knob whose value lives in one file: `$file` is an expression over
+/// `self` giving the file's definition (a [`KernelFile`] of type `$def`), which holds the
+/// path, the value type and its text form.
 macro_rules! file_knob {
-    ($knob:ty, $value:ty, |$this:ident| $object:expr, $path:expr) => {
+    ($knob:ty, $def:ty, |$this:ident| $file:expr) => {
+        impl $knob {
+            /// The kernel file this knob is.
+            pub fn file(&self) -> $def {
+                let $this = self;
+                $file
+            }
+        }
+
         impl $crate::knob::Knob for $knob {
-            type Value = $value;
+            type Value = <$def as nearnative_host::kernel::KernelFile>::Value;
 
             fn describe(&self) -> $crate::error::Described {
-                let $this = self;
-                $crate::error::Described::new($object, $path.display().to_string())
+                $crate::knob::described(&self.file())
             }
 
             fn read(
                 &self,
                 backend: &dyn $crate::backend::Backend,
-            ) -> Result<$value, $crate::error::KnobError> {
-                let $this = self;
-                $crate::knob::read_file(
-                    backend,
-                    self.describe(),
-                    $crate::error::Object::File,
-                    &$path,
-                )
+            ) -> Result<Self::Value, $crate::error::KnobError> {
+                $crate::knob::read_file(backend, &self.file())
             }
 
             fn write(
                 &self,
                 backend: &dyn $crate::backend::Backend,
-                value: &$value,
+                value: &Self::Value,
             ) -> Result<(), $crate::error::KnobError> {
-                let $this = self;
-                $crate::knob::write_file(backend, self.describe(), &$path, value)
+                $crate::knob::write_file(backend, &self.file(), value)
             }
         }
     };
 }
 pub(crate) use file_knob;
 
-/// A knob that is one fixed file with no fields (a sysctl, a module parameter).
+/// A knob that is one fixed file with no fields (a sysctl, a module parameter): `$def` is
+/// the definition's constant in `nearnative_host::kernel`.
 macro_rules! fixed_file_knob {
-    ($(#[$doc:meta])* $knob:ident, $value:ty, $object:expr, $path:expr) => {
+    ($(#[$doc:meta])* $knob:ident, $def:ty, $file:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
         pub struct $knob;
-        $crate::knob::file_knob!($knob, $value, |_this| $object, std::path::Path::new($path));
+        $crate::knob::file_knob!($knob, $def, |_this| $file);
     };
 }
 pub(crate) use fixed_file_knob;

@@ -1,43 +1,10 @@
-//! The kernel text forms of the plain values file knobs hold, and the validated names
-//! (cgroup paths, mount points) that knobs build paths from. Nothing here reads or writes.
+//! The validated names (cgroup paths, mount points) that knobs build paths from. Nothing here
+//! reads or writes; the kernel text forms of values are in `nearnative_host::kernel`.
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-use nearnative_host::CpuSet;
 use serde::{Deserialize, Serialize};
-
-use crate::knob::FileValue;
-
-/// CPU (or NUMA node) sets in list form: `0-3,8`.
-impl FileValue for CpuSet {
-    fn parse(text: &str) -> Result<Self, String> {
-        CpuSet::parse_list(text).map_err(|e| e.to_string())
-    }
-    fn format(&self) -> String {
-        self.to_list()
-    }
-}
-
-/// Flags written `0` or `1`.
-impl FileValue for bool {
-    fn parse(text: &str) -> Result<Self, String> {
-        nearnative_host::knobs::parse_flag(text)
-    }
-    fn format(&self) -> String {
-        u8::from(*self).to_string()
-    }
-}
-
-impl FileValue for u32 {
-    fn parse(text: &str) -> Result<Self, String> {
-        text.parse()
-            .map_err(|_| "not an unsigned 32-bit number".to_owned())
-    }
-    fn format(&self) -> String {
-        self.to_string()
-    }
-}
 
 /// A cgroup's path inside its hierarchy: `/` or `/a/b`. Invariant: absolute, no empty, `.` or
 /// `..` component, no NUL or newline, so it can never name a directory outside the hierarchy.
@@ -94,15 +61,6 @@ impl From<CgroupPath> for String {
 impl fmt::Display for CgroupPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-impl FileValue for CgroupPath {
-    fn parse(text: &str) -> Result<Self, String> {
-        CgroupPath::try_from(text)
-    }
-    fn format(&self) -> String {
-        self.0.clone()
     }
 }
 
@@ -164,13 +122,5 @@ mod tests {
         assert!(serde_json::from_str::<CgroupPath>("\"/../x\"").is_err());
         assert!(CgroupMount::try_from("/sys/fs/cgroup/../x").is_err());
         assert!(CgroupMount::try_from("sys").is_err());
-    }
-
-    #[test]
-    fn plain_values_round_trip_in_kernel_form() {
-        assert_eq!(<bool as FileValue>::parse("1"), Ok(true));
-        assert_eq!(false.format(), "0");
-        assert_eq!(CpuSet::from_ids([0, 1, 2, 5]).format(), "0-2,5");
-        assert!(<u32 as FileValue>::parse("-1").is_err());
     }
 }

@@ -370,8 +370,10 @@ fn knobs_already_at_their_target_give_no_step() {
         .map(|cpu| nearnative_host::power::CpuPower {
             cpu,
             resume_latency: Some(ResumeLatency::NoLimit),
-            cpufreq_governor: Some("schedutil".into()),
-            cpufreq_available_governors: vec!["schedutil".into(), "performance".into()],
+            cpufreq_governor: "schedutil".parse().ok(),
+            cpufreq_available_governors: ["schedutil", "performance"]
+                .map(|g| g.parse().unwrap())
+                .to_vec(),
             ..Default::default()
         })
         .collect();

@@ -336,6 +336,6 @@ pub fn add_cpuset_v2(host: &mut Host, path: &str, cpus: Option<&CpuSet>, partiti
         effective_cpus: Some(effective),
         cpu_exclusive: None,
         sched_load_balance: None,
-        partition: Some(partition.into()),
+        partition: partition.parse().ok(),
     });
 }

@@ -89,7 +89,7 @@ fn partitions(plan: &Plan) -> Vec<(String, Partition)> {
     plan.changes
         .iter()
         .filter_map(|c| match &c.step {
-            Step::CpusetPartition(x) => Some((x.knob.cgroup.path.to_string(), x.to)),
+            Step::CpusetPartition(x) => Some((x.knob.cgroup.path.to_string(), x.to.clone())),
             _ => None,
         })
         .collect()
@@ -276,7 +276,7 @@ fn partitions_only_under_a_valid_partition_root() {
         let expected: Vec<(String, Partition)> = case
             .expected
             .iter()
-            .map(|(p, k)| (p.to_string(), *k))
+            .map(|(p, k)| (p.to_string(), k.clone()))
             .collect();
         assert_eq!(partitions(&plan), expected, "{}", case.what);
         let last_partition = kinds(&plan).iter().rposition(|k| *k == "CpusetPartition");

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use nearnative_apply::{apply, revert, JournalId, RevertTarget, StateDir};
 use nearnative_host::{CpuSet, Host, InspectOptions, Root};
-use nearnative_knob::TreeBackend;
+use nearnative_knob::{Step, TreeBackend};
 use nearnative_plan::{plan, Fencing, Ledger, Plan, PlanRequest, Target};
 use nearnative_testkit::tree::{self, list_ids, stat_line, Cpus, TreeImage, PID, TIDS, V2_MOUNT};
 use nearnative_testkit::Snapshot;
@@ -280,6 +280,39 @@ fn under_the_root_each_exclusive_cgroup_is_an_isolated_partition_until_revert() 
     assert!(plan.notes.iter().all(|n| !n.contains("partitions")));
     bench.revert();
     bench.assert_unchanged(&before);
+}
+
+/// The kernel shows `isolated invalid (reason)` for a partition it had to give up. The planner
+/// (through inspect) and the knob read that file through one definition, so a replan's prior
+/// value is what apply reads: no false "drifted", and the partition is requested again
+/// instead of being skipped as "already set".
+#[test]
+fn an_invalid_partition_reads_the_same_to_the_planner_and_the_knob() {
+    let bench = V2Tree::new("/");
+    bench.apply(&one_worker());
+    let t0 = child("/", "t0");
+    let invalid = "isolated invalid (Cpu list in cpuset.cpus not exclusive)\n";
+    write(bench.root(), &cg(&t0, "cpuset.cpus.partition"), invalid);
+    let replan =
+        plan(&bench.host(), &one_worker(), &Ledger::new()).unwrap_or_else(|e| panic!("{e}"));
+    let step = replan
+        .steps()
+        .into_iter()
+        .find(|s| matches!(s, Step::CpusetPartition(c) if c.knob.cgroup.path.as_str() == t0))
+        .expect("the invalid partition is planned again");
+    let current = step.with_current(&bench.backend).unwrap();
+    assert!(
+        current.same_prior(&step),
+        "no drift: {:?}",
+        current.values()
+    );
+    assert!(!current.is_noop(), "not skipped as already set");
+    assert_eq!(
+        current.values(),
+        (invalid.trim().to_owned(), "isolated".to_owned())
+    );
+    current.write_target(&bench.backend).unwrap();
+    assert_eq!(bench.read(&cg(&t0, "cpuset.cpus.partition")), "isolated\n");
 }
 
 #[test]

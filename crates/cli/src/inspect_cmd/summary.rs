@@ -6,6 +6,7 @@ mod devices;
 mod workloads;
 
 use nearnative_host::isolation::{BootIsolation, Cgroups, Cpuset, Isolation};
+use nearnative_host::kernel::cgroup::Partition;
 use nearnative_host::topology::{Core, CoreKind, NumaNode, Topology};
 use nearnative_host::{CpuSet, Host};
 use serde::Serialize;
@@ -314,7 +315,7 @@ fn cpuset(set: &Cpuset) -> String {
     if set.sched_load_balance == Some(false) {
         traits.push("no load balancing".to_owned());
     }
-    if let Some(partition) = set.partition.as_deref().filter(|p| *p != "member") {
+    if let Some(partition) = set.partition.as_ref().filter(|p| **p != Partition::Member) {
         traits.push(format!("partition {partition}"));
     }
     let traits = if traits.is_empty() {

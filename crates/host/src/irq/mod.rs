@@ -187,7 +187,13 @@ pub fn affinity_settable(root: &Root, proc: &str) -> Option<bool> {
 /// `smp_affinity_list` through the definition the knob writes through.
 fn read_affinity(collect: &mut Collector, irq: u32, proc: &str) -> Option<CpuSet> {
     let list = SmpAffinityList { irq };
-    list_or_mask(collect, &list.object(), list.read(collect.root), proc, "smp_affinity")
+    list_or_mask(
+        collect,
+        &list.object(),
+        list.read(collect.root),
+        proc,
+        "smp_affinity",
+    )
 }
 
 /// The list form first (exact), then the mask form (kernels before 2.6.28 lack the list).
@@ -212,9 +218,10 @@ fn read_effective(collect: &mut Collector, object: &str, proc: &str) -> Option<C
     if !exists("effective_affinity_list") && !exists("effective_affinity") {
         return None;
     }
-    let list = collect
-        .root
-        .read_parsed(format!("{proc}/effective_affinity_list"), CpuSet::parse_list);
+    let list = collect.root.read_parsed(
+        format!("{proc}/effective_affinity_list"),
+        CpuSet::parse_list,
+    );
     list_or_mask(collect, object, list, proc, "effective_affinity")
 }
 

@@ -203,6 +203,13 @@ impl TryFrom<String> for Partition {
     }
 }
 
+impl std::str::FromStr for Partition {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        <Partition as KernelValue>::parse(text)
+    }
+}
+
 impl From<Partition> for String {
     fn from(partition: Partition) -> String {
         partition.to_string()
@@ -301,7 +308,11 @@ mod tests {
         for (what, text, value, written) in cases {
             let parsed = round_trip(&file, text, written);
             assert_eq!(parsed, value, "{what}");
-            assert_eq!(parsed.to_string(), text.trim(), "{what}: shown as the kernel shows it");
+            assert_eq!(
+                parsed.to_string(),
+                text.trim(),
+                "{what}: shown as the kernel shows it"
+            );
         }
         let invalid = file.parse("root invalid (Cpu list empty)").unwrap();
         assert!(!invalid.is_valid_partition());
@@ -352,7 +363,10 @@ mod tests {
         for (what, text, expected) in kinds {
             assert_eq!(kind.parse(text).map_err(|_| ()), expected, "{what}");
         }
-        assert_eq!(round_trip(&kind, "threaded", "threaded"), CgroupKind::Threaded);
+        assert_eq!(
+            round_trip(&kind, "threaded", "threaded"),
+            CgroupKind::Threaded
+        );
         assert_eq!(
             kind.path(),
             PathBuf::from("/sys/fs/cgroup/nearnative/vm/cgroup.type")
@@ -364,6 +378,9 @@ mod tests {
         let cpus = round_trip(&cgroup().cpus(), "0-1,4\n", "0-1,4");
         assert_eq!(cpus, CpuSet::from_ids([0, 1, 4]));
         assert!(round_trip(&cgroup().cpu_exclusive(), "1\n", "1"));
-        assert_eq!(cgroup().mems().object(), "memory nodes of cgroup /nearnative/vm");
+        assert_eq!(
+            cgroup().mems().object(),
+            "memory nodes of cgroup /nearnative/vm"
+        );
     }
 }

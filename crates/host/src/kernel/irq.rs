@@ -48,10 +48,7 @@ mod tests {
             round_trip(&line, "0-3,6\n", "0-3,6"),
             CpuSet::from_ids([0, 1, 2, 3, 6])
         );
-        assert_eq!(
-            line.path(),
-            PathBuf::from("/proc/irq/36/smp_affinity_list")
-        );
+        assert_eq!(line.path(), PathBuf::from("/proc/irq/36/smp_affinity_list"));
         assert_eq!(
             round_trip(&DEFAULT_SMP_AFFINITY, "f\n", "0000000f"),
             CpuSet::from_ids([0, 1, 2, 3])

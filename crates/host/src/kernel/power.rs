@@ -181,6 +181,13 @@ impl TryFrom<&str> for Governor {
     }
 }
 
+impl std::str::FromStr for Governor {
+    type Err = String;
+    fn from_str(name: &str) -> Result<Self, String> {
+        Governor::try_from(name)
+    }
+}
+
 impl From<Governor> for String {
     fn from(governor: Governor) -> String {
         governor.0

@@ -47,8 +47,10 @@ pub const WORKQUEUE_CPUMASK: FixedMask = FixedMask::new(
 
 /// How long (ns) a halted vCPU polls before its host thread sleeps; the module-wide default.
 /// The kernel's parameter is an `unsigned int`.
-pub const KVM_HALT_POLL_NS: Fixed<u32> =
-    Fixed::new("kvm halt_poll_ns", "/sys/module/kvm/parameters/halt_poll_ns");
+pub const KVM_HALT_POLL_NS: Fixed<u32> = Fixed::new(
+    "kvm halt_poll_ns",
+    "/sys/module/kvm/parameters/halt_poll_ns",
+);
 
 /// `kernel.sched_rt_runtime_us`: how much of each period RT tasks may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

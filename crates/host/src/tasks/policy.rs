@@ -125,7 +125,10 @@ mod tests {
             let class = SchedPolicy::from_number(policy.class().number());
             assert_eq!(class, policy.class(), "{what}: one numbering both ways");
         }
-        assert!(Policy::parse_stat(&stat("0", "0", "6")).is_err(), "deadline");
+        assert!(
+            Policy::parse_stat(&stat("0", "0", "6")).is_err(),
+            "deadline"
+        );
         assert!(Policy::parse_stat("9 (t) S").is_err());
     }
 

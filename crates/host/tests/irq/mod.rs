@@ -86,7 +86,7 @@ fn bad_and_missing_files_become_unknowns_with_paths() {
     assert!(malformed.path.ends_with("proc/interrupts"));
     let affinity = unknowns
         .iter()
-        .find(|u| u.object == "affinity of IRQ 40")
+        .find(|u| u.object == "IRQ 40 affinity")
         .expect("missing affinity reported");
     assert!(affinity.path.ends_with("proc/irq/40/smp_affinity"));
     assert_eq!(irqs.lines[2].affinity, None);

@@ -67,7 +67,7 @@ fn missing_empty_and_malformed_knobs_are_unknown() {
     assert_eq!(
         found,
         [
-            ("THP mode", true),
+            ("transparent huge pages", true),
             ("kernel.numa_balancing", true),
             ("kernel.sched_rt_period_us", true),
         ]

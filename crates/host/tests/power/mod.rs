@@ -54,7 +54,10 @@ fn reads_driver_states_qos_and_governor() {
     assert_eq!(cpu0.idle_states[1].latency_us, Some(133));
     assert_eq!(cpu0.idle_states[1].disabled, Some(false));
     assert_eq!(cpu0.resume_latency, Some(ResumeLatency::NoLimit));
-    assert_eq!(cpu0.cpufreq_governor.as_deref(), Some("powersave"));
+    assert_eq!(
+        cpu0.cpufreq_governor.as_ref().map(|g| g.as_str()),
+        Some("powersave")
+    );
     let cpu1 = &power.cpus[1];
     assert_eq!(cpu1.resume_latency, Some(ResumeLatency::ZeroLatency));
     assert_eq!(cpu1.idle_states[2].latency_us, None);
@@ -69,7 +72,7 @@ fn empty_and_missing_files_are_unknown_with_their_path() {
         objects,
         [
             "exit latency of cpu1 idle state2",
-            "cpufreq governor of cpu1",
+            "cpufreq governor of CPU 1",
         ],
         "{unknowns:#?}"
     );
@@ -128,11 +131,11 @@ fn captured_hybrid_laptop_has_powersave_through_policy_links() {
     assert!(power
         .cpus
         .iter()
-        .all(|c| c.cpufreq_governor.as_deref() == Some("powersave")));
+        .all(|c| c.cpufreq_governor.as_ref().map(|g| g.as_str()) == Some("powersave")));
     let governor = power.findings();
     assert_eq!(governor.len(), 1, "{governor:?}");
     assert_eq!(governor[0].object, "cpufreq governor on CPUs 0-19");
     assert!(unknowns
         .iter()
-        .any(|u| u.object == "PM QoS resume latency of cpu0"));
+        .any(|u| u.object == "PM QoS resume latency of CPU 0"));
 }

@@ -76,9 +76,10 @@ impl Backend for LiveBackend {
         let param = libc::sched_param {
             sched_priority: policy.rt_priority() as libc::c_int,
         };
+        let number = policy.class().number() as libc::c_int;
         // SAFETY: sched_setscheduler reads the sched_param we pass by reference and nothing
         // else; a bad tid or value comes back as an errno.
-        let rc = unsafe { libc::sched_setscheduler(tid, policy.linux_policy(), &param) };
+        let rc = unsafe { libc::sched_setscheduler(tid, number, &param) };
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }

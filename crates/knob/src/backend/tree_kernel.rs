@@ -77,7 +77,7 @@ pub fn stat_with_policy(stat: &str, policy: Policy) -> Option<String> {
     fields[PRIORITY] = priority.to_string();
     fields[NICE] = nice.to_string();
     fields[RT_PRIORITY] = policy.rt_priority().to_string();
-    fields[POLICY] = policy.linux_policy().to_string();
+    fields[POLICY] = policy.class().number().to_string();
     Some(format!("{head} {}{newline}", fields.join(" ")))
 }
 

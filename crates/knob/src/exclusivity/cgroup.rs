@@ -11,9 +11,12 @@ use serde::{Deserialize, Serialize};
 use super::task::check_same_thread;
 use crate::backend::{cgroup_dir, Backend, CgroupLine, TaskId, TaskMove};
 use crate::error::{Described, KnobError, Object};
-use crate::knob::{file_knob, read_file, write_file, FileValue, Knob};
+use crate::knob::{described, file_knob, read_file, write_file, Knob};
 use crate::values::{CgroupMount, CgroupPath};
+use nearnative_host::kernel::cgroup::{CgroupAt, CgroupFile};
 use nearnative_host::CpuSet;
+
+pub use nearnative_host::kernel::cgroup::Partition;
 
 /// One cgroup directory: a hierarchy's mount point and the path inside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,8 +31,9 @@ impl Cgroup {
         cgroup_dir(self.mount.as_path(), self.path.as_str())
     }
 
-    pub(crate) fn file(&self, name: &str) -> PathBuf {
-        self.dir().join(name)
+    /// The directory's kernel files, as `nearnative_host::kernel::cgroup` defines them.
+    pub fn at(&self) -> CgroupAt {
+        CgroupAt::new(self.dir(), self.path.as_str())
     }
 }
 
@@ -198,32 +202,27 @@ fn thread_group(backend: &dyn Backend, tid: u32) -> u32 {
 }
 
 macro_rules! cpuset_knob {
-    ($(#[$doc:meta])* $knob:ident, $value:ty, $file:literal, $words:literal) => {
+    ($(#[$doc:meta])* $knob:ident, $value:ty, $file:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
         pub struct $knob {
             pub cgroup: Cgroup,
         }
-        file_knob!(
-            $knob,
-            $value,
-            |this| format!("{} of cgroup {}", $words, this.cgroup.path),
-            this.cgroup.file($file)
-        );
+        file_knob!($knob, CgroupFile<$value>, |this| this.cgroup.at().$file());
     };
 }
 
 cpuset_knob!(
     /// `cpuset.cpus`: the CPUs the cgroup's tasks may use.
-    CpusetCpus, CpuSet, "cpuset.cpus", "CPUs"
+    CpusetCpus, CpuSet, cpus
 );
 cpuset_knob!(
     /// `cpuset.mems`: the memory nodes the cgroup's tasks may allocate from.
-    CpusetMems, CpuSet, "cpuset.mems", "memory nodes"
+    CpusetMems, CpuSet, mems
 );
 cpuset_knob!(
     /// v1 `cpuset.cpu_exclusive`: no sibling cgroup may share these CPUs.
-    CpusetCpuExclusive, bool, "cpuset.cpu_exclusive", "CPU exclusivity"
+    CpusetCpuExclusive, bool, cpu_exclusive
 );
 /// v2 `cpuset.cpus.partition`. Best effort: kernels before 6.x answer a write that breaks a
 /// partition rule with EINVAL (newer ones take it and show ` invalid (reason)`), and a
@@ -235,8 +234,9 @@ pub struct CpusetPartition {
 }
 
 impl CpusetPartition {
-    fn path(&self) -> PathBuf {
-        self.cgroup.file("cpuset.cpus.partition")
+    /// The kernel file this knob is.
+    pub fn file(&self) -> CgroupFile<Partition> {
+        self.cgroup.at().partition()
     }
 }
 
@@ -244,51 +244,19 @@ impl Knob for CpusetPartition {
     type Value = Partition;
 
     fn describe(&self) -> Described {
-        Described::new(
-            format!("partition type of cgroup {}", self.cgroup.path),
-            self.path().display().to_string(),
-        )
+        described(&self.file())
     }
 
     fn read(&self, backend: &dyn Backend) -> Result<Partition, KnobError> {
-        read_file(backend, self.describe(), Object::File, &self.path())
+        read_file(backend, &self.file())
     }
 
     fn write(&self, backend: &dyn Backend, partition: &Partition) -> Result<(), KnobError> {
-        write_file(backend, self.describe(), &self.path(), partition)
+        write_file(backend, &self.file(), partition)
     }
 
     fn best_effort(&self) -> bool {
         true
-    }
-}
-
-/// A v2 cpuset partition type. The kernel may append ` invalid (reason)` to the type it was
-/// asked for; the requested type is what is read back and restored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Partition {
-    Member,
-    Root,
-    Isolated,
-}
-
-impl FileValue for Partition {
-    fn parse(text: &str) -> Result<Self, String> {
-        match text.split_whitespace().next() {
-            Some("member") => Ok(Partition::Member),
-            Some("root") => Ok(Partition::Root),
-            Some("isolated") => Ok(Partition::Isolated),
-            _ => Err("not member, root or isolated".to_owned()),
-        }
-    }
-    fn format(&self) -> String {
-        match self {
-            Partition::Member => "member",
-            Partition::Root => "root",
-            Partition::Isolated => "isolated",
-        }
-        .to_owned()
     }
 }
 
@@ -435,22 +403,24 @@ impl Knob for TaskCgroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nearnative_host::kernel::KernelFile;
 
     #[test]
-    fn partition_reads_the_requested_type() {
-        let cases = [
-            ("plain", "isolated", Ok(Partition::Isolated)),
-            (
-                "invalid suffix",
-                "root invalid (Cpu list empty)",
-                Ok(Partition::Root),
-            ),
-            ("unknown", "bogus", Err(())),
-        ];
-        for (what, text, expected) in cases {
-            assert_eq!(Partition::parse(text).map_err(|_| ()), expected, "{what}");
-        }
-        assert_eq!(Partition::Member.format(), "member");
+    fn an_invalid_partition_is_neither_root_nor_member() {
+        let knob = CpusetPartition {
+            cgroup: Cgroup {
+                mount: CgroupMount::try_from("/sys/fs/cgroup").unwrap(),
+                path: CgroupPath::try_from("/a").unwrap(),
+            },
+        };
+        let file = knob.file();
+        let invalid = file.parse("root invalid (Cpu list empty)").unwrap();
+        assert!(invalid != Partition::Root && invalid != Partition::Member);
+        assert_eq!(file.format(&invalid), "root", "restored by asking again");
+        assert_eq!(
+            knob.describe().location,
+            "/sys/fs/cgroup/a/cpuset.cpus.partition"
+        );
     }
 
     #[test]

@@ -9,15 +9,14 @@
 //! the daemon silently forgets it, so revert could not know what to restore. The planner advises
 //! `IRQBALANCE_BANNED_CPULIST` in irqbalance's environment file and a restart by the admin.
 
-use std::path::PathBuf;
-
+use nearnative_host::kernel::irq::{SmpAffinityList, DEFAULT_SMP_AFFINITY};
 use nearnative_host::CpuSet;
 use serde::{Deserialize, Serialize};
 
 use super::mask::mask_knob;
 use crate::backend::Backend;
-use crate::error::{Described, KnobError, Object};
-use crate::knob::{read_file, write_file, Knob};
+use crate::error::{Described, KnobError};
+use crate::knob::{described, read_file, write_file, Knob};
 
 /// `/proc/irq/N/smp_affinity_list`. Best effort: the kernel refuses (EIO) to move a managed
 /// IRQ (per-queue MSI-X vectors spread by the driver) or a per-CPU one, and that is recorded
@@ -28,8 +27,9 @@ pub struct IrqAffinity {
 }
 
 impl IrqAffinity {
-    fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/irq/{}/smp_affinity_list", self.irq))
+    /// The kernel file this knob is.
+    pub fn file(&self) -> SmpAffinityList {
+        SmpAffinityList { irq: self.irq }
     }
 }
 
@@ -37,18 +37,15 @@ impl Knob for IrqAffinity {
     type Value = CpuSet;
 
     fn describe(&self) -> Described {
-        Described::new(
-            format!("IRQ {} affinity", self.irq),
-            self.path().display().to_string(),
-        )
+        described(&self.file())
     }
 
     fn read(&self, backend: &dyn Backend) -> Result<CpuSet, KnobError> {
-        read_file(backend, self.describe(), Object::File, &self.path())
+        read_file(backend, &self.file())
     }
 
     fn write(&self, backend: &dyn Backend, cpus: &CpuSet) -> Result<(), KnobError> {
-        write_file(backend, self.describe(), &self.path(), cpus)
+        write_file(backend, &self.file(), cpus)
     }
 
     fn best_effort(&self) -> bool {
@@ -59,6 +56,5 @@ impl Knob for IrqAffinity {
 mask_knob!(
     /// `/proc/irq/default_smp_affinity`: the affinity an IRQ gets when it is set up.
     DefaultSmpAffinity,
-    "default IRQ affinity",
-    "/proc/irq/default_smp_affinity"
+    DEFAULT_SMP_AFFINITY
 );

@@ -9,16 +9,11 @@ use crate::backend::{Backend, TaskId};
 use crate::error::{Described, KnobError, Object};
 use crate::knob::Knob;
 
-/// Field 22 of a stat line, `starttime`, in clock ticks since boot.
+/// Field 22 of a stat line, `starttime`, in clock ticks since boot (inspect's parser).
 pub fn parse_start_time(stat: &str) -> Result<u64, String> {
-    let (_, tail) = stat
-        .rsplit_once(')')
-        .ok_or_else(|| "no \"(comm)\" in the stat line".to_owned())?;
-    tail.split_whitespace()
-        .nth(22 - 3)
-        .ok_or_else(|| "stat line too short".to_owned())?
-        .parse()
-        .map_err(|_| "starttime is not a number".to_owned())
+    nearnative_host::tasks::parse_stat(stat)
+        .map(|s| s.start_time)
+        .map_err(|e| e.to_string())
 }
 
 /// Fails with [`KnobError::Gone`] unless the thread exists and is the one that started at

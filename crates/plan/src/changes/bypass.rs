@@ -9,7 +9,7 @@ use nearnative_host::nic::{Coalescing, Nic};
 use nearnative_host::power::ResumeLatency;
 use nearnative_host::{Host, Mechanism};
 use nearnative_knob::bypass::nic::{Interface, NicCoalesce, NicFeature};
-use nearnative_knob::bypass::power::{CpufreqGovernor, Governor, PmQosResumeLatency};
+use nearnative_knob::bypass::power::{CpufreqGovernor, PmQosResumeLatency};
 use nearnative_knob::bypass::sysctl::{BusyPoll, BusyRead, KvmHaltPollNs};
 use nearnative_knob::{Change, Offload};
 
@@ -87,26 +87,16 @@ fn power(context: &Context, out: &mut Changes) {
                 ),
             );
         }
-        let offers = cpu
+        let performance = cpu
             .cpufreq_available_governors
             .iter()
-            .any(|g| g == "performance");
-        let governors = cpu
-            .cpufreq_governor
-            .as_ref()
-            .filter(|_| offers)
-            .map(|current| {
-                (
-                    Governor::try_from(current.clone()),
-                    Governor::try_from("performance".to_owned()),
-                )
-            });
-        if let Some((Ok(from), Ok(to))) = governors {
+            .find(|g| *g == "performance");
+        if let (Some(from), Some(to)) = (&cpu.cpufreq_governor, performance) {
             out.push(
                 Change {
                     knob: CpufreqGovernor { cpu: cpu.cpu },
-                    from,
-                    to,
+                    from: from.clone(),
+                    to: to.clone(),
                 },
                 MECHANISM,
                 format!(
@@ -121,21 +111,19 @@ fn power(context: &Context, out: &mut Changes) {
 fn halt_polling(knobs: &Knobs, out: &mut Changes) {
     match knobs.kvm_halt_poll_ns {
         None => out.note("KVM halt polling left alone: the kvm module is not loaded"),
-        Some(ns) => match u32::try_from(ns) {
-            Ok(from) if from < HALT_POLL_NS => out.push(
-                Change {
-                    knob: KvmHaltPollNs,
-                    from,
-                    to: HALT_POLL_NS,
-                },
-                MECHANISM,
-                "a halted vCPU polls 200 µs before its thread sleeps, so a wake-up in that \
-                 window skips the scheduler",
-            ),
-            _ => out.note(format!(
-                "KVM halt_poll_ns left at {ns}: already at least {HALT_POLL_NS} ns"
-            )),
-        },
+        Some(from) if from < HALT_POLL_NS => out.push(
+            Change {
+                knob: KvmHaltPollNs,
+                from,
+                to: HALT_POLL_NS,
+            },
+            MECHANISM,
+            "a halted vCPU polls 200 µs before its thread sleeps, so a wake-up in that window \
+             skips the scheduler",
+        ),
+        Some(ns) => out.note(format!(
+            "KVM halt_poll_ns left at {ns}: already at least {HALT_POLL_NS} ns"
+        )),
     }
 }
 

@@ -221,10 +221,10 @@ fn partitions(
     let cpusets = &context.host.isolation.cgroups.cpusets;
     let partition_of = |path: &str| {
         let found = cpusets.iter().find(|c| c.path == path);
-        found.and_then(|c| c.partition.as_deref()).map(str::trim)
+        found.and_then(|c| c.partition.clone())
     };
     let root_is_partition =
-        thread_root == "/" || matches!(partition_of(thread_root), Some("root" | "isolated"));
+        thread_root == "/" || partition_of(thread_root).is_some_and(|p| p.is_valid_partition());
     if !root_is_partition {
         out.note(format!(
             "the plan's cpusets are not made partitions: a local partition needs its parent to \
@@ -240,11 +240,7 @@ fn partitions(
         let Some(cgroup) = cgroup(mount, path, out) else {
             continue;
         };
-        let from = match partition_of(path) {
-            Some("root") => Partition::Root,
-            Some("isolated") => Partition::Isolated,
-            _ => Partition::Member,
-        };
+        let from = partition_of(path).unwrap_or(Partition::Member);
         let (to, what) = match cpus.len() {
             1 => (
                 Partition::Isolated,

@@ -1,7 +1,5 @@
 //! `--rt PRIO`: SCHED_FIFO for the exclusive threads, after they are on their own CPUs.
 
-use nearnative_host::tasks::SchedPolicy as HostPolicy;
-use nearnative_host::tasks::Task;
 use nearnative_host::Mechanism;
 use nearnative_knob::exclusivity::sched::{Policy, SchedPolicy};
 use nearnative_knob::Change;
@@ -13,7 +11,8 @@ pub fn plan(context: &Context, out: &mut Changes) {
         return;
     };
     for thread in &context.target.exclusive {
-        let Some(from) = policy_of(thread.task) else {
+        let task = thread.task;
+        let Some(from) = Policy::of(task.policy, task.nice, task.rt_priority) else {
             out.note(format!(
                 "thread {} of process {} left under its {:?} policy, which cannot be restored \
                  exactly",
@@ -39,19 +38,5 @@ pub fn plan(context: &Context, out: &mut Changes) {
                 thread.task.comm
             ),
         );
-    }
-}
-
-/// The knob's value for what the host shows; `None` for deadline and unknown policies.
-pub fn policy_of(task: &Task) -> Option<Policy> {
-    let nice = task.nice;
-    let priority = task.rt_priority;
-    match task.policy {
-        HostPolicy::Other => Some(Policy::Other { nice }),
-        HostPolicy::Batch => Some(Policy::Batch { nice }),
-        HostPolicy::Idle => Some(Policy::Idle { nice }),
-        HostPolicy::Fifo => Some(Policy::Fifo { priority }),
-        HostPolicy::Rr => Some(Policy::Rr { priority }),
-        HostPolicy::Deadline | HostPolicy::Unknown(_) => None,
     }
 }

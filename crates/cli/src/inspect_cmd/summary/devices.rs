@@ -168,7 +168,7 @@ fn cpu_power(cpu: &CpuPower) -> String {
         Some(ResumeLatency::Microseconds(us)) => format!("{us} µs"),
         None => "unknown".to_owned(),
     };
-    let governor = cpu.cpufreq_governor.as_deref().unwrap_or("none");
+    let governor = cpu.cpufreq_governor.as_ref().map_or("none", |g| g.as_str());
     format!(
         "idle states [{}], PM QoS {qos}, cpufreq {governor}",
         states.join(", ")

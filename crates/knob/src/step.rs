@@ -192,4 +192,32 @@ mod tests {
         assert!(step.best_effort());
         assert_eq!(step.describe().location, "/proc/irq/36/smp_affinity_list");
     }
+
+    /// Steps as journals written before the definitions moved to `nearnative_host::kernel`
+    /// hold them: each still deserializes to the same value and serializes back unchanged.
+    #[test]
+    fn journal_steps_keep_their_serde_shape() {
+        let cgroup = r#"{"cgroup":{"mount":"/sys/fs/cgroup","path":"/a"}}"#;
+        let thread = r#"{"pid":9,"tid":10,"start_time":77}"#;
+        let old = [
+            format!(r#"{{"kind":"cpuset_partition","knob":{cgroup},"from":"member","to":"root"}}"#),
+            format!(r#"{{"kind":"cgroup_type","knob":{cgroup},"from":"domain","to":"threaded"}}"#),
+            format!(
+                r#"{{"kind":"subtree_cpuset","knob":{cgroup},"from":"disabled","to":"enabled"}}"#
+            ),
+            r#"{"kind":"cpufreq_governor","knob":{"cpu":1},"from":"schedutil","to":"performance"}"#
+                .to_owned(),
+            r#"{"kind":"kvm_halt_poll_ns","knob":null,"from":0,"to":200000}"#.to_owned(),
+            r#"{"kind":"thp_enabled","knob":null,"from":"always","to":"never"}"#.to_owned(),
+            format!(
+                r#"{{"kind":"sched_policy","knob":{thread},"from":{{"policy":"other","nice":-5}},"to":{{"policy":"fifo","priority":10}}}}"#
+            ),
+            r#"{"kind":"pm_qos_resume_latency","knob":{"cpu":0},"from":"no_limit","to":"zero_latency"}"#
+                .to_owned(),
+        ];
+        for json in old {
+            let step: Step = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(serde_json::to_string(&step).unwrap(), json);
+        }
+    }
 }

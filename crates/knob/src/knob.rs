@@ -12,7 +12,8 @@ use crate::error::{Described, KnobError, Object};
 
 /// One writable host setting, identified by its fields (which IRQ, which thread). `read` and
 /// `write` speak the typed [`Knob::Value`]; parsing and formatting the kernel's text lives in
-/// the implementation, so no caller ever builds a write from a string.
+/// the file's definition in `nearnative_host::kernel` (for file knobs) or in the backend (for
+/// syscalls), so no caller ever builds a write from a string.
 pub trait Knob: Clone + Debug + PartialEq + Serialize + DeserializeOwned {
     type Value: Clone + PartialEq + Debug + Serialize + DeserializeOwned;
 

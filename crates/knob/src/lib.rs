@@ -3,8 +3,9 @@
 //!
 //! The planner describes what to change as an ordered `Vec<`[`Step`]`>`; the executor in
 //! nearnative-apply reads each step's knob fresh, journals the prior value, then writes. A
-//! knob's value is parsed from and formatted to the kernel's exact text form here and nowhere
-//! else, so no write is ever built from an unchecked string.
+//! file knob's path, value type and kernel text form are defined once, in
+//! `nearnative_host::kernel`, which inspect reads through too; no write is ever built from an
+//! unchecked string.
 //!
 //! Families: [`exclusivity`] (thread affinity, scheduling policy, cpuset cgroups, IRQ
 //! steering, housekeeping masks), [`bypass`] (PM QoS, cpufreq, KVM halt polling, busy polling,

@@ -13,7 +13,8 @@ use crate::backend::{cgroup_dir, Backend, CgroupLine, TaskId, TaskMove};
 use crate::error::{Described, KnobError, Object};
 use crate::knob::{described, file_knob, read_file, write_file, Knob};
 use crate::values::{CgroupMount, CgroupPath};
-use nearnative_host::kernel::cgroup::{CgroupAt, CgroupFile};
+use nearnative_host::kernel::cgroup::{CgroupAt, CgroupFile, CgroupKind};
+use nearnative_host::kernel::KernelFile;
 use nearnative_host::CpuSet;
 
 pub use nearnative_host::kernel::cgroup::Partition;
@@ -146,12 +147,8 @@ impl CgroupDir {
         if backend.root().exists(dir.join("tasks")) {
             return Residents::V1;
         }
-        match backend
-            .root()
-            .read_trimmed(dir.join("cgroup.type"))
-            .as_deref()
-        {
-            Ok("threaded") => Residents::Threads,
+        match self.cgroup.at().kind().read(backend.root()) {
+            Ok(CgroupKind::Threaded) => Residents::Threads,
             _ => Residents::Processes,
         }
     }
@@ -335,9 +332,9 @@ impl TaskCgroup {
         let (file, id) = match &self.hierarchy {
             Hierarchy::V1 { .. } => ("tasks", self.tid),
             Hierarchy::V2 { .. } => {
-                let type_file = cgroup_dir(&mount, to.as_str()).join("cgroup.type");
-                match backend.root().read_trimmed(type_file).as_deref() {
-                    Ok("threaded") => ("cgroup.threads", self.tid),
+                let target = CgroupAt::new(cgroup_dir(&mount, to.as_str()), to.as_str());
+                match target.kind().read(backend.root()) {
+                    Ok(CgroupKind::Threaded) => ("cgroup.threads", self.tid),
                     _ => ("cgroup.procs", self.pid),
                 }
             }

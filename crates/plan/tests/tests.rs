@@ -5,6 +5,7 @@ mod kernel_rules;
 mod ledger;
 mod plan_live;
 mod plan_nested;
+mod plan_nested_tree;
 mod plan_pool;
 mod plan_rules;
 mod plan_snapshots;

@@ -1,6 +1,7 @@
 //! Tests of the `nearnative` binary as a user runs it, one module per command.
 
 mod apply_live;
+mod apply_nested;
 mod apply_refusals;
 mod inspect;
 mod inspect_vms;

@@ -65,11 +65,6 @@ impl Scope {
                 .is_some_and(|p| self.contains_path(p))
     }
 
-    /// Whether `process` is directly in the scope's own cgroup.
-    pub fn holds_directly(&self, process: &Process) -> bool {
-        self.cgroup_of(process) == Some(self.path.as_str())
-    }
-
     pub fn contains_path(&self, path: &str) -> bool {
         is_within(path, &self.path)
     }

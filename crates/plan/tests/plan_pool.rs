@@ -357,8 +357,12 @@ fn a_container_with_more_threads_than_cores_shares_its_pool() {
     }
     assert_eq!(
         cpuset_cpus(&plan, "/app"),
-        Some(ids("0,3")),
-        "the container's own cpuset gives the pool up"
+        None,
+        "the container's own cpuset keeps the pool, which its threads are pinned to inside it"
+    );
+    assert!(
+        !kinds(&plan).contains(&"CpusetCpuExclusive"),
+        "the kernel refuses an exclusive pool beside /app, which overlaps it"
     );
 }
 

@@ -1,8 +1,11 @@
 //! Integration tests of the allocator, one binary with a module per area.
 
 mod fixtures;
+mod kernel_rules;
 mod ledger;
 mod plan_live;
+mod plan_nested;
+mod plan_nested_tree;
 mod plan_pool;
 mod plan_rules;
 mod plan_snapshots;

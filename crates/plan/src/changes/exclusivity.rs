@@ -4,12 +4,16 @@
 //! housekeeping CPUs), one `nearnative-<id>-t<i>` per exclusive thread holding just its CPU
 //! (1:1 pinning enforced by the cgroup, as libvirt does), or with `--cores N` a single
 //! `nearnative-<id>-pool` holding the pool's CPUs that all those threads share, and, with
-//! `--io dedicated`, `nearnative-<id>-io`. Existing children of S that overlap the exclusive CPUs shrink first
-//! (deepest first, as the kernel wants children inside parents; revert restores parents first).
-//! Then each moved thread gets a `thread_affinity` step to its new cgroup's CPUs followed by
-//! its `task_cgroup` step: revert runs backwards, so the thread returns to its old cgroup
-//! first (the kernel resets its affinity to that cpuset) and only then gets its exact prior
-//! affinity back.
+//! `--io dedicated`, `nearnative-<id>-io`. The target's cgroups may lie below S (a container's
+//! `kubepods.slice/.../<ctr>.scope`, libvirt's `machine/qemu-...`): the chain of cgroups from S
+//! down to each of them keeps the exclusive CPUs, and only the cgroups beside that chain that
+//! overlap them shrink, first (deepest first, as the kernel wants children inside parents;
+//! revert restores parents first). Then each moved thread gets a `thread_affinity` step to its
+//! new cgroup's CPUs followed by its `task_cgroup` step: the kernel takes the affinity only
+//! within the cpuset the thread is still in, which is why its chain keeps those CPUs. Revert
+//! runs backwards, so the thread returns to its old cgroup first (the kernel resets its
+//! affinity to that cpuset) and only then gets its exact prior affinity back. Every other
+//! thread directly in a cgroup of the chain moves to `-hk`.
 //!
 //! Under cgroup v2 the cgroups are threaded children of the target's own cgroup instead; see
 //! [`super::cpuset_v2`], which builds on the helpers here.
@@ -20,6 +24,7 @@
 //! PID 1 and kernel threads never change cgroup. On the whole host, unbound kernel threads
 //! that allow it, and PID 1, get an affinity that leaves out the exclusive CPUs.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use nearnative_host::isolation::Cpuset;
@@ -35,7 +40,7 @@ use super::{cpuset_v2, Changes, Context};
 use crate::plan::without;
 use crate::plan_error::PlanError;
 use crate::request::IoPlacement;
-use crate::scope::Fencing;
+use crate::scope::{chain, parent_of, Fencing};
 use crate::target::ThreadRef;
 
 pub(super) const MECHANISM: Mechanism = Mechanism::Exclusivity;
@@ -188,9 +193,10 @@ fn cpuset_changes(context: &Context, mount: &Path, out: &mut Changes) -> Result<
     };
     let prefix = format!("nearnative-{}-", context.id);
     let name = |suffix: &str| cgroup_path(context, suffix);
-    shrink_overlapping(context, &mount, &prefix, out);
+    let chain = target_chain(context, &prefix);
+    shrink_beside(context, &mount, &prefix, &chain, out);
     let placed = target_destinations(context, name);
-    create_cgroups(context, &mount, &placed, out);
+    create_cgroups(context, &mount, &placed, &chain, out);
     for (thread, destination) in &placed {
         match thread.task.kind.is_kernel() {
             true => affinity_step(thread, &destination.cpus, &destination.why, out),
@@ -204,7 +210,11 @@ fn cpuset_changes(context: &Context, mount: &Path, out: &mut Changes) -> Result<
     };
     for process in &context.host.tasks.processes {
         let other_workload = context.others.contains(&process.pid);
-        if process.pid == 1 || other_workload || !context.scope.holds_directly(process) {
+        let on_chain = context
+            .scope
+            .cgroup_of(process)
+            .is_some_and(|c| chain.contains(c));
+        if process.pid == 1 || other_workload || !on_chain {
             continue;
         }
         for task in process.threads.iter().filter(|t| movable(t)) {
@@ -221,28 +231,63 @@ pub(super) fn movable(task: &nearnative_host::tasks::Task) -> bool {
     !task.kind.is_kernel() && !task.has_exited()
 }
 
-/// Children of the scope whose CPUs overlap the exclusive set lose those CPUs, deepest first.
-fn shrink_overlapping(context: &Context, mount: &CgroupMount, prefix: &str, out: &mut Changes) {
+/// The cgroups from the scope down to each cgroup that holds a target thread, the plan's own
+/// (`prefix`) left out: they keep the exclusive CPUs. The kernel pins a thread only within
+/// the cpuset it is in, and its `thread_affinity` comes before its move; and a manager's own
+/// cgroups (libvirt's `/machine`, a container runtime's slices) must still admit the CPUs it
+/// hands out next.
+fn target_chain(context: &Context, prefix: &str) -> BTreeSet<String> {
+    let target = context.target;
+    let threads = target
+        .exclusive
+        .iter()
+        .chain(&target.io)
+        .chain(&target.rest);
+    let cgroups: BTreeSet<&str> = threads
+        .filter(|t| !t.task.kind.is_kernel())
+        .filter_map(|t| context.scope.cgroup_of(t.process))
+        .collect();
+    let mut kept = BTreeSet::from([context.scope.path.clone()]);
+    for cgroup in cgroups {
+        kept.extend(chain(&context.scope.path, cgroup));
+    }
+    kept.retain(|path| !last_component(path).starts_with(prefix));
+    kept
+}
+
+fn last_component(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or("")
+}
+
+/// The cgroups in the scope beside `chain` whose CPUs overlap the exclusive set lose those
+/// CPUs, deepest first.
+fn shrink_beside(
+    context: &Context,
+    mount: &CgroupMount,
+    prefix: &str,
+    chain: &BTreeSet<String>,
+    out: &mut Changes,
+) {
     let scope = context.scope;
-    let mut overlapping: Vec<_> = context
+    let mut beside: Vec<(&str, &CpuSet)> = context
         .host
         .isolation
         .cgroups
         .cpusets
         .iter()
-        .filter(|c| c.path != scope.path && scope.contains_path(&c.path))
-        .filter(|c| !c.path.rsplit('/').next().unwrap_or("").starts_with(prefix))
-        .filter_map(|c| {
-            let cpus = c.cpus.as_ref()?;
-            (!cpus.is_disjoint(&context.exclusive)).then_some((c.path.as_str(), cpus))
-        })
+        .filter(|c| scope.contains_path(&c.path) && !chain.contains(&c.path))
+        .filter(|c| !last_component(&c.path).starts_with(prefix))
+        .filter_map(|c| Some((c.path.as_str(), c.cpus.as_ref()?)))
         .collect();
-    overlapping.sort_by_key(|(path, _)| (std::cmp::Reverse(path.matches('/').count()), *path));
-    for (path, cpus) in overlapping {
+    let mut shrunk = shrunk_cpus(context, &mut beside);
+    beside.sort_by_key(|(path, _)| (std::cmp::Reverse(path.matches('/').count()), *path));
+    for (path, cpus) in beside {
+        let Some(to) = shrunk.remove(path) else {
+            continue;
+        };
         let Some(cgroup) = cgroup(mount, path, out) else {
             continue;
         };
-        let to = without(cpus, &context.exclusive, &context.housekeeping);
         out.push(
             Change {
                 knob: CpusetCpus { cgroup },
@@ -256,6 +301,33 @@ fn shrink_overlapping(context: &Context, mount: &CgroupMount, prefix: &str, out:
             ),
         );
     }
+}
+
+/// The new CPUs of each overlapping cgroup of `beside`, worked out parents first: its CPUs
+/// without the exclusive ones, or when none are left the housekeeping CPUs its parent keeps,
+/// as a v1 cpuset must stay within its parent's.
+fn shrunk_cpus<'c>(
+    context: &Context,
+    beside: &mut [(&'c str, &'c CpuSet)],
+) -> BTreeMap<&'c str, CpuSet> {
+    let cpusets = &context.host.isolation.cgroups.cpusets;
+    beside.sort_by_key(|(path, _)| (path.matches('/').count(), *path));
+    let mut shrunk: BTreeMap<&str, CpuSet> = BTreeMap::new();
+    for &(path, cpus) in beside.iter() {
+        if cpus.is_disjoint(&context.exclusive) {
+            continue;
+        }
+        let parent = parent_of(path).and_then(|parent| match shrunk.get(parent) {
+            Some(cpus) => Some(cpus.clone()),
+            None => cpusets.iter().find(|c| c.path == parent)?.cpus.clone(),
+        });
+        let left = parent
+            .map(|p| p.intersection(&context.housekeeping))
+            .filter(|left| !left.is_empty())
+            .unwrap_or_else(|| context.housekeeping.clone());
+        shrunk.insert(path, without(cpus, &context.exclusive, &left));
+    }
+    shrunk
 }
 
 pub(super) fn cgroup(mount: &CgroupMount, path: &str, out: &mut Changes) -> Option<Cgroup> {
@@ -277,6 +349,7 @@ fn create_cgroups(
     context: &Context,
     mount: &CgroupMount,
     placed: &[(ThreadRef, Destination)],
+    chain: &BTreeSet<String>,
     out: &mut Changes,
 ) {
     let mut made: Vec<(&str, &CpuSet, bool)> = Vec::new();
@@ -315,6 +388,17 @@ fn create_cgroups(
             "the plan's cpusets are not made CPU-exclusive: the kernel allows that only under an \
              exclusive parent, and {} is not (the cgroups still pin each thread)",
             context.scope.path
+        ));
+        return;
+    }
+    let sibling = chain
+        .iter()
+        .find(|path| parent_of(path) == Some(context.scope.path.as_str()));
+    if let Some(sibling) = sibling {
+        out.note(format!(
+            "the plan's cpusets are not made CPU-exclusive: their sibling {sibling} keeps the \
+             exclusive CPUs for the target's cgroup, and the kernel refuses an exclusive cpuset \
+             that a sibling overlaps (the cgroups still pin each thread)"
         ));
         return;
     }

@@ -2,6 +2,7 @@
 
 mod apply_live;
 mod apply_refusals;
+mod born_live;
 mod inspect;
 mod inspect_vms;
 mod lab_cmd;

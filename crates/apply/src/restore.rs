@@ -2,6 +2,8 @@
 //! `revert`. A knob already at its prior value is left alone (so restoring twice is harmless);
 //! a task that exited or a kernel object that vanished has nothing left to restore.
 
+use std::time::{Duration, Instant};
+
 use nearnative_knob::exclusivity::cgroup::{CgroupDir, Presence};
 use nearnative_knob::{Backend, Described, KnobError, Step};
 
@@ -71,10 +73,29 @@ fn created_cgroup_of<'c>(step: &Step, changes: &'c [Step]) -> Option<&'c CgroupD
     })
 }
 
-/// Moves the tasks born in `created` since the apply to where their process was before it
-/// (its journaled cgroup), else to the parent. A failure is not recorded here: the removal
-/// that follows fails too, names the cgroup, and the journal keeps it for the next revert.
+/// How long a created cgroup may take to empty: the threads of a workload killed during the
+/// apply stay listed until the kernel has finished their exit, and until then the cgroup
+/// refuses to have its CPUs emptied (ENOSPC) or to be removed (EBUSY).
+const EXITING_TASKS_WAIT: Duration = Duration::from_secs(2);
+
+/// Moves the tasks in `created` (born there since the apply, or whose move back failed) out,
+/// then waits for the ones still exiting to leave, so that restoring its files and removing it
+/// asks nothing of the kernel it must refuse. A cgroup that does not empty in time is not an
+/// error here: the writes that follow fail, name the cgroup, and the journal keeps them.
 fn evacuate(created: &CgroupDir, changes: &[Step], backend: &dyn Backend, outcome: &mut Restored) {
+    let deadline = Instant::now() + EXITING_TASKS_WAIT;
+    loop {
+        move_out(created, changes, backend, outcome);
+        if !created.holds_tasks(backend) || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Moves the tasks in `created` to where their process was before the apply (its journaled
+/// cgroup), else to the parent.
+fn move_out(created: &CgroupDir, changes: &[Step], backend: &dyn Backend, outcome: &mut Restored) {
     let mount = &created.cgroup.mount;
     let home = |pid: u32| {
         changes.iter().find_map(|step| match step {

@@ -101,13 +101,21 @@ pub fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
         true => crate::output::print_json(&RevertOutput::from(&reverted))?,
         false => print!("{}", render_reverted(&reverted, &which)),
     }
-    Ok(ExitCode::SUCCESS)
+    match reverted.born.failed.as_slice() {
+        [] => Ok(ExitCode::SUCCESS),
+        failed => anyhow::bail!(
+            "reverted, but {} task(s) born during the apply keep the mask it gave them: {}",
+            failed.len(),
+            failed.join("; ")
+        ),
+    }
 }
 
 #[derive(Serialize)]
 struct RevertOutput<'a> {
     workloads: Vec<&'a str>,
     journals: &'a nearnative_apply::RevertReport,
+    born: &'a nearnative_engine::BornReverted,
 }
 
 impl<'a> From<&'a Reverted> for RevertOutput<'a> {
@@ -115,6 +123,7 @@ impl<'a> From<&'a Reverted> for RevertOutput<'a> {
         RevertOutput {
             workloads: reverted.workloads.iter().map(|w| w.0.as_str()).collect(),
             journals: &reverted.report,
+            born: &reverted.born,
         }
     }
 }
@@ -147,6 +156,12 @@ fn render_reverted(reverted: &Reverted, which: &RevertWhich) -> String {
             journal.restored.len(),
             journal.already.len(),
             journal.vanished.len()
+        ));
+    }
+    if !reverted.born.widened.is_empty() {
+        out.push_str(&format!(
+            "gave {} task(s) born during the apply their creator's prior affinity\n",
+            reverted.born.widened.len()
         ));
     }
     for workload in &reverted.workloads {

@@ -3,8 +3,10 @@
 mod apply_live;
 mod apply_nested;
 mod apply_refusals;
+mod born_live;
 mod inspect;
 mod inspect_vms;
+mod killed_live;
 mod lab_cmd;
 mod plan_cmd;
 mod probe_jitter;

@@ -20,6 +20,7 @@
 //! ```
 
 mod applied;
+mod born;
 mod engine;
 mod error;
 mod ledger_file;
@@ -30,6 +31,7 @@ mod threads;
 mod verify;
 
 pub use applied::{AppliedPlan, APPLIED_SCHEMA_VERSION};
+pub use born::BornReverted;
 pub use engine::{Applied, Engine};
 pub use error::EngineError;
 pub use ledger_file::{load_ledger, LEDGER_SCHEMA_VERSION};

@@ -13,6 +13,7 @@ use nearnative_knob::{Described, Step};
 use nearnative_plan::{cgroup_id, Ledger, WorkloadKey};
 
 use crate::applied::{load_all, AppliedPlan};
+use crate::born::BornReverted;
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::ledger_file::{load_ledger, store_ledger};
@@ -31,6 +32,8 @@ pub struct Reverted {
     pub report: RevertReport,
     /// When the target named nothing applied: the workloads that are.
     pub still_applied: Vec<WorkloadKey>,
+    /// Tasks born during an apply, given back the mask their creator had before it.
+    pub born: BornReverted,
 }
 
 impl Reverted {
@@ -57,14 +60,22 @@ impl Engine {
         let Some((id, record)) = plans.into_iter().find(|(_, p)| p.answers_to(target)) else {
             return self.release_orphan_allocation(target, lock);
         };
-        self.refuse_if_overlaid(&id, &record)?;
+        let journal = Journal::load(&self.state.journal_path(&id))?;
+        if let Some(journal) = &journal {
+            self.refuse_if_overlaid(&id, journal, &record)?;
+        }
         let which = RevertTarget::One(id.clone());
         let report = revert_locked(&self.state, &which, &*self.backend, lock)?;
+        let mut born = BornReverted::default();
+        if let Some(journal) = &journal {
+            self.widen_born(journal, Some(&record.plan.scope), &mut born);
+        }
         self.release(&record, &id)?;
         Ok(Reverted {
             workloads: vec![record.plan.workload],
             report,
             still_applied: Vec::new(),
+            born,
         })
     }
 
@@ -72,10 +83,12 @@ impl Engine {
     /// host-wide IRQ masks, say): its prior is this one's target, so restoring this one first
     /// would undo the newer workload's isolation, and restoring that one later would bring
     /// this one's values back.
-    fn refuse_if_overlaid(&self, id: &JournalId, record: &AppliedPlan) -> Result<(), EngineError> {
-        let Some(journal) = Journal::load(&self.state.journal_path(id))? else {
-            return Ok(());
-        };
+    fn refuse_if_overlaid(
+        &self,
+        id: &JournalId,
+        journal: &Journal,
+        record: &AppliedPlan,
+    ) -> Result<(), EngineError> {
         let knobs: Vec<Described> = journal.changes.iter().map(Step::describe).collect();
         for other_id in self.state.journal_ids()?.into_iter().filter(|o| o != id) {
             let Some(other) = Journal::load(&self.state.journal_path(&other_id))? else {
@@ -129,7 +142,21 @@ impl Engine {
     }
 
     fn revert_all(&self, lock: &StateLock) -> Result<Reverted, EngineError> {
+        let mut journals = Vec::new();
+        for id in self.state.journal_ids()? {
+            journals.extend(Journal::load(&self.state.journal_path(&id))?);
+        }
+        journals.sort_by_key(|j| std::cmp::Reverse(j.started_unix_ms));
+        let records = load_all(&self.state)?;
         let report = revert_locked(&self.state, &RevertTarget::All, &*self.backend, lock)?;
+        let mut born = BornReverted::default();
+        for journal in &journals {
+            let scope = records
+                .iter()
+                .find(|(id, _)| *id == journal.id)
+                .map(|(_, record)| &record.plan.scope);
+            self.widen_born(journal, scope, &mut born);
+        }
         let ledger = load_ledger(&self.state)?;
         let workloads = ledger.iter().map(|a| a.workload().clone()).collect();
         if !ledger.is_empty() {
@@ -142,6 +169,7 @@ impl Engine {
             workloads,
             report,
             still_applied: Vec::new(),
+            born,
         })
     }
 }

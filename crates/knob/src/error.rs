@@ -144,6 +144,15 @@ impl KnobError {
                 reason: "no such task in /proc".to_owned(),
             },
             (ReadError::NotFound { .. }, Object::File) => KnobError::Missing { knob },
+            // A task's /proc files answer ESRCH once it has exited but is not yet reaped.
+            (ReadError::Io { source, .. }, Object::Task)
+                if source.raw_os_error() == Some(libc::ESRCH) =>
+            {
+                KnobError::Gone {
+                    knob,
+                    reason: source.to_string(),
+                }
+            }
             (ReadError::PermissionDenied { path }, _) => KnobError::ReadOnly {
                 knob,
                 source: io::Error::new(
@@ -185,5 +194,18 @@ mod tests {
             assert!(msg.contains(expected), "{what}: {msg}");
             assert!(msg.starts_with("IRQ 36 affinity (/proc/irq/36/smp_affinity_list): "));
         }
+    }
+
+    #[test]
+    fn esrch_reading_an_exited_tasks_file_means_gone() {
+        let read = |object| {
+            let err = ReadError::Io {
+                path: "/proc/7/task/9/status".into(),
+                source: io::Error::from_raw_os_error(libc::ESRCH),
+            };
+            KnobError::from_read(irq(), object, err)
+        };
+        assert!(read(Object::Task).is_gone());
+        assert!(!read(Object::File).is_gone());
     }
 }

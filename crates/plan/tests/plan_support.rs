@@ -92,6 +92,7 @@ pub fn task(tid: u32, comm: &str, kind: TaskKind, affinity: &CpuSet) -> Task {
         last_cpu: affinity.first().unwrap_or(0),
         start_time: 1000 + u64::from(tid),
         affinity_fixed: false,
+        ppid: 1,
     }
 }
 

@@ -79,6 +79,10 @@ pub struct Task {
     /// `PF_NO_SETAFFINITY`: the kernel refuses any affinity change from user space.
     #[serde(default)]
     pub affinity_fixed: bool,
+    /// The parent process's pid (`PPid`): who forked the thread's process, which a revert
+    /// follows to find the mask a task born during an apply inherited.
+    #[serde(default)]
+    pub ppid: u32,
 }
 
 impl Task {

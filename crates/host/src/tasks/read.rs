@@ -126,6 +126,7 @@ fn read_thread(root: &Root, thread_dir: &str) -> Result<Task, ReadError> {
         nice: stat.nice,
         last_cpu: stat.processor,
         start_time: stat.start_time,
+        ppid: stat.ppid,
     })
 }
 

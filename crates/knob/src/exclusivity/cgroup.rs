@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::task::check_same_thread;
+use super::task::{check_same_thread, gone_if_exited};
 use crate::backend::{cgroup_dir, Backend, CgroupLine, TaskId, TaskMove};
 use crate::error::{Described, KnobError, Object};
 use crate::knob::{described, file_knob, read_file, write_file, Knob};
@@ -139,6 +139,20 @@ impl CgroupDir {
         match failure {
             Some(err) => Err(err),
             None => Ok(moved),
+        }
+    }
+
+    /// Whether any task is still listed in the cgroup (an exiting one included, until the
+    /// kernel drops it). Unreadable counts as not known to be empty.
+    pub fn holds_tasks(&self, backend: &dyn Backend) -> bool {
+        let file = match self.residents(backend) {
+            Residents::V1 => "tasks",
+            Residents::Processes => "cgroup.procs",
+            Residents::Threads => "cgroup.threads",
+        };
+        match backend.root().read_to_string(self.cgroup.dir().join(file)) {
+            Ok(listed) => !listed.trim().is_empty(),
+            Err(err) => !err.is_not_found(),
         }
     }
 
@@ -392,7 +406,8 @@ impl Knob for TaskCgroup {
         }
         backend.move_task(&task_move).map_err(|e| {
             let knob = Described::new(knob.object, target.display().to_string());
-            KnobError::from_write(knob, Object::Task, e)
+            let err = KnobError::from_write(knob, Object::Task, e);
+            gone_if_exited(backend, self.task(), self.start_time, err)
         })
     }
 }

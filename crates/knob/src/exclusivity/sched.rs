@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::task::check_same_thread;
+use super::task::{check_same_thread, gone_if_exited};
 use crate::backend::{Backend, TaskId};
 use crate::error::{Described, KnobError, Object};
 use crate::knob::Knob;
@@ -61,5 +61,6 @@ impl Knob for SchedPolicy {
         backend
             .set_sched_policy(self.task(), *policy)
             .map_err(|e| KnobError::from_write(knob, Object::Task, e))
+            .map_err(|e| gone_if_exited(backend, self.task(), self.start_time, e))
     }
 }

@@ -37,6 +37,46 @@ pub fn check_same_thread(
     }
 }
 
+/// `err` from a write to a task, or [`KnobError::Gone`] when the task has exited meanwhile:
+/// the kernel answers a write to an exiting thread with EINVAL (its cpuset is already gone)
+/// or ESRCH, and only a second look at the task tells that from a real refusal.
+pub fn gone_if_exited(
+    backend: &dyn Backend,
+    task: TaskId,
+    start_time: u64,
+    err: KnobError,
+) -> KnobError {
+    if err.is_gone() {
+        return err;
+    }
+    let knob = err.knob().clone();
+    let state = check_same_thread(backend, &knob, task, start_time).and_then(|()| {
+        backend
+            .root()
+            .read_parsed(task.proc_dir().join("stat"), parse_state)
+            .map_err(|e| KnobError::from_read(knob.clone(), Object::Task, e))
+    });
+    match state {
+        Err(gone) if gone.is_gone() => gone,
+        Ok(state @ ('Z' | 'X')) => KnobError::Gone {
+            knob,
+            reason: format!("exited (state {state}) during the write: {err}"),
+        },
+        _ => err,
+    }
+}
+
+/// Field 3 of a stat line, the task's state letter.
+fn parse_state(stat: &str) -> Result<char, String> {
+    let (_, tail) = stat
+        .rsplit_once(')')
+        .ok_or_else(|| "no \"(comm)\" in the stat line".to_owned())?;
+    tail.split_whitespace()
+        .next()
+        .and_then(|field| field.chars().next())
+        .ok_or_else(|| "stat line too short".to_owned())
+}
+
 /// The CPUs a thread may run on (`sched_setaffinity`), read back from `Cpus_allowed_list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadAffinity {
@@ -98,6 +138,7 @@ impl Knob for ThreadAffinity {
         backend
             .set_thread_affinity(self.task(), cpus)
             .map_err(|e| KnobError::from_write(knob, Object::Task, e))
+            .map_err(|e| gone_if_exited(backend, self.task(), self.start_time, e))
     }
 }
 
@@ -113,6 +154,12 @@ mod tests {
         assert_eq!(parse_start_time(&stat), Ok(987654));
         assert!(parse_start_time("7 (x) S 1").is_err());
         assert!(parse_start_time("garbage").is_err());
+    }
+
+    #[test]
+    fn state_is_field_3() {
+        assert_eq!(parse_state("7 (a b) Z 1 2"), Ok('Z'));
+        assert!(parse_state("7 (a)").is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod allocation;
 mod allocator;
 mod availability;
 pub mod changes;
+mod decisions;
 mod error;
 mod host_index;
 mod ledger;
@@ -32,8 +33,10 @@ pub mod scope;
 mod scope_v2;
 pub mod target;
 
+pub use advisories::Topic;
 pub use allocation::{Allocation, Slot};
 pub use allocator::{allocate, Admission, Allocator};
+pub use decisions::{Note, ProtectedIrq};
 pub use error::{AdmissionError, NodeCounts, NodeRole, Shortage};
 pub use ledger::{Ledger, LedgerError};
 pub use plan::{cgroup_id, plan, Advisory, Plan, PlannedChange};

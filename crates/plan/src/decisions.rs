@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use nearnative_host::CpuSet;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// An IRQ of an interface that carried a default route when the plan was made: never
@@ -142,24 +143,32 @@ impl fmt::Display for Note {
     }
 }
 
-/// A note as stored: typed, or a plain sentence from a plan recorded before notes were typed.
+impl From<String> for Note {
+    fn from(text: String) -> Self {
+        Note::Text { text }
+    }
+}
+
+/// A note as stored: typed, or a plain sentence from a record made before notes were typed.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum StoredNote {
-    Typed(Note),
+enum StoredNote<T> {
+    Typed(T),
     Text(String),
 }
 
-/// Reads a plan's notes, typed or (in a plan recorded before they were) plain sentences.
-pub(crate) fn deserialize_notes<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<Note>, D::Error> {
-    let stored = Vec::<StoredNote>::deserialize(deserializer)?;
+/// Reads notes, typed or (in a plan or ledger recorded before they were) plain sentences.
+pub(crate) fn deserialize_notes<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned + From<String>,
+{
+    let stored = Vec::<StoredNote<T>>::deserialize(deserializer)?;
     Ok(stored
         .into_iter()
         .map(|note| match note {
             StoredNote::Typed(note) => note,
-            StoredNote::Text(text) => Note::Text { text },
+            StoredNote::Text(text) => T::from(text),
         })
         .collect())
 }

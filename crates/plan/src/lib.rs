@@ -39,6 +39,7 @@ pub use allocator::{allocate, Admission, Allocator};
 pub use decisions::{Note, ProtectedIrq};
 pub use error::{AdmissionError, NodeCounts, NodeRole, Shortage};
 pub use ledger::{Ledger, LedgerError};
+pub use notes::{NodeCores, PlacementNote};
 pub use plan::{cgroup_id, plan, Advisory, Plan, PlannedChange};
 pub use plan_error::PlanError;
 pub use plan_request::PlanRequest;

@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use nearnative_apply::state::DEFAULT_STATE_DIR;
 use nearnative_host::CpuSet;
-use nearnative_plan::{Fencing, IoPlacement, Level, NumaSpill, Plan, PlanRequest, Pool, Target};
+use nearnative_plan::{
+    Fencing, IoPlacement, Level, NumaSpill, Plan, PlanRequest, Pool, ProtectedIrq, Target,
+};
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -183,7 +185,31 @@ pub(crate) fn render(plan: &Plan) -> String {
             out.push_str(&format!("  {note}\n"));
         }
     }
+    if let Some(line) = plan.protected_irqs.as_deref().and_then(protected_line) {
+        out.push_str(&line);
+    }
     out
+}
+
+/// `protected IRQs (default route; verify excuses them): 24,25 (eth0)`, or nothing.
+fn protected_line(irqs: &[ProtectedIrq]) -> Option<String> {
+    let mut nics: Vec<&str> = irqs.iter().map(|p| p.nic.as_str()).collect();
+    nics.sort_unstable();
+    nics.dedup();
+    let groups: Vec<String> = nics
+        .iter()
+        .map(|nic| {
+            let own = irqs.iter().filter(|p| p.nic == *nic);
+            let numbers: Vec<String> = own.map(|p| p.irq.to_string()).collect();
+            format!("{} ({nic})", numbers.join(","))
+        })
+        .collect();
+    (!groups.is_empty()).then(|| {
+        format!(
+            "protected IRQs (default route; verify excuses them): {}\n",
+            groups.join(", ")
+        )
+    })
 }
 
 /// `  threads 4242,4243 share CPUs 1 (a pool of 1 core, cpuset /nearnative-pid-4242-pool)`
@@ -216,4 +242,22 @@ pub(crate) fn mechanism(mechanism: nearnative_host::Mechanism) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_irqs_are_grouped_by_interface() {
+        let irq = |irq, nic: &str| ProtectedIrq {
+            irq,
+            nic: nic.to_owned(),
+        };
+        assert_eq!(protected_line(&[]), None);
+        assert_eq!(
+            protected_line(&[irq(24, "eth0"), irq(30, "eth1"), irq(25, "eth0")]).as_deref(),
+            Some("protected IRQs (default route; verify excuses them): 24,25 (eth0), 30 (eth1)\n")
+        );
+    }
 }

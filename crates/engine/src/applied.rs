@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::threads::TargetThread;
 
-/// Version 1: `{request, plan, threads, applied_unix_ms}`.
+/// Version 1: `{request, plan, threads, applied_unix_ms}`. The plan has since gained typed
+/// notes and topics and `protected_irqs`, read compatibly from records without them (see
+/// docs/plan.md), so the version stays 1.
 pub const APPLIED_SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use nearnative_apply::{
 use nearnative_host::{Host, InspectOptions, Root};
 use nearnative_knob::{Backend, LiveBackend, Step};
 use nearnative_plan::target::resolve;
-use nearnative_plan::{plan, Ledger, Plan, PlanRequest, Target};
+use nearnative_plan::{plan, Ledger, Note, Plan, PlanRequest, Target};
 
 use crate::applied::{load_all, AppliedPlan};
 use crate::error::EngineError;
@@ -208,11 +208,7 @@ impl Engine {
         };
         let mut plan = plan(&self.read_host(&request.target), request, &ledger)?;
         if let Some(path) = unread {
-            plan.notes.push(format!(
-                "{} could not be read (permission denied): cores other workloads hold were not \
-                 taken into account; apply, as root, will",
-                path.display()
-            ));
+            plan.notes.push(Note::LedgerUnreadable { path });
         }
         Ok(plan)
     }

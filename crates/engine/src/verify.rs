@@ -5,14 +5,15 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use nearnative_host::Host;
-use nearnative_knob::Step;
-use nearnative_verify::{sample, verdict, Expectations, Sample, SampleSpec, Scope, Verdict};
+use nearnative_verify::{
+    expectations, read_back, sample, verdict, ExitedThread, Expectations, ReadBack, Sample,
+    SampleSpec, Scope, Verdict,
+};
 use serde::Serialize;
 
 use crate::applied::{find, AppliedPlan};
 use crate::engine::Engine;
 use crate::error::EngineError;
-use crate::readback::{read_back, ReadBack};
 
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -39,8 +40,9 @@ impl Engine {
         stop: &AtomicBool,
     ) -> Result<VerifyReport, EngineError> {
         let (_, record) = find(&self.state, target)?;
-        let readback = read_back(&record, &self.root, &*self.backend);
-        let expectations = self.expectations(&record);
+        let readback = read_back(&record.plan, &*self.backend, self.exited(&record));
+        let host = Host::read(&self.root, &self.inspect);
+        let expectations = expectations(&record.plan, &host, record.request.nic.as_deref());
         let (sample, mut verdict) = match options.sample.is_zero() {
             true => (None, Verdict::new(Vec::new())),
             false => {
@@ -60,30 +62,17 @@ impl Engine {
         })
     }
 
-    /// What the plan knowingly left: the IRQs of the default-route NIC (unless `--nic`
-    /// named it) may fire on the exclusive CPUs, the IRQs it moved may fire there once more,
-    /// and the tick stops only under `nohz_full`.
-    fn expectations(&self, record: &AppliedPlan) -> Expectations {
-        let host = Host::read(&self.root, &self.inspect);
-        let exclusive = &record.plan.allocation.exclusive_cpus;
-        let nohz = host.isolation.nohz_full.as_ref();
-        Expectations {
-            allowed_irqs: host
-                .default_route_irqs(record.request.nic.as_deref())
-                .into_keys()
-                .collect(),
-            moved_irqs: record
-                .plan
-                .changes
-                .iter()
-                .filter_map(|change| match &change.step {
-                    Step::IrqAffinity(irq) => Some(irq.knob.irq),
-                    _ => None,
-                })
-                .collect(),
-            nohz_full: nohz.is_some_and(|n| !exclusive.is_empty() && exclusive.is_subset(n)),
-            ..Expectations::default()
-        }
+    /// The workload's exclusive threads that are gone since the apply.
+    fn exited(&self, record: &AppliedPlan) -> Vec<ExitedThread> {
+        let exclusive = record.threads.iter().filter(|t| t.exclusive);
+        exclusive
+            .filter(|t| !t.is_alive(&self.root))
+            .map(|t| ExitedThread {
+                pid: t.pid,
+                tid: t.tid,
+                start_time: t.start_time,
+            })
+            .collect()
     }
 }
 

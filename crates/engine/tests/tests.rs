@@ -2,10 +2,10 @@
 //! backend, byte-identical; injected crashes; refusals that leave nothing changed).
 
 mod evacuate;
-mod readback;
 mod refusals;
 mod snapshots;
 mod two_workloads;
+mod verify;
 
 use std::path::Path;
 

@@ -2,6 +2,8 @@
 //! line, VMM launch flags, libvirt XML, the guest's side, pass-through — and the warnings that
 //! go with the live changes (irqbalance, RT throttling, affinity-only fencing).
 
+use std::fmt;
+
 use nearnative_host::knobs::RtRuntime;
 use nearnative_host::workloads::{VmmKind, Workload};
 use nearnative_host::{CpuSet, Mechanism};
@@ -10,11 +12,54 @@ use crate::changes::Context;
 use crate::plan::Advisory;
 use crate::request::IoPlacement;
 use crate::scope::Fencing;
+use serde::{Deserialize, Serialize};
 
-fn advisory(mechanism: Mechanism, topic: &str, text: String) -> Advisory {
+/// Where an advisory's text goes. The JSON spells it in snake case; a plan recorded before
+/// topics were typed spelt it as the phrase `Display` gives, which still loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Topic {
+    #[serde(alias = "kernel command line")]
+    KernelCommandLine,
+    /// Affinity-only fencing and what it does not cover.
+    #[serde(alias = "fencing")]
+    Fencing,
+    #[serde(alias = "/etc/default/irqbalance")]
+    Irqbalance,
+    #[serde(alias = "sysctl")]
+    Sysctl,
+    #[serde(alias = "QEMU command line")]
+    QemuCommandLine,
+    #[serde(alias = "Cloud Hypervisor command line")]
+    CloudHypervisorCommandLine,
+    #[serde(alias = "libvirt domain XML")]
+    LibvirtDomainXml,
+    #[serde(alias = "inside the guest")]
+    Guest,
+    #[serde(alias = "pass-through")]
+    PassThrough,
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Topic::KernelCommandLine => "kernel command line",
+            Topic::Fencing => "fencing",
+            Topic::Irqbalance => "/etc/default/irqbalance",
+            Topic::Sysctl => "sysctl",
+            Topic::QemuCommandLine => "QEMU command line",
+            Topic::CloudHypervisorCommandLine => "Cloud Hypervisor command line",
+            Topic::LibvirtDomainXml => "libvirt domain XML",
+            Topic::Guest => "inside the guest",
+            Topic::PassThrough => "pass-through",
+        })
+    }
+}
+
+fn advisory(mechanism: Mechanism, topic: Topic, text: String) -> Advisory {
     Advisory {
         mechanism,
-        topic: topic.to_owned(),
+        topic,
         text,
     }
 }
@@ -25,7 +70,7 @@ pub fn all(context: &Context, others: &CpuSet) -> Vec<Advisory> {
     if let Fencing::AffinityOnly { why } = &context.scope.fencing {
         advisories.push(advisory(
             Mechanism::Exclusivity,
-            "fencing",
+            Topic::Fencing,
             format!(
                 "Thread affinity alone keeps other tasks off CPUs {} ({why}): threads created \
                  later by processes outside the plan are not fenced.",
@@ -50,7 +95,7 @@ fn cmdline(context: &Context, others: &CpuSet) -> Advisory {
     let x = isolated.to_list();
     advisory(
         Mechanism::Exclusivity,
-        "kernel command line",
+        Topic::KernelCommandLine,
         format!(
             "isolcpus=domain,managed_irq,{x} nohz_full={x} rcu_nocbs={x} irqaffinity={}",
             housekeeping.to_list()
@@ -71,7 +116,7 @@ fn irqbalance(context: &Context, others: &CpuSet) -> Option<Advisory> {
         .union(others);
     Some(advisory(
         Mechanism::Exclusivity,
-        "/etc/default/irqbalance",
+        Topic::Irqbalance,
         format!(
             "IRQBALANCE_BANNED_CPULIST={} (irqbalance before 1.8: IRQBALANCE_BANNED_CPUS={}); \
              then restart irqbalance, or it moves IRQs back onto the exclusive CPUs",
@@ -95,7 +140,7 @@ fn rt_throttling(context: &Context) -> Option<Advisory> {
     };
     Some(advisory(
         Mechanism::Exclusivity,
-        "sysctl",
+        Topic::Sysctl,
         format!(
             "SCHED_FIFO {priority} threads are throttled by RT bandwidth control \
              (kernel.sched_rt_runtime_us is {runtime}): a thread that spins past it is stopped \
@@ -110,7 +155,7 @@ fn vmm(context: &Context, workload: &Workload) -> Vec<Advisory> {
         VmmKind::Qemu => vec![
             advisory(
                 Mechanism::Bypass,
-                "QEMU command line",
+                Topic::QemuCommandLine,
                 "-overcommit cpu-pm=on,mem-lock=on  (and for each tap netdev: \
                  -netdev tap,...,vhost=on,poll-us=50)"
                     .to_owned(),
@@ -119,7 +164,7 @@ fn vmm(context: &Context, workload: &Workload) -> Vec<Advisory> {
         ],
         VmmKind::CloudHypervisor => vec![advisory(
             Mechanism::Exclusivity,
-            "Cloud Hypervisor command line",
+            Topic::CloudHypervisorCommandLine,
             format!(
                 "--cpus boot={},affinity=[{}]",
                 workload.vcpus.len(),
@@ -176,7 +221,7 @@ fn libvirt(context: &Context, workload: &Workload) -> Advisory {
     lines.push("<memoryBacking><locked/></memoryBacking>".to_owned());
     advisory(
         Mechanism::Exclusivity,
-        "libvirt domain XML",
+        Topic::LibvirtDomainXml,
         lines.join("\n"),
     )
 }
@@ -184,7 +229,7 @@ fn libvirt(context: &Context, workload: &Workload) -> Advisory {
 fn guest() -> Advisory {
     advisory(
         Mechanism::Bypass,
-        "inside the guest",
+        Topic::Guest,
         "modprobe cpuidle-haltpoll (or boot with cpuidle_haltpoll.force=1); \
          ethtool -C eth0 rx-usecs 0 adaptive-rx off"
             .to_owned(),
@@ -196,7 +241,7 @@ fn sriov(context: &Context) -> Option<Advisory> {
     let sriov = nic.sriov.as_ref().filter(|s| s.total_vfs > 0)?;
     Some(advisory(
         Mechanism::Bypass,
-        "pass-through",
+        Topic::PassThrough,
         format!(
             "{} offers SR-IOV ({} of {} VFs enabled): a VF passed to the workload with VFIO \
              skips the host network stack entirely (at the cost of live migration): \
@@ -204,4 +249,35 @@ fn sriov(context: &Context) -> Option<Advisory> {
             nic.name, sriov.enabled_vfs, sriov.total_vfs, nic.name
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVERY_TOPIC: [Topic; 9] = [
+        Topic::KernelCommandLine,
+        Topic::Fencing,
+        Topic::Irqbalance,
+        Topic::Sysctl,
+        Topic::QemuCommandLine,
+        Topic::CloudHypervisorCommandLine,
+        Topic::LibvirtDomainXml,
+        Topic::Guest,
+        Topic::PassThrough,
+    ];
+
+    #[test]
+    fn topics_round_trip_and_old_spellings_still_load() {
+        for topic in EVERY_TOPIC {
+            let json = serde_json::to_string(&topic).unwrap();
+            assert_eq!(serde_json::from_str::<Topic>(&json).unwrap(), topic);
+            let old = serde_json::to_string(&topic.to_string()).unwrap();
+            assert_eq!(serde_json::from_str::<Topic>(&old).unwrap(), topic, "{old}");
+        }
+        assert_eq!(
+            serde_json::to_string(&Topic::LibvirtDomainXml).unwrap(),
+            "\"libvirt_domain_xml\""
+        );
+    }
 }

@@ -14,6 +14,7 @@
 use nearnative_host::CpuSet;
 use serde::{Deserialize, Serialize};
 
+use crate::notes::PlacementNote;
 use crate::request::{AllocationRequest, WorkloadKey};
 
 /// Thread (vCPU) `thread` runs on CPU `cpu`. In a pool, `thread` numbers the pool's CPUs
@@ -41,8 +42,10 @@ pub struct Allocation {
     pub housekeeping: CpuSet,
     /// The NUMA nodes of the exclusive and I/O cores, the main one first.
     pub nodes: Vec<u32>,
-    /// Why the placement is what it is, where that is not obvious (one sentence each).
-    pub notes: Vec<String>,
+    /// Why the placement is what it is, where that is not obvious; plain sentences in a
+    /// record made before notes were typed.
+    #[serde(deserialize_with = "crate::decisions::deserialize_notes")]
+    pub notes: Vec<PlacementNote>,
 }
 
 impl Allocation {

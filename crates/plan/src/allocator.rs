@@ -15,7 +15,7 @@ use crate::availability::{availability, protected_cores, NodeAvailability};
 use crate::error::{AdmissionError, NodeCounts, NodeList, NodeRole, Shortage};
 use crate::host_index::HostIndex;
 use crate::ledger::{Ledger, LedgerError};
-use crate::notes;
+use crate::notes::{self, PlacementNote};
 use crate::placement::{cores_needed, place, Need, Placement, Refusal};
 use crate::request::{AllocationRequest, IoPlacement, Level, WorkloadKey};
 
@@ -302,7 +302,7 @@ fn core_notes(
     thread_cores: &[usize],
     io_core: Option<usize>,
     allocation: &Allocation,
-) -> Vec<String> {
+) -> Vec<PlacementNote> {
     let mut notes = Vec::new();
     let on_efficiency: Vec<&Slot> = allocation
         .slots

@@ -12,7 +12,7 @@
 
 use crate::availability::NodeAvailability;
 use crate::host_index::HostIndex;
-use crate::notes;
+use crate::notes::{self, PlacementNote};
 use crate::packing::{choose, take_most};
 use crate::request::{AllocationRequest, NumaSpill};
 
@@ -33,7 +33,7 @@ pub struct Placement {
     pub io_core: Option<usize>,
     /// Nodes used, the main one first.
     pub nodes: Vec<u32>,
-    pub notes: Vec<String>,
+    pub notes: Vec<PlacementNote>,
 }
 
 /// Why no placement was found.

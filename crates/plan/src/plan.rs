@@ -10,10 +10,11 @@ use nearnative_host::{CpuSet, Host, Mechanism};
 use nearnative_knob::Step;
 use serde::{Deserialize, Serialize};
 
-use crate::advisories;
+use crate::advisories::{self, Topic};
 use crate::allocation::Allocation;
 use crate::allocator::allocate;
 use crate::changes::{self, Changes, Context};
+use crate::decisions::{deserialize_notes, Note, ProtectedIrq};
 use crate::ledger::Ledger;
 use crate::plan_error::PlanError;
 use crate::plan_request::PlanRequest;
@@ -36,8 +37,8 @@ pub struct PlannedChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Advisory {
     pub mechanism: Mechanism,
-    /// Where the text goes: "kernel command line", "libvirt domain XML", ...
-    pub topic: String,
+    /// Where the text goes.
+    pub topic: Topic,
     pub text: String,
 }
 
@@ -56,8 +57,15 @@ pub struct Plan {
     /// reverse order) empties a cgroup before removing it.
     pub changes: Vec<PlannedChange>,
     pub advisories: Vec<Advisory>,
-    /// Why knobs that could have been changed were left alone (one line each).
-    pub notes: Vec<String>,
+    /// Why knobs that could have been changed were left alone. A plan recorded before notes
+    /// were typed holds them as [`Note::Text`].
+    #[serde(deserialize_with = "deserialize_notes")]
+    pub notes: Vec<Note>,
+    /// The IRQs of the interfaces that carried a default route when the plan was made, less
+    /// the one `--nic` named: never steered, so verify excuses them on the exclusive CPUs
+    /// whatever the routes are by then. `None` in a plan recorded before they were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_irqs: Option<Vec<ProtectedIrq>>,
 }
 
 impl Plan {
@@ -140,6 +148,7 @@ pub fn plan(host: &Host, request: &PlanRequest, ledger: &Ledger) -> Result<Plan,
         changes: changes.changes,
         advisories,
         notes: changes.notes,
+        protected_irqs: Some(changes::irqs::protected(&context)),
     })
 }
 

@@ -1,7 +1,7 @@
 //! The allocator on the six real host snapshots.
 
 use nearnative_host::topology::CoreKind;
-use nearnative_plan::{AdmissionError, AllocationRequest, Allocator, Ledger, Level};
+use nearnative_plan::{AdmissionError, AllocationRequest, Allocator, Ledger, Level, PlacementNote};
 use nearnative_testkit::{topology, SNAPSHOTS};
 
 use crate::support::{check_invariants, node_of};
@@ -66,7 +66,9 @@ fn the_hybrid_laptop_gets_performance_cores_first() {
         )
         .unwrap();
     assert!(
-        six.notes.iter().any(|n| n.contains("efficiency cores")),
+        six.notes
+            .iter()
+            .any(|n| matches!(n, PlacementNote::Efficiency { .. })),
         "{:?}",
         six.notes
     );

@@ -171,7 +171,9 @@ fn v1_under_an_exclusive_root_the_plans_cgroups_stay_non_exclusive_beside_the_ch
         "the kernel refuses an exclusive cpuset that its sibling /S overlaps"
     );
     assert!(
-        plan.notes.iter().any(|n| n.contains("sibling /S keeps")),
+        plan.notes
+            .iter()
+            .any(|n| n.to_string().contains("sibling /S keeps")),
         "{:?}",
         plan.notes
     );

@@ -7,7 +7,9 @@ use nearnative_host::power::ResumeLatency;
 use nearnative_host::tasks::TaskKind;
 use nearnative_host::{CpuSet, Host, Mechanism};
 use nearnative_knob::Step;
-use nearnative_plan::{plan, IoPlacement, Ledger, Plan, PlanError, PlanRequest, Target};
+use nearnative_plan::{
+    plan, IoPlacement, Ledger, Note, Plan, PlanError, PlanRequest, ProtectedIrq, Target, Topic,
+};
 use nearnative_testkit::Shape;
 
 use crate::plan_support::*;
@@ -182,7 +184,7 @@ fn only_tasks_in_the_scope_move_and_overlapping_children_shrink_deepest_first() 
     assert!(plan
         .notes
         .iter()
-        .any(|n| n.contains("not made CPU-exclusive")));
+        .any(|n| matches!(n, Note::NotCpuExclusive { scope } if scope == "/vms")));
     assert!(
         plan.changes
             .iter()
@@ -252,7 +254,15 @@ fn default_route_nic_irqs_are_untouched_unless_named() {
     assert!(plan
         .notes
         .iter()
-        .any(|n| n.contains("eth0 carries the default route")));
+        .any(|n| matches!(n, Note::DefaultRouteIrq { irq: 37, nic, .. } if nic == "eth0")));
+    assert_eq!(
+        plan.protected_irqs,
+        Some(vec![ProtectedIrq {
+            irq: 37,
+            nic: "eth0".into()
+        }]),
+        "recorded for verify"
+    );
     let mut named = vm_request("web1");
     named.nic = Some("eth0".into());
     assert_eq!(
@@ -606,20 +616,20 @@ fn cloud_hypervisor_and_sriov_advice() {
     let mut request = vm_request("ch1");
     request.nic = Some("ens1f0".into());
     let plan = planned(&host, &request);
-    let topics: Vec<&str> = plan.advisories.iter().map(|a| a.topic.as_str()).collect();
-    let text = |topic: &str| {
+    let topics: Vec<Topic> = plan.advisories.iter().map(|a| a.topic).collect();
+    let text = |topic: Topic| {
         let advisory = plan.advisories.iter().find(|a| a.topic == topic);
         advisory.map_or("", |a| a.text.as_str()).to_owned()
     };
     assert_eq!(
-        text("Cloud Hypervisor command line"),
+        text(Topic::CloudHypervisorCommandLine),
         "--cpus boot=2,affinity=[0@[1],1@[2]]"
     );
     assert!(
-        text("pass-through").contains("ens1f0 offers SR-IOV (0 of 8 VFs enabled)"),
+        text(Topic::PassThrough).contains("ens1f0 offers SR-IOV (0 of 8 VFs enabled)"),
         "{topics:?}"
     );
-    assert!(!topics.contains(&"QEMU command line"), "{topics:?}");
+    assert!(!topics.contains(&Topic::QemuCommandLine), "{topics:?}");
 }
 
 #[test]
@@ -644,7 +654,10 @@ fn pm_qos_goes_on_thread_cpus_and_not_on_their_idle_siblings() {
         1,
         "the sibling is held idle"
     );
-    assert!(plan.notes.iter().any(|n| n.contains("idle siblings")));
+    assert!(plan
+        .notes
+        .iter()
+        .any(|n| matches!(n, Note::IdleSiblingsPmQos { .. })));
 }
 
 #[test]

@@ -9,7 +9,7 @@ use nearnative_host::isolation::CgroupMode;
 use nearnative_host::{CpuSet, Host};
 use nearnative_knob::exclusivity::cgroup::{Hierarchy, Partition};
 use nearnative_knob::Step;
-use nearnative_plan::{plan, Fencing, Ledger, Plan, PlanRequest, Target};
+use nearnative_plan::{plan, Fencing, Ledger, Note, Plan, PlanRequest, Target, Topic};
 use nearnative_testkit::Shape;
 
 use crate::plan_support::*;
@@ -151,14 +151,16 @@ fn a_vm_gets_threaded_cgroups_inside_its_own_cgroup() {
     );
     assert!(partitions(&plan).is_empty());
     assert!(
-        plan.notes.iter().any(|n| n.contains("not made partitions")),
+        plan.notes
+            .iter()
+            .any(|n| matches!(n, Note::NotPartitions { .. })),
         "{:?}",
         plan.notes
     );
     check_order(&plan);
     check_moves(&plan, &hk);
     assert!(
-        !plan.advisories.iter().any(|a| a.topic == "fencing"),
+        !plan.advisories.iter().any(|a| a.topic == Topic::Fencing),
         "cpusets fence: no affinity-only advisory"
     );
 }
@@ -394,7 +396,7 @@ fn where_v2_rules_forbid_threaded_cgroups_thread_affinity_fences_and_says_why() 
             "{what}: {kinds:?}"
         );
         assert!(pins(&plan).contains(&(4000, 4001, ids("1"))), "{what}");
-        let advisory = plan.advisories.iter().find(|a| a.topic == "fencing");
+        let advisory = plan.advisories.iter().find(|a| a.topic == Topic::Fencing);
         assert!(advisory.is_some_and(|a| a.text.contains(why)), "{what}");
     }
 }

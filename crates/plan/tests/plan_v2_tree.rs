@@ -10,7 +10,7 @@ use std::path::Path;
 use nearnative_apply::{apply, revert, JournalId, RevertTarget, StateDir};
 use nearnative_host::{CpuSet, Host, InspectOptions, Root};
 use nearnative_knob::{Step, TreeBackend};
-use nearnative_plan::{plan, Fencing, Ledger, Plan, PlanRequest, Target};
+use nearnative_plan::{plan, Fencing, Ledger, Note, Plan, PlanRequest, Target};
 use nearnative_testkit::tree::{self, list_ids, stat_line, Cpus, TreeImage, PID, TIDS, V2_MOUNT};
 use nearnative_testkit::Snapshot;
 use tempfile::TempDir;
@@ -277,7 +277,10 @@ fn under_the_root_each_exclusive_cgroup_is_an_isolated_partition_until_revert() 
         child("/", "hk"),
         "a resident of the root's threaded subtree now"
     );
-    assert!(plan.notes.iter().all(|n| !n.contains("partitions")));
+    assert!(plan
+        .notes
+        .iter()
+        .all(|n| !matches!(n, Note::NotPartitions { .. })));
     bench.revert();
     bench.assert_unchanged(&before);
 }

@@ -486,7 +486,10 @@ fn each_rule_on_hand_made_topologies() {
                 assert_eq!(allocation.nodes, nodes, "{what}: nodes");
                 if let Some(note) = note {
                     assert!(
-                        allocation.notes.iter().any(|n| n.contains(note)),
+                        allocation
+                            .notes
+                            .iter()
+                            .any(|n| n.to_string().contains(note)),
                         "{what}: no note with {note:?} in {:?}",
                         allocation.notes
                     );

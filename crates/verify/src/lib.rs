@@ -1,5 +1,8 @@
 //! verify: proof by measurement that a workload's exclusive CPUs are really exclusive.
 //!
+//! [`read_back`] reads every knob of the applied plan again and compares it with the plan's
+//! target. [`expectations`] takes from the plan what it knowingly left (the IRQs it protected
+//! or moved).
 //! [`sample`] watches the exclusive CPUs for a while (the interrupts that fired there, the
 //! foreign threads that ran there and for how long, and how often the workload's own threads
 //! were switched out) into a [`Sample`]. [`verdict`] turns a sample and the [`Expectations`]
@@ -9,7 +12,9 @@
 mod counters;
 mod cpu_busy;
 mod error;
+mod expected;
 mod irqs;
+mod readback;
 mod sample;
 mod sampler;
 mod spec;
@@ -20,7 +25,9 @@ pub mod verdict;
 pub use counters::{advance, deltas, CounterTable, CpuCount};
 pub use cpu_busy::CpuBusy;
 pub use error::VerifyError;
+pub use expected::expectations;
 pub use irqs::{IrqActivity, IrqLine, NamedCount};
+pub use readback::{read_back, ExitedThread, KnobReading, ReadBack, Reading};
 pub use sample::{Sample, SamplerCost};
 pub use sampler::sample;
 pub use spec::{SampleSpec, Scope, MAX_DURATION, MIN_POLL_INTERVAL};

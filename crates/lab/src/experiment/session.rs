@@ -150,11 +150,11 @@ fn applied_notes(applied: &Applied) -> Vec<String> {
         report.skipped.len(),
         report.unchangeable.len(),
     )];
-    let mut topics: Vec<&str> = applied
+    let mut topics: Vec<String> = applied
         .plan
         .advisories
         .iter()
-        .map(|a| a.topic.as_str())
+        .map(|a| a.topic.to_string())
         .collect();
     topics.sort_unstable();
     topics.dedup();

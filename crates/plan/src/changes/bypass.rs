@@ -14,6 +14,7 @@ use nearnative_knob::bypass::sysctl::{BusyPoll, BusyRead, KvmHaltPollNs};
 use nearnative_knob::{Change, Offload};
 
 use super::{Changes, Context};
+use crate::decisions::Note;
 use crate::plan_error::PlanError;
 
 const MECHANISM: Mechanism = Mechanism::Bypass;
@@ -63,11 +64,9 @@ fn power(context: &Context, out: &mut Changes) {
         .thread_cpus()
         .union(&context.allocation.io_cpus);
     if !context.allocation.reserved_idle.is_empty() {
-        out.note(format!(
-            "PM QoS left alone on the idle siblings {}: a polling sibling would take execution \
-             resources from the thread on its core, a deeply idle one takes none",
-            context.allocation.reserved_idle
-        ));
+        out.note(Note::IdleSiblingsPmQos {
+            cpus: context.allocation.reserved_idle.clone(),
+        });
     }
     for cpu in &context.host.power.cpus {
         if !context.exclusive.contains(cpu.cpu) {
@@ -110,7 +109,7 @@ fn power(context: &Context, out: &mut Changes) {
 
 fn halt_polling(knobs: &Knobs, out: &mut Changes) {
     match knobs.kvm_halt_poll_ns {
-        None => out.note("KVM halt polling left alone: the kvm module is not loaded"),
+        None => out.note(Note::KvmNotLoaded),
         Some(from) if from < HALT_POLL_NS => out.push(
             Change {
                 knob: KvmHaltPollNs,
@@ -121,18 +120,18 @@ fn halt_polling(knobs: &Knobs, out: &mut Changes) {
             "a halted vCPU polls 200 µs before its thread sleeps, so a wake-up in that window \
              skips the scheduler",
         ),
-        Some(ns) => out.note(format!(
-            "KVM halt_poll_ns left at {ns}: already at least {HALT_POLL_NS} ns"
-        )),
+        Some(ns) => out.note(Note::HaltPollKept {
+            ns: u64::from(ns),
+            at_least: u64::from(HALT_POLL_NS),
+        }),
     }
 }
 
 fn nic_changes(nic: &Nic, out: &mut Changes) {
     let Ok(iface) = Interface::try_from(nic.name.clone()) else {
-        out.note(format!(
-            "NIC {:?} left alone: not a valid interface name",
-            nic.name
-        ));
+        out.note(Note::NicBadName {
+            nic: nic.name.clone(),
+        });
         return;
     };
     match nic.coalescing.as_ref().and_then(|c| c.read()) {
@@ -157,10 +156,9 @@ fn nic_changes(nic: &Nic, out: &mut Changes) {
                 nic.name
             ),
         ),
-        None => out.note(format!(
-            "{} coalescing left alone: it could not be read here",
-            nic.name
-        )),
+        None => out.note(Note::CoalescingUnreadable {
+            nic: nic.name.clone(),
+        }),
     }
     let offloads = nic.offloads.as_ref().and_then(|o| o.read());
     let features = [

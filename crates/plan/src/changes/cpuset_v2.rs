@@ -44,6 +44,7 @@ use super::exclusivity::{
     target_destinations, Destination, MECHANISM,
 };
 use super::{Changes, Context};
+use crate::decisions::Note;
 use crate::plan::without;
 use crate::plan_error::PlanError;
 use crate::scope::{chain, parent_of};
@@ -226,13 +227,10 @@ fn partitions(
     let root_is_partition =
         thread_root == "/" || partition_of(thread_root).is_some_and(|p| p.is_valid_partition());
     if !root_is_partition {
-        out.note(format!(
-            "the plan's cpusets are not made partitions: a local partition needs its parent to \
-             be a valid partition root, and {thread_root} is not (a remote one needs \
-             cpuset.cpus.exclusive on every cgroup above it, which this version does not plan); \
-             the cgroups still pin each thread, and the other cgroups lost CPUs {}",
-            context.exclusive
-        ));
+        out.note(Note::NotPartitions {
+            thread_root: thread_root.to_owned(),
+            taken: context.exclusive.clone(),
+        });
         return;
     }
     let hk_path = cgroup_path(context, "hk");
@@ -323,10 +321,10 @@ fn move_process(
     let leader = process.thread(process.pid).filter(|t| !t.has_exited());
     let to = CgroupPath::try_from(destination.path.as_str());
     let (Some(leader), Ok(to)) = (leader, to) else {
-        out.note(format!(
-            "process {} ({}) left in the root cgroup: its main thread is gone",
-            process.pid, process.comm
-        ));
+        out.note(Note::MainThreadGone {
+            pid: process.pid,
+            comm: process.comm.clone(),
+        });
         return;
     };
     for task in process.threads.iter().filter(|t| movable(t)) {

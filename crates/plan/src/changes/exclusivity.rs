@@ -37,6 +37,7 @@ use nearnative_knob::exclusivity::task::ThreadAffinity;
 use nearnative_knob::{CgroupMount, CgroupPath, Change};
 
 use super::{cpuset_v2, Changes, Context};
+use crate::decisions::Note;
 use crate::plan::without;
 use crate::plan_error::PlanError;
 use crate::request::IoPlacement;
@@ -337,7 +338,10 @@ pub(super) fn cgroup(mount: &CgroupMount, path: &str, out: &mut Changes) -> Opti
             path,
         }),
         Err(why) => {
-            out.note(format!("cpuset {path:?} left alone: {why}"));
+            out.note(Note::CpusetNotPlain {
+                path: path.to_owned(),
+                why: why.to_string(),
+            });
             None
         }
     }
@@ -384,22 +388,18 @@ fn create_cgroups(
         );
     }
     if !context.scope.cpu_exclusive {
-        out.note(format!(
-            "the plan's cpusets are not made CPU-exclusive: the kernel allows that only under an \
-             exclusive parent, and {} is not (the cgroups still pin each thread)",
-            context.scope.path
-        ));
+        out.note(Note::NotCpuExclusive {
+            scope: context.scope.path.clone(),
+        });
         return;
     }
     let sibling = chain
         .iter()
         .find(|path| parent_of(path) == Some(context.scope.path.as_str()));
     if let Some(sibling) = sibling {
-        out.note(format!(
-            "the plan's cpusets are not made CPU-exclusive: their sibling {sibling} keeps the \
-             exclusive CPUs for the target's cgroup, and the kernel refuses an exclusive cpuset \
-             that a sibling overlaps (the cgroups still pin each thread)"
-        ));
+        out.note(Note::SiblingKeepsCpus {
+            sibling: sibling.clone(),
+        });
         return;
     }
     for &(path, _, exclusive) in made.iter().filter(|(_, _, e)| *e) {
@@ -459,22 +459,21 @@ pub(super) fn move_thread(
     out: &mut Changes,
 ) {
     let Some(current) = context.scope.cgroup_of(thread.process) else {
-        out.note(format!(
-            "thread {} of process {} left alone: its cgroup could not be read",
-            thread.tid(),
-            thread.pid()
-        ));
+        out.note(Note::CgroupUnreadable {
+            pid: thread.pid(),
+            tid: thread.tid(),
+        });
         return;
     };
     let (Ok(from), Ok(to)) = (
         CgroupPath::try_from(current),
         CgroupPath::try_from(destination.path.as_str()),
     ) else {
-        out.note(format!(
-            "thread {} of process {} left alone: cgroup {current:?} is not a plain path",
-            thread.tid(),
-            thread.pid()
-        ));
+        out.note(Note::CgroupNotPlain {
+            pid: thread.pid(),
+            tid: thread.tid(),
+            cgroup: current.to_owned(),
+        });
         return;
     };
     affinity_step(thread, &destination.cpus, &destination.why, out);

@@ -13,6 +13,7 @@ use nearnative_knob::exclusivity::irq::{DefaultSmpAffinity, IrqAffinity};
 use nearnative_knob::Change;
 
 use super::{Changes, Context};
+use crate::decisions::{Note, ProtectedIrq};
 use crate::plan::without;
 
 const MECHANISM: Mechanism = Mechanism::Exclusivity;
@@ -26,19 +27,19 @@ pub fn plan(context: &Context, out: &mut Changes) {
             continue;
         };
         if let Some(nic) = protected.get(&irq.number) {
-            out.note(format!(
-                "{} left on CPUs {affinity}: {nic} carries the default route (name it with --nic \
-                 to steer its IRQs)",
-                irq.label()
-            ));
+            out.note(Note::DefaultRouteIrq {
+                irq: irq.number,
+                label: irq.label(),
+                affinity: affinity.clone(),
+                nic: (*nic).to_owned(),
+            });
             continue;
         }
         if irq.affinity_settable == Some(false) {
-            out.note(format!(
-                "{} is kernel-managed or per-CPU and cannot be moved live; isolcpus=managed_irq \
-                 (see the advisory) keeps it off at boot",
-                irq.label()
-            ));
+            out.note(Note::UnmovableIrq {
+                irq: irq.number,
+                label: irq.label(),
+            });
             continue;
         }
         out.push(
@@ -85,6 +86,18 @@ pub fn plan(context: &Context, out: &mut Changes) {
              exclusive CPU always looks busy",
         );
     }
+}
+
+/// The IRQs the plan never steers, for verify to excuse: every IRQ of an interface that
+/// carries a default route, except the one `--nic` names, wherever it fires now.
+pub(crate) fn protected(context: &Context) -> Vec<ProtectedIrq> {
+    default_route_irqs(context)
+        .into_iter()
+        .map(|(irq, nic)| ProtectedIrq {
+            irq,
+            nic: nic.to_owned(),
+        })
+        .collect()
 }
 
 /// The IRQs of interfaces that carry a default route, except the one `--nic` names.

@@ -16,6 +16,7 @@ use nearnative_host::{CpuSet, Host, Mechanism};
 use nearnative_knob::Step;
 
 use crate::allocation::Allocation;
+use crate::decisions::Note;
 use crate::plan::PlannedChange;
 use crate::plan_request::PlanRequest;
 use crate::scope::Scope;
@@ -43,7 +44,7 @@ pub struct Context<'a> {
 #[derive(Debug, Default)]
 pub struct Changes {
     pub changes: Vec<PlannedChange>,
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
 }
 
 impl Changes {
@@ -59,7 +60,7 @@ impl Changes {
         }
     }
 
-    pub fn note(&mut self, note: impl Into<String>) {
-        self.notes.push(note.into());
+    pub fn note(&mut self, note: Note) {
+        self.notes.push(note);
     }
 }

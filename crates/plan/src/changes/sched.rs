@@ -5,6 +5,7 @@ use nearnative_knob::exclusivity::sched::{Policy, SchedPolicy};
 use nearnative_knob::Change;
 
 use super::{Changes, Context};
+use crate::decisions::Note;
 
 pub fn plan(context: &Context, out: &mut Changes) {
     let Some(priority) = context.request.rt else {
@@ -13,13 +14,11 @@ pub fn plan(context: &Context, out: &mut Changes) {
     for thread in &context.target.exclusive {
         let task = thread.task;
         let Some(from) = Policy::of(task.policy, task.nice, task.rt_priority) else {
-            out.note(format!(
-                "thread {} of process {} left under its {:?} policy, which cannot be restored \
-                 exactly",
-                thread.tid(),
-                thread.pid(),
-                thread.task.policy
-            ));
+            out.note(Note::PolicyKept {
+                pid: thread.pid(),
+                tid: thread.tid(),
+                policy: format!("{:?}", thread.task.policy),
+            });
             continue;
         };
         out.push(

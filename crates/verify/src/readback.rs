@@ -1,25 +1,32 @@
-//! verify's first half: every knob of the applied plan, read again and compared with its
-//! target. A knob that drifted fails its mechanism's check (a best-effort one, such as a
+//! verify's first half, beside the sampler: every knob of the applied plan, read again and
+//! compared with its target. A knob that drifted fails its mechanism's check (a best-effort one, such as a
 //! managed IRQ the kernel would not move, only warns); one whose object is gone (a thread
 //! that exited) is reported for information; one that cannot be read makes the check unknown.
 //! An exclusive thread of the workload that exited fails the exclusivity check: the workload
 //! is gone and its cores are held for nothing.
 
-use nearnative_host::Root;
 use nearnative_host::{Finding, Mechanism, Severity};
 use nearnative_knob::{Backend, Described};
-
-use crate::applied::AppliedPlan;
-use crate::threads::TargetThread;
-use nearnative_verify::{Check, CheckKind};
+use nearnative_plan::Plan;
 use serde::Serialize;
+
+use crate::{Check, CheckKind};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReadBack {
     pub readings: Vec<KnobReading>,
     /// The workload's exclusive threads that exited since the apply: their cores are held
     /// for nothing.
-    pub exited: Vec<TargetThread>,
+    pub exited: Vec<ExitedThread>,
+}
+
+/// An exclusive thread of the workload that is gone (or whose id a later thread reuses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ExitedThread {
+    pub pid: u32,
+    pub tid: u32,
+    /// Its start time when it was applied, in clock ticks since boot.
+    pub start_time: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,10 +52,9 @@ pub enum Reading {
     },
 }
 
-/// Reads every knob the plan of `record` sets, and whether its exclusive threads still live.
-pub fn read_back(record: &AppliedPlan, root: &Root, backend: &dyn Backend) -> ReadBack {
-    let readings = record
-        .plan
+/// Reads every knob `plan` sets; `exited` are its exclusive threads found gone.
+pub fn read_back(plan: &Plan, backend: &dyn Backend, exited: Vec<ExitedThread>) -> ReadBack {
+    let readings = plan
         .changes
         .iter()
         .map(|change| KnobReading {
@@ -57,8 +63,6 @@ pub fn read_back(record: &AppliedPlan, root: &Root, backend: &dyn Backend) -> Re
             state: reading(&change.step, backend),
         })
         .collect();
-    let exclusive = record.threads.iter().filter(|t| t.exclusive);
-    let exited = exclusive.filter(|t| !t.is_alive(root)).copied().collect();
     ReadBack { readings, exited }
 }
 

@@ -31,15 +31,17 @@ mod request;
 pub mod scope;
 mod scope_v2;
 pub mod target;
+mod workload_id;
 
 pub use allocation::{Allocation, Slot};
 pub use allocator::{allocate, Admission, Allocator};
 pub use error::{AdmissionError, NodeCounts, NodeRole, Shortage};
 pub use ledger::{Ledger, LedgerError};
-pub use plan::{cgroup_id, plan, Advisory, Plan, PlannedChange};
+pub use plan::{plan, Advisory, Plan, PlannedChange};
 pub use plan_error::PlanError;
 pub use plan_request::PlanRequest;
 pub use pool::Pool;
 pub use request::{AllocationRequest, IoPlacement, Level, NumaSpill, WorkloadKey};
 pub use scope::{Fencing, Scope};
 pub use target::Target;
+pub use workload_id::{BadWorkloadId, WorkloadId};

@@ -68,16 +68,16 @@ impl Engine {
             .parse::<Target>()
             .map_err(|reason| EngineError::BadTarget { reason })?;
         let plans = load_all(&self.state)?;
-        let mut named = plans.iter().filter(|(_, p)| p.answers_to(target));
-        let (id, record) = match (named.next(), named.next()) {
-            (None, _) => return self.release_unrecorded(target, ledger, &plans),
-            (Some(one), None) => one.clone(),
-            (Some(_), Some(_)) => {
-                let named = plans.iter().filter(|(_, p)| p.answers_to(target));
-                let workloads: Vec<String> = named.map(|(id, _)| id.to_string()).collect();
+        let named: Vec<&(JournalId, AppliedPlan)> =
+            plans.iter().filter(|(_, p)| p.answers_to(target)).collect();
+        let (id, record) = match named.as_slice() {
+            [] => return self.release_unrecorded(target, ledger, &plans),
+            [one] => (*one).clone(),
+            several => {
+                let ids: Vec<String> = several.iter().map(|(id, _)| id.to_string()).collect();
                 return Err(EngineError::AmbiguousTarget {
                     target: target.to_owned(),
-                    records: workloads.join(", "),
+                    records: ids.join(", "),
                 });
             }
         };

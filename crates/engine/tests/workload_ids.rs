@@ -103,6 +103,25 @@ fn a_name_that_escapes_like_an_applied_one_reverts_nothing() {
     assert_eq!(load_ledger(&bench.state).unwrap().len(), 2);
 }
 
+#[test]
+fn a_target_two_records_answer_to_is_refused() {
+    let bench = bench_with(&[]);
+    let engine = bench.engine();
+    engine.apply(&worker_request()).unwrap();
+    let record = bench.state.plans_dir().join("pid-4000.json");
+    fs::copy(&record, bench.state.plans_dir().join("pid-4000-copy.json")).unwrap();
+    let applied = TreeImage::take(bench.root());
+    let err = engine
+        .revert(&RevertWhich::Target("pid:4000".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("several plan records (pid-4000, pid-4000-copy)"),
+        "{err}"
+    );
+    assert!(TreeImage::take(bench.root()).diff(&applied).is_empty());
+}
+
 /// Main's ids (`pid-4000`, `cgroup--nn-sp`) in `tests/fixtures/main-ids-state`, written by
 /// applying `pid:4000 --threads 4001` and then `cgroup:/nn sp` on the furnished snapshot.
 fn with_main_state() -> Bench {

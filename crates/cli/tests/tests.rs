@@ -11,6 +11,7 @@ mod lab_cmd;
 mod plan_cmd;
 mod probe_jitter;
 mod probe_rtt;
+mod revert_cmd;
 mod usage;
 
 use std::sync::{Mutex, MutexGuard};

@@ -123,7 +123,7 @@ impl Engine {
         let report = match execute(&steps, &id, &lock) {
             Ok(report) => report,
             Err(err) if self.state.journal_path(&id).exists() => return Err(err.into()),
-            Err(err) => return Err(self.released_after(err.into(), &record, &id)),
+            Err(err) => return Err(self.released_after(err.into(), &mut ledger, &record, &id)),
         };
         if let Some(gone) = first_gone(&self.root, &record.threads) {
             let which = RevertTarget::One(id.clone());
@@ -134,7 +134,7 @@ impl Engine {
                 tid: gone.tid,
                 restored: reverted.journals.iter().map(|j| j.restored.len()).sum(),
             };
-            return Err(self.released_after(exited, &record, &id));
+            return Err(self.released_after(exited, &mut ledger, &record, &id));
         }
         Ok(Applied {
             record: self.state.plan_path(&id),
@@ -182,10 +182,11 @@ impl Engine {
     fn released_after(
         &self,
         error: EngineError,
+        ledger: &mut Ledger,
         record: &AppliedPlan,
         id: &JournalId,
     ) -> EngineError {
-        match self.release(record, id) {
+        match self.release(ledger, record, id) {
             Ok(()) => error,
             Err(release) => EngineError::NotReleased {
                 error: Box::new(error),
@@ -231,15 +232,22 @@ impl Engine {
         host
     }
 
-    /// Refuses a workload already applied (by the same id) and a thread another applied
-    /// workload already holds (the same VM named another way).
+    /// Refuses a workload already applied (by the same key, whatever id its record has, or
+    /// by the same id) and a thread another applied workload already holds (the same VM
+    /// named another way).
     fn refuse_conflicts(&self, record: &AppliedPlan, id: &JournalId) -> Result<(), EngineError> {
         let workload = record.plan.workload.0.clone();
+        let others = load_all(&self.state)?;
+        let same_key = others
+            .iter()
+            .find(|(_, other)| other.plan.workload == record.plan.workload)
+            .map(|(other_id, _)| self.state.plan_path(other_id));
         let existing = [self.state.plan_path(id), self.state.journal_path(id)];
-        if let Some(path) = existing.into_iter().find(|path| path.exists()) {
+        let same_id = existing.into_iter().find(|path| path.exists());
+        if let Some(path) = same_key.or(same_id) {
             return Err(EngineError::AlreadyApplied { workload, path });
         }
-        for (_, other) in load_all(&self.state)? {
+        for (_, other) in others {
             let taken = record.threads.iter().find(|t| other.holds(t));
             if let Some(thread) = taken {
                 return Err(EngineError::ThreadTaken {
@@ -253,11 +261,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Gives the workload's cores back and forgets its plan (the lock is held).
-    pub(crate) fn release(&self, record: &AppliedPlan, id: &JournalId) -> Result<(), EngineError> {
-        let mut ledger = load_ledger(&self.state)?;
+    /// Gives the workload's cores back in `ledger`, the one in force as read under the lock
+    /// before the first write, and forgets its plan.
+    pub(crate) fn release(
+        &self,
+        ledger: &mut Ledger,
+        record: &AppliedPlan,
+        id: &JournalId,
+    ) -> Result<(), EngineError> {
         if ledger.release(&record.plan.workload).is_some() {
-            store_ledger(&self.state, &ledger)?;
+            store_ledger(&self.state, ledger)?;
         }
         AppliedPlan::remove(&self.state, id)?;
         Ok(())

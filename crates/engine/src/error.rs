@@ -72,6 +72,13 @@ pub enum EngineError {
         tid: u32,
         restored: usize,
     },
+    #[error("{reason}; nothing was reverted")]
+    BadTarget { reason: String },
+    #[error(
+        "{target} names several plan records ({records}) in the state directory; nothing was \
+         reverted"
+    )]
+    AmbiguousTarget { target: String, records: String },
     #[error("{target}: nothing is applied for it (applied: {applied})")]
     NotApplied { target: String, applied: String },
 }

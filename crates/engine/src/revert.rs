@@ -1,16 +1,21 @@
 //! `revert`: undo a workload's journal, then give its cores back, under one hold of the lock.
 //!
-//! A workload is named as it was applied (`vm-pid:4000`) or by its ledger key (`vm:web1`).
-//! Reverting what is not applied is not an error: a second revert says there was nothing to
-//! do, and lists what is applied. One workload is reverted only when no newer journal changed
-//! a knob it changed too (the host-wide IRQ masks, typically): newest first, or `--all`, which
-//! also undoes journals no plan record names and empties the ledger.
+//! A workload is named as it was applied (`vm-pid:4000`) or by its ledger key (`vm:web1`),
+//! and the name must match a plan record's exactly: the journal to undo is the one that record
+//! names, never one whose id a name happens to escape to. Reverting what is not applied is not
+//! an error: a second revert says there was nothing to do, and lists what is applied. One
+//! workload is reverted only when no newer journal changed a knob it changed too (the
+//! host-wide IRQ masks, typically): newest first, or `--all`, which also undoes journals no
+//! plan record names and empties the ledger.
+//!
+//! Every state file a revert needs (the ledger, the plan records, the journals) is read and
+//! checked before its first write, so a corrupt one stops it with the host as it was.
 
 use nearnative_apply::journal::Journal;
 use nearnative_apply::lock::StateLock;
 use nearnative_apply::{revert_locked, JournalId, RevertReport, RevertTarget};
 use nearnative_knob::{Described, Step};
-use nearnative_plan::{cgroup_id, Ledger, WorkloadKey};
+use nearnative_plan::{Ledger, Target, WorkloadKey};
 
 use crate::applied::{load_all, AppliedPlan};
 use crate::born::BornReverted;
@@ -49,20 +54,39 @@ impl Engine {
             return Ok(Reverted::default());
         }
         let lock = StateLock::acquire(self.state.dir())?;
+        let ledger = load_ledger(&self.state)?;
         match which {
-            RevertWhich::Target(target) => self.revert_target(target, &lock),
-            RevertWhich::All => self.revert_all(&lock),
+            RevertWhich::Target(target) => self.revert_target(target, ledger, &lock),
+            RevertWhich::All => self.revert_all(ledger, &lock),
         }
     }
 
-    fn revert_target(&self, target: &str, lock: &StateLock) -> Result<Reverted, EngineError> {
+    fn revert_target(
+        &self,
+        target: &str,
+        mut ledger: Ledger,
+        lock: &StateLock,
+    ) -> Result<Reverted, EngineError> {
+        target
+            .parse::<Target>()
+            .map_err(|reason| EngineError::BadTarget { reason })?;
         let plans = load_all(&self.state)?;
-        let Some((id, record)) = plans.into_iter().find(|(_, p)| p.answers_to(target)) else {
-            return self.release_orphan_allocation(target, lock);
+        let named: Vec<&(JournalId, AppliedPlan)> =
+            plans.iter().filter(|(_, p)| p.answers_to(target)).collect();
+        let (id, record) = match named.as_slice() {
+            [] => return self.release_unrecorded(target, ledger, &plans),
+            [one] => (*one).clone(),
+            several => {
+                let ids: Vec<String> = several.iter().map(|(id, _)| id.to_string()).collect();
+                return Err(EngineError::AmbiguousTarget {
+                    target: target.to_owned(),
+                    records: ids.join(", "),
+                });
+            }
         };
         let journal = Journal::load(&self.state.journal_path(&id))?;
         if let Some(journal) = &journal {
-            self.refuse_if_overlaid(&id, journal, &record)?;
+            self.refuse_if_overlaid(&id, journal, &record, &plans)?;
         }
         let which = RevertTarget::One(id.clone());
         let report = revert_locked(&self.state, &which, &*self.backend, lock)?;
@@ -70,7 +94,7 @@ impl Engine {
         if let Some(journal) = &journal {
             self.widen_born(journal, Some(&record.plan.scope), &mut born);
         }
-        self.release(&record, &id)?;
+        self.release(&mut ledger, &record, &id)?;
         Ok(Reverted {
             workloads: vec![record.plan.workload],
             report,
@@ -88,6 +112,7 @@ impl Engine {
         id: &JournalId,
         journal: &Journal,
         record: &AppliedPlan,
+        plans: &[(JournalId, AppliedPlan)],
     ) -> Result<(), EngineError> {
         let knobs: Vec<Described> = journal.changes.iter().map(Step::describe).collect();
         for other_id in self.state.journal_ids()?.into_iter().filter(|o| o != id) {
@@ -103,9 +128,12 @@ impl Engine {
                 .map(Step::describe)
                 .find(|k| knobs.contains(k));
             if let Some(knob) = shared {
+                let owner = plans.iter().find(|(o, _)| *o == other_id);
                 return Err(EngineError::NewerJournalShares {
                     workload: record.plan.workload.0.clone(),
-                    newer: other_id.to_string(),
+                    newer: owner.map_or(format!("journal {other_id}"), |(_, p)| {
+                        p.plan.workload.0.clone()
+                    }),
                     knob: knob.object,
                 });
             }
@@ -113,35 +141,32 @@ impl Engine {
         Ok(())
     }
 
-    /// No plan record answers to `target`. A ledger entry or a journal of that name (left
-    /// by a crash in a revert, or by hand) still holds cores or changes: revert them.
-    /// Otherwise there is nothing to do, and the answer lists what is applied.
-    fn release_orphan_allocation(
+    /// No plan record answers to `target`. A ledger entry of exactly that key (left by hand,
+    /// or by an older version's crash) still holds cores: give them back. Otherwise there is
+    /// nothing to do, and the answer lists what is applied. A journal no record names is
+    /// never guessed from the target: `revert --all` undoes it.
+    fn release_unrecorded(
         &self,
         target: &str,
-        lock: &StateLock,
+        mut ledger: Ledger,
+        plans: &[(JournalId, AppliedPlan)],
     ) -> Result<Reverted, EngineError> {
         let key = WorkloadKey(target.to_owned());
         let mut reverted = Reverted::default();
-        if let Ok(id) = JournalId::try_from(cgroup_id(&key)) {
-            if self.state.journal_path(&id).exists() {
-                let which = RevertTarget::One(id);
-                reverted.report = revert_locked(&self.state, &which, &*self.backend, lock)?;
-            }
-        }
-        let mut ledger = load_ledger(&self.state)?;
         if ledger.release(&key).is_some() {
             store_ledger(&self.state, &ledger)?;
             reverted.workloads.push(key);
+            return Ok(reverted);
         }
-        reverted.still_applied = load_all(&self.state)?
-            .into_iter()
-            .map(|(_, p)| p.plan.workload)
-            .collect();
+        let recorded = plans.iter().map(|(_, p)| p.plan.workload.clone());
+        let reserved = ledger.iter().map(|a| a.workload().clone());
+        reverted.still_applied = recorded.chain(reserved).collect();
+        reverted.still_applied.sort();
+        reverted.still_applied.dedup();
         Ok(reverted)
     }
 
-    fn revert_all(&self, lock: &StateLock) -> Result<Reverted, EngineError> {
+    fn revert_all(&self, ledger: Ledger, lock: &StateLock) -> Result<Reverted, EngineError> {
         let mut journals = Vec::new();
         for id in self.state.journal_ids()? {
             journals.extend(Journal::load(&self.state.journal_path(&id))?);
@@ -157,13 +182,12 @@ impl Engine {
                 .map(|(_, record)| &record.plan.scope);
             self.widen_born(journal, scope, &mut born);
         }
-        let ledger = load_ledger(&self.state)?;
         let workloads = ledger.iter().map(|a| a.workload().clone()).collect();
         if !ledger.is_empty() {
             store_ledger(&self.state, &Ledger::new())?;
         }
-        for id in self.state.plan_ids()? {
-            AppliedPlan::remove(&self.state, &id)?;
+        for (id, _) in &records {
+            AppliedPlan::remove(&self.state, id)?;
         }
         Ok(Reverted {
             workloads,

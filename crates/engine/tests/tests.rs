@@ -1,11 +1,13 @@
 //! The engine end to end on every captured host (plan → apply → revert through the tree
 //! backend, byte-identical; injected crashes; refusals that leave nothing changed).
 
+mod corrupt_ledger;
 mod evacuate;
 mod refusals;
 mod snapshots;
 mod two_workloads;
 mod verify;
+mod workload_ids;
 
 use std::path::Path;
 

@@ -36,8 +36,8 @@ fn the_older_workload_cannot_be_reverted_under_the_newer_one() {
         .revert(&RevertWhich::Target("pid:4000".into()))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("pid-4100 was applied after it"), "{err}");
-    assert!(err.contains("revert pid-4100 first"), "{err}");
+    assert!(err.contains("pid:4100 was applied after it"), "{err}");
+    assert!(err.contains("revert pid:4100 first"), "{err}");
     assert!(TreeImage::take(bench.root()).diff(&applied).is_empty());
 
     engine

@@ -22,6 +22,7 @@ use crate::pool::{self, Pool};
 use crate::request::{AllocationRequest, WorkloadKey};
 use crate::scope::{self, Scope};
 use crate::target::{self, Target};
+use crate::workload_id::WorkloadId;
 
 /// One knob change with the mechanism it serves and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,8 +47,9 @@ pub struct Advisory {
 pub struct Plan {
     pub workload: WorkloadKey,
     pub target: Target,
-    /// Short name used in the cgroups the plan creates: `nearnative-<id>-hk`.
-    pub id: String,
+    /// Names the journal, the plan record and the cgroups the plan creates
+    /// (`nearnative-<id>-hk`).
+    pub id: WorkloadId,
     pub scope: Scope,
     pub allocation: Allocation,
     /// With `--cores N`: the threads that share the pool and its CPUs (absent otherwise).
@@ -118,7 +120,7 @@ pub fn plan(host: &Host, request: &PlanRequest, ledger: &Ledger) -> Result<Plan,
             cpus: scope.cpus.clone(),
         });
     }
-    let id = cgroup_id(&target.key);
+    let id = WorkloadId::of(&target.key);
     let context = Context {
         host,
         request,
@@ -152,40 +154,11 @@ pub fn plan(host: &Host, request: &PlanRequest, ledger: &Ledger) -> Result<Plan,
     })
 }
 
-/// The workload key with every character outside `[A-Za-z0-9._-]` replaced by `-`, so it is
-/// one safe cgroup path component: `vm:web1` → `vm-web1`.
-pub fn cgroup_id(key: &WorkloadKey) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
-    let id: String = key
-        .0
-        .chars()
-        .map(|c| if safe(c) { c } else { '-' })
-        .collect();
-    id.trim_matches('-').chars().take(64).collect()
-}
-
 /// The CPUs of `set`, or `fallback` when taking the exclusive CPUs out leaves none.
 pub(crate) fn without(set: &CpuSet, exclusive: &CpuSet, fallback: &CpuSet) -> CpuSet {
     let rest = set.difference(exclusive);
     match rest.is_empty() {
         true => fallback.clone(),
         false => rest,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cgroup_ids_are_one_safe_component() {
-        let cases = [
-            ("vm name", "vm:web1", "vm-web1"),
-            ("cgroup path", "cgroup:/a/b", "cgroup--a-b"),
-            ("odd characters", "vm:a b/c", "vm-a-b-c"),
-        ];
-        for (what, key, id) in cases {
-            assert_eq!(cgroup_id(&WorkloadKey::from(key)), id, "{what}");
-        }
     }
 }

@@ -18,9 +18,9 @@ use std::path::Path;
 use nearnative_host::isolation::Cpuset;
 use nearnative_host::Host;
 
-use crate::plan::cgroup_id;
 use crate::scope::{all_nodes, chain, cpus_of, is_within, parent_of, Fencing, Scope};
 use crate::target::ResolvedTarget;
+use crate::workload_id::WorkloadId;
 
 /// The scope fenced by v2 cpusets around the target's cgroup, or why it cannot be.
 pub(crate) fn resolve(
@@ -71,7 +71,7 @@ fn cpuset<'h>(host: &'h Host, path: &str) -> Option<&'h Cpuset> {
 /// The one cgroup all the target's user threads live in. A thread already moved into one of
 /// the plan's own threaded cgroups (a re-plan after apply) counts as in that cgroup's parent.
 fn thread_root(target: &ResolvedTarget) -> Result<String, String> {
-    let own = format!("nearnative-{}-", cgroup_id(&target.key));
+    let own = format!("nearnative-{}-", WorkloadId::of(&target.key));
     let threads = target
         .exclusive
         .iter()

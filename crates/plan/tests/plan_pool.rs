@@ -348,10 +348,11 @@ fn a_container_with_more_threads_than_cores_shares_its_pool() {
     assert_eq!(pool.cpus, ids("1-2"));
     assert_eq!(pool.tids, [700, 701, 800, 801, 802]);
     let moved = moves(&plan);
+    let pool_cgroup = format!("/nearnative-{}-pool", plan.id);
     for (pid, tid) in [(700, 700), (700, 701), (800, 800), (800, 801), (800, 802)] {
         assert!(pins(&plan).contains(&(pid, tid, ids("1-2"))), "{tid}");
         assert!(
-            moved.contains(&(pid, tid, "/nearnative-cgroup--app-pool".into())),
+            moved.contains(&(pid, tid, pool_cgroup.clone())),
             "{tid}: {moved:?}"
         );
     }

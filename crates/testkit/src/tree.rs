@@ -233,3 +233,34 @@ pub fn cpus_of_any() -> Cpus {
         mask_words: 1,
     }
 }
+
+/// Adds a fake user process `pid` with one thread, allowed on every CPU, in cgroup `path` of
+/// the v1 cpuset hierarchy (so use a snapshot that mounts one), creating the cgroup and its
+/// ancestors with every CPU.
+pub fn add_process_in(root: &Path, pid: u32, path: &str) {
+    let cpus = cpus(root);
+    let all = cpus.online.to_list();
+    let mask = cpus.online.to_mask(cpus.mask_words);
+    let cgroup = format!("4:memory:/user\n3:cpuset:{path}\n0::/init.scope\n");
+    let dir = format!("/proc/{pid}/task/{pid}");
+    add(root, &format!("{dir}/stat"), &stat_line(pid));
+    let status = format!(
+        "Name:\tfake worker\nPid:\t{pid}\nCpus_allowed:\t{mask}\nCpus_allowed_list:\t{all}\nvoluntary_ctxt_switches:\t3\n"
+    );
+    add(root, &format!("{dir}/status"), &status);
+    add(root, &format!("{dir}/cgroup"), &cgroup);
+    add(root, &format!("/proc/{pid}/cgroup"), &cgroup);
+    let mut at = String::new();
+    for part in path.trim_start_matches('/').split('/') {
+        at = format!("{at}/{part}");
+        let cg = format!("/sys/fs/cgroup/cpuset{at}");
+        add(root, &format!("{cg}/cpuset.cpus"), &format!("{all}\n"));
+        add(root, &format!("{cg}/cpuset.mems"), "0\n");
+        add(root, &format!("{cg}/cpuset.cpu_exclusive"), "0\n");
+        list_ids(root, &format!("{cg}/tasks"), &[]);
+        list_ids(root, &format!("{cg}/cgroup.procs"), &[]);
+    }
+    let cg = format!("/sys/fs/cgroup/cpuset{path}");
+    list_ids(root, &format!("{cg}/tasks"), &[pid]);
+    list_ids(root, &format!("{cg}/cgroup.procs"), &[pid]);
+}

@@ -21,6 +21,7 @@ use crate::plan::PlannedChange;
 use crate::plan_request::PlanRequest;
 use crate::scope::Scope;
 use crate::target::ResolvedTarget;
+use crate::workload_id::WorkloadId;
 
 /// Everything the change builders read.
 pub struct Context<'a> {
@@ -33,7 +34,7 @@ pub struct Context<'a> {
     pub exclusive: CpuSet,
     /// The CPUs left for everything else, within the scope.
     pub housekeeping: CpuSet,
-    pub id: String,
+    pub id: WorkloadId,
     /// The NIC `--nic` names.
     pub nic: Option<&'a Nic>,
     /// Processes of other workloads in the ledger: never moved or re-pinned.

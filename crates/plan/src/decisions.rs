@@ -216,9 +216,6 @@ mod tests {
                 why: "has a newline".into(),
             },
             Note::NotCpuExclusive { scope: "/S".into() },
-            Note::SiblingKeepsCpus {
-                sibling: "/S/a".into(),
-            },
             Note::CgroupUnreadable { pid: 7, tid: 8 },
             Note::CgroupNotPlain {
                 pid: 7,
@@ -237,6 +234,9 @@ mod tests {
             Note::CoalescingUnreadable { nic: "eth0".into() },
             Note::LedgerUnreadable {
                 path: "/var/lib/nearnative/ledger.json".into(),
+            },
+            Note::SiblingKeepsCpus {
+                sibling: "/S/a".into(),
             },
             Note::Text {
                 text: "an old sentence".into(),

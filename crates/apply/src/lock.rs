@@ -1,12 +1,18 @@
 //! The state lock: one `apply` or `revert` at a time per state directory, so two runs never
-//! interleave their knob writes or their journal updates.
+//! interleave their knob writes or their journal updates. Taking it first checks that the
+//! whole state directory is root's alone ([`crate::trust`]): every command that changes the
+//! host goes through here before it reads a journal or writes anything.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
+use nix::libc;
+
+use crate::trust::{self, TrustError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -26,6 +32,8 @@ pub enum LockError {
         #[source]
         source: Errno,
     },
+    #[error(transparent)]
+    Untrusted(#[from] TrustError),
 }
 
 /// An exclusive `flock` on `STATE_DIR/lock`, released when dropped or when the process dies,
@@ -38,11 +46,13 @@ pub struct StateLock {
 impl StateLock {
     /// Takes the lock without waiting: a second run should be told, not silently queued.
     pub fn acquire(state_dir: &Path) -> Result<StateLock, LockError> {
+        trust::check_state_dir(state_dir)?;
         match pid_lock(&state_dir.join("lock")) {
             Ok(lock) => Ok(StateLock { _lock: lock }),
             Err(PidLockError::Open { path, source }) => Err(LockError::Open { path, source }),
             Err(PidLockError::Busy { path, holder }) => Err(LockError::Busy { path, holder }),
             Err(PidLockError::Lock { path, source }) => Err(LockError::Lock { path, source }),
+            Err(PidLockError::Untrusted(err)) => Err(LockError::Untrusted(err)),
         }
     }
 }
@@ -63,22 +73,33 @@ pub enum PidLockError {
         path: PathBuf,
         source: Errno,
     },
+    /// The file is a link, or someone other than root could write it or its directory.
+    Untrusted(TrustError),
 }
 
-/// An exclusive `flock` on `path` (created if missing), taken without waiting, with this
+/// An exclusive `flock` on `path` (created 0600 if missing), taken without waiting, with this
 /// process's pid written into the file so a refused caller can say who holds it. The kernel
-/// drops the lock when its holder dies.
+/// drops the lock when its holder dies. A link is never followed and the file is checked to
+/// be root's alone before anything is written into it.
 pub fn pid_lock(path: &Path) -> Result<Flock<File>, PidLockError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|source| PidLockError::Open {
-            path: path.to_owned(),
-            source,
+        .map_err(|source| match source.raw_os_error() {
+            Some(libc::ELOOP) => PidLockError::Untrusted(trust::open_error(path, source)),
+            _ => PidLockError::Open {
+                path: path.to_owned(),
+                source,
+            },
         })?;
+    trust::check_open(path, &file)
+        .and_then(|()| trust::check_parent(path))
+        .map_err(PidLockError::Untrusted)?;
     let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
         Err((mut file, Errno::EWOULDBLOCK)) => {

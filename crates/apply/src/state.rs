@@ -3,7 +3,8 @@
 //! (the admission ledger). The last two are the engine's; their places are named here so the
 //! whole layout is in one file.
 //!
-//! The directory is root's alone (mode 0700): a journal decides what `revert` writes.
+//! The directory is root's alone (mode 0700, files 0600): a journal decides what `revert`
+//! writes. [`StateDir::check`] refuses a directory someone else could have written into.
 
 use std::fmt;
 use std::fs::{self, DirBuilder};
@@ -12,6 +13,8 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::trust::{self, TrustError};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/nearnative";
 
@@ -31,6 +34,8 @@ pub enum StateError {
     },
     #[error("journal id {id:?}: {reason}")]
     BadId { id: String, reason: &'static str },
+    #[error(transparent)]
+    Untrusted(#[from] TrustError),
 }
 
 /// The name of one apply's journal: 1 to 64 of `[A-Za-z0-9._-]`, not starting with `.`, so it
@@ -127,7 +132,8 @@ impl StateDir {
         self.dir.join("ledger.json")
     }
 
-    /// Creates the directory, `journals/` and `plans/` (0700) if missing.
+    /// Creates the directory, `journals/` and `plans/` (0700) if missing, then checks that
+    /// all of it is root's alone.
     pub fn ensure(&self) -> Result<(), StateError> {
         for dir in [self.journals_dir(), self.plans_dir()] {
             DirBuilder::new()
@@ -136,7 +142,14 @@ impl StateDir {
                 .create(&dir)
                 .map_err(|source| StateError::Create { path: dir, source })?;
         }
-        Ok(())
+        self.check()
+    }
+
+    /// Refuses the directory unless it, everything in it and the directories above it are
+    /// root's alone, with no link below it. Commands that only read (status, verify) call
+    /// this; those that write get it from [`crate::lock::StateLock::acquire`].
+    pub fn check(&self) -> Result<(), StateError> {
+        Ok(trust::check_state_dir(&self.dir)?)
     }
 
     /// The ids of the journals present, sorted; none when the directory does not exist.

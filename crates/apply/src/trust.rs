@@ -1,0 +1,213 @@
+//! Whether a state file may be believed: nearnative runs as root and a journal decides what
+//! `revert` writes, so everything it reads back must be something only root could have put
+//! there. A state directory, and every directory and file in it, must be owned by root (or, for
+//! an unprivileged run such as `plan`, by the user running it) and writable by no group or
+//! other user, with no symbolic link anywhere below it. The directories above it must be just
+//! as closed, except sticky ones like `/tmp`, where nobody can rename another's entry, so
+//! nothing checked here can be swapped between the check and the open.
+//!
+//! Files are opened with `O_NOFOLLOW` and checked again on the open descriptor, so a link
+//! planted after the walk is refused rather than followed.
+
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::libc;
+
+/// Why a state file or directory is not trusted. Each names the path and the owner or mode.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("{path}: owned by uid {uid}, not by {trusted}; nearnative acts only on state nobody else can write, so move it aside")]
+    Owner {
+        path: PathBuf,
+        uid: u32,
+        trusted: String,
+    },
+    #[error("{path}: mode {mode:04o} lets group or others write it; nearnative acts only on state nobody else can write, so chmod go-w it or move it aside")]
+    Mode { path: PathBuf, mode: u32 },
+    #[error(
+        "{path}: is a symbolic link; nearnative follows no link in its state, so move it aside"
+    )]
+    Symlink { path: PathBuf },
+    #[error("{path}: is a {found}, not a {expected}; move it aside")]
+    Kind {
+        path: PathBuf,
+        found: &'static str,
+        expected: &'static str,
+    },
+    #[error("{path}: cannot check its owner and mode: {source}")]
+    Stat {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What a checked path must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    File,
+    Dir,
+}
+
+impl Expect {
+    fn name(self) -> &'static str {
+        match self {
+            Expect::File => "regular file",
+            Expect::Dir => "directory",
+        }
+    }
+}
+
+/// Checks a state directory, everything in it and the directories above it. A directory
+/// that does not exist yet holds nothing to distrust.
+pub fn check_state_dir(dir: &Path) -> Result<(), TrustError> {
+    let meta = match fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(stat_error(dir, source)),
+    };
+    check_ancestors(dir)?;
+    check_meta(dir, &meta, Expect::Dir)?;
+    check_entries(dir)
+}
+
+/// Checks the directory a state file is about to be read from or written into (not a link,
+/// owned by root, closed to others), so that a file checked inside it cannot be replaced.
+pub fn check_parent(path: &Path) -> Result<(), TrustError> {
+    let dir = parent_of(path);
+    let meta = fs::symlink_metadata(dir).map_err(|e| stat_error(dir, e))?;
+    check_meta(dir, &meta, Expect::Dir)
+}
+
+/// Opens an existing state file for reading without following a link, and checks what was
+/// opened. `Ok(None)` when there is no such file.
+pub fn open_for_reading(path: &Path) -> Result<Option<File>, TrustError> {
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => check_open(path, &file).map(|()| Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(open_error(path, e)),
+    }
+}
+
+/// Checks an open state file: a regular file owned by root, closed to others.
+pub fn check_open(path: &Path, file: &File) -> Result<(), TrustError> {
+    let meta = file.metadata().map_err(|e| stat_error(path, e))?;
+    check_meta(path, &meta, Expect::File)
+}
+
+/// The error for an `O_NOFOLLOW` open that failed: `ELOOP` means the last component is a link.
+pub fn open_error(path: &Path, source: io::Error) -> TrustError {
+    match source.raw_os_error() {
+        Some(libc::ELOOP) => TrustError::Symlink {
+            path: path.to_owned(),
+        },
+        _ => stat_error(path, source),
+    }
+}
+
+fn check_entries(dir: &Path) -> Result<(), TrustError> {
+    let entries = fs::read_dir(dir).map_err(|e| stat_error(dir, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| stat_error(dir, e))?.path();
+        let meta = fs::symlink_metadata(&path).map_err(|e| stat_error(&path, e))?;
+        if meta.is_dir() {
+            check_meta(&path, &meta, Expect::Dir)?;
+            check_entries(&path)?;
+        } else {
+            check_meta(&path, &meta, Expect::File)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every directory above `dir`, up to `/`: owned by root and closed to others, or sticky.
+/// The path to the state directory is the operator's choice, so links above it are resolved.
+fn check_ancestors(dir: &Path) -> Result<(), TrustError> {
+    let parent = parent_of(dir);
+    let real = fs::canonicalize(parent).map_err(|e| stat_error(parent, e))?;
+    for ancestor in real.ancestors() {
+        let meta = fs::metadata(ancestor).map_err(|e| stat_error(ancestor, e))?;
+        check_owner(ancestor, &meta)?;
+        let sticky = meta.mode() & u32::from(libc::S_ISVTX) != 0;
+        if !sticky {
+            check_mode(ancestor, &meta)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_meta(path: &Path, meta: &Metadata, expect: Expect) -> Result<(), TrustError> {
+    let found = kind_of(meta);
+    if found == "symbolic link" {
+        return Err(TrustError::Symlink {
+            path: path.to_owned(),
+        });
+    }
+    if found != expect.name() {
+        return Err(TrustError::Kind {
+            path: path.to_owned(),
+            found,
+            expected: expect.name(),
+        });
+    }
+    check_owner(path, meta)?;
+    check_mode(path, meta)
+}
+
+fn check_owner(path: &Path, meta: &Metadata) -> Result<(), TrustError> {
+    let euid = nix::unistd::geteuid().as_raw();
+    match meta.uid() == 0 || meta.uid() == euid {
+        true => Ok(()),
+        false => Err(TrustError::Owner {
+            path: path.to_owned(),
+            uid: meta.uid(),
+            trusted: match euid {
+                0 => "root".to_owned(),
+                uid => format!("root or uid {uid}"),
+            },
+        }),
+    }
+}
+
+fn check_mode(path: &Path, meta: &Metadata) -> Result<(), TrustError> {
+    match meta.mode() & 0o022 {
+        0 => Ok(()),
+        _ => Err(TrustError::Mode {
+            path: path.to_owned(),
+            mode: meta.mode() & 0o7777,
+        }),
+    }
+}
+
+fn kind_of(meta: &Metadata) -> &'static str {
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        "symbolic link"
+    } else if kind.is_dir() {
+        "directory"
+    } else if kind.is_file() {
+        "regular file"
+    } else {
+        "special file"
+    }
+}
+
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+fn stat_error(path: &Path, source: io::Error) -> TrustError {
+    TrustError::Stat {
+        path: path.to_owned(),
+        source,
+    }
+}

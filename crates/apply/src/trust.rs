@@ -135,7 +135,7 @@ fn check_ancestors(dir: &Path) -> Result<(), TrustError> {
     for ancestor in real.ancestors() {
         let meta = fs::metadata(ancestor).map_err(|e| stat_error(ancestor, e))?;
         check_owner(ancestor, &meta)?;
-        let sticky = meta.mode() & u32::from(libc::S_ISVTX) != 0;
+        let sticky = meta.mode() & 0o1000 != 0;
         if !sticky {
             check_mode(ancestor, &meta)?;
         }

@@ -38,6 +38,7 @@ impl Engine {
         options: &VerifyOptions,
         stop: &AtomicBool,
     ) -> Result<VerifyReport, EngineError> {
+        self.state.check()?;
         let (_, record) = find(&self.state, target)?;
         let readback = read_back(&record, &self.root, &*self.backend);
         let expectations = self.expectations(&record);

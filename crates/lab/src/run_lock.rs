@@ -2,12 +2,16 @@
 //! for the whole run. Two labs at once would fight over the same CPUs, IRQs and host knobs
 //! and measure each other's noise, so the second is refused, naming the holder. The kernel
 //! drops the lock when its holder dies, so a `kill -9` never leaves the directory locked.
+//!
+//! The run directory's registries tell root what to remove, so taking the lock first checks
+//! that the directory and everything in it are root's alone, as the state directory must be.
 
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use nearnative_apply::lock::{pid_lock, PidLockError};
+use nearnative_apply::trust::{check_state_dir, TrustError};
 use nix::errno::Errno;
 use nix::fcntl::Flock;
 
@@ -32,6 +36,8 @@ pub enum RunLockError {
         #[source]
         source: Errno,
     },
+    #[error(transparent)]
+    Untrusted(#[from] TrustError),
 }
 
 /// The held lock; released when dropped or when the process dies.
@@ -43,11 +49,13 @@ pub struct RunLock {
 impl RunLock {
     /// Takes the lock on `run_dir` (which must exist) without waiting.
     pub fn acquire(run_dir: &Path) -> Result<RunLock, RunLockError> {
+        check_state_dir(run_dir)?;
         match pid_lock(&run_dir.join(LOCK_FILE)) {
             Ok(lock) => Ok(RunLock { _lock: lock }),
             Err(PidLockError::Open { path, source }) => Err(RunLockError::Open { path, source }),
             Err(PidLockError::Busy { path, holder }) => Err(RunLockError::Busy { path, holder }),
             Err(PidLockError::Lock { path, source }) => Err(RunLockError::Lock { path, source }),
+            Err(PidLockError::Untrusted(err)) => Err(RunLockError::Untrusted(err)),
         }
     }
 }

@@ -294,4 +294,52 @@ mod tests {
         let err = store(&path, 1, &body()).unwrap_err();
         assert!(err.to_string().contains("no/such/dir/j"), "{err}");
     }
+
+    #[test]
+    fn files_are_created_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        store(&path, 1, &body()).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_planted_temporary_link_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "root's file").unwrap();
+        let state = dir.path().join("state");
+        fs::create_dir(&state).unwrap();
+        let tmp = state.join(format!(".j.tmp.{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        store(&state.join("j"), 1, &body()).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "root's file");
+        assert_eq!(load::<Body>(&state.join("j"), 1).unwrap(), Some(body()));
+        assert!(fs::symlink_metadata(&tmp).is_err(), "temporary left behind");
+    }
+
+    #[test]
+    fn a_state_file_that_is_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        store(&real, 1, &body()).unwrap();
+        let link = dir.path().join("j");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = load::<Body>(&link, 1).unwrap_err();
+        assert!(matches!(err, DurableError::Untrusted(_)), "{err}");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+    }
+
+    #[test]
+    fn a_state_file_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        store(&path, 1, &body()).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o646)).unwrap();
+        let err = load::<Body>(&path, 1).unwrap_err();
+        assert!(err.to_string().contains("mode 0646"), "{err}");
+    }
 }

@@ -155,4 +155,59 @@ mod tests {
         let err = StateLock::acquire(&dir.path().join("absent")).unwrap_err();
         assert!(err.to_string().contains("absent/lock"), "{err}");
     }
+
+    #[test]
+    fn the_lock_is_created_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let _lock = StateLock::acquire(dir.path()).unwrap();
+        let mode = std::fs::metadata(dir.path().join("lock"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    /// `lock` → `victim`: the lock would truncate it and write a pid into it.
+    fn planted_link(state: &Path) -> PathBuf {
+        let victim = state.parent().unwrap().join("victim");
+        std::fs::write(&victim, "root's file").unwrap();
+        std::os::unix::fs::symlink(&victim, state.join("lock")).unwrap();
+        victim
+    }
+
+    #[test]
+    fn a_lock_that_is_a_link_is_refused_and_its_target_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        let victim = planted_link(&state);
+        let err = StateLock::acquire(&state).unwrap_err();
+        assert!(
+            err.to_string().contains("state/lock: is a symbolic link"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's file");
+        let err = pid_lock(&state.join("lock")).unwrap_err();
+        assert!(matches!(err, PidLockError::Untrusted(_)), "{err:?}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's file");
+    }
+
+    #[test]
+    #[ignore = "needs root: hands the state directory over to nobody with chown"]
+    fn a_nobody_owned_state_dir_with_a_planted_lock_is_refused_naming_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        let victim = planted_link(&state);
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let nobody = Some(nix::unistd::Uid::from_raw(65534));
+        nix::unistd::chown(&state, nobody, None).unwrap();
+        let err = StateLock::acquire(&state).unwrap_err().to_string();
+        let expected = format!("{}: owned by uid 65534, not by root", state.display());
+        assert!(err.starts_with(&expected), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's file");
+    }
 }

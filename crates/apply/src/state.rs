@@ -217,4 +217,24 @@ mod tests {
         assert_eq!(state.journal_ids().unwrap(), vec![id]);
         assert_eq!(state.ledger_path(), dir.path().join("state/ledger.json"));
     }
+
+    #[test]
+    fn ensure_makes_0700_directories_and_refuses_an_open_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        state.ensure().unwrap();
+        for path in [
+            state.dir().to_owned(),
+            state.journals_dir(),
+            state.plans_dir(),
+        ] {
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", path.display());
+        }
+        fs::set_permissions(state.dir(), fs::Permissions::from_mode(0o777)).unwrap();
+        let err = state.ensure().unwrap_err().to_string();
+        assert!(err.contains("mode 0777"), "{err}");
+        assert!(state.check().is_err());
+    }
 }

@@ -211,3 +211,107 @@ fn stat_error(path: &Path, source: io::Error) -> TrustError {
         source,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    use nix::unistd::{chown, Uid};
+
+    use super::*;
+
+    fn chmod(path: &Path, mode: u32) {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// A tempdir with `state/` (0700) holding `journals/a.json` (0600).
+    fn closed_state() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        fs::create_dir_all(state.join("journals")).unwrap();
+        chmod(&state, 0o700);
+        fs::write(state.join("journals/a.json"), "{}").unwrap();
+        chmod(&state.join("journals/a.json"), 0o600);
+        (dir, state)
+    }
+
+    #[test]
+    fn a_closed_state_dir_passes_and_a_missing_one_has_nothing_to_distrust() {
+        let (dir, state) = closed_state();
+        check_state_dir(&state).unwrap();
+        check_state_dir(&dir.path().join("absent")).unwrap();
+    }
+
+    #[test]
+    fn anything_others_can_write_is_refused_naming_the_path_and_mode() {
+        let cases = [
+            ("world-writable state dir", "", 0o777),
+            ("group-writable journals dir", "journals", 0o770),
+            ("world-writable journal", "journals/a.json", 0o666),
+        ];
+        for (what, below, mode) in cases {
+            let (_dir, state) = closed_state();
+            let path = match below {
+                "" => state.clone(),
+                below => state.join(below),
+            };
+            chmod(&path, mode);
+            let err = check_state_dir(&state).unwrap_err().to_string();
+            let expected = format!("{}: mode {mode:04o}", path.display());
+            assert!(err.starts_with(&expected), "{what}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_link_anywhere_below_the_state_dir_is_refused() {
+        let (dir, state) = closed_state();
+        symlink(dir.path(), state.join("plans")).unwrap();
+        let err = check_state_dir(&state).unwrap_err();
+        assert!(matches!(err, TrustError::Symlink { .. }), "{err}");
+        assert!(err.to_string().contains("state/plans"), "{err}");
+        let (dir, state) = closed_state();
+        let linked = dir.path().join("linked");
+        symlink(&state, &linked).unwrap();
+        let err = check_state_dir(&linked).unwrap_err();
+        assert!(matches!(err, TrustError::Symlink { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_open_parent_is_refused_unless_sticky() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open");
+        fs::create_dir_all(open.join("state")).unwrap();
+        chmod(&open, 0o777);
+        let err = check_state_dir(&open.join("state"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("open: mode 0777"), "{err}");
+        chmod(&open, 0o1777);
+        check_state_dir(&open.join("state")).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let (_dir, state) = closed_state();
+        let fifo = state.join("ledger.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = open_for_reading(&fifo).unwrap_err();
+        assert!(err.to_string().contains("special file"), "{err}");
+    }
+
+    #[test]
+    #[ignore = "needs root: hands the state over to nobody with chown"]
+    fn state_owned_by_another_user_is_refused_naming_the_owner() {
+        for below in ["", "journals", "journals/a.json"] {
+            let (_dir, state) = closed_state();
+            let path = match below {
+                "" => state.clone(),
+                below => state.join(below),
+            };
+            chown(&path, Some(Uid::from_raw(65534)), None).unwrap();
+            let err = check_state_dir(&state).unwrap_err().to_string();
+            let expected = format!("{}: owned by uid 65534, not by root", path.display());
+            assert!(err.starts_with(&expected), "{below:?}: {err}");
+        }
+    }
+}

@@ -264,3 +264,219 @@ fn check_own_cgroup(cgroup: &Cgroup) -> Result<(), Fault> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use nearnative_knob::exclusivity::cgroup::{CgroupDir, Controller, CpusetCpus, TaskCgroup};
+    use nearnative_knob::exclusivity::irq::IrqAffinity;
+    use nearnative_knob::exclusivity::sched::SchedPolicy;
+    use nearnative_knob::exclusivity::task::ThreadAffinity;
+    use nearnative_knob::{CgroupPath, Change};
+
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+        30 25 0:26 / /sys/fs/cgroup ro - tmpfs tmpfs ro,mode=755\n\
+        34 30 0:31 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset\n\
+        35 30 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+        41 30 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
+
+    /// A host with the mounts above and CPUs 0-3, and no cgroup files of its own.
+    fn bounds() -> (tempfile::TempDir, HostBounds) {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            let path = dir.path().join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        };
+        write("proc/self/mountinfo", MOUNTINFO);
+        write("sys/devices/system/cpu/possible", "0-3\n");
+        let bounds = HostBounds::read(&Root::new(dir.path()));
+        (dir, bounds)
+    }
+
+    fn cgroup(mount: &str, path: &str) -> Cgroup {
+        Cgroup {
+            mount: CgroupMount::try_from(mount).unwrap(),
+            path: CgroupPath::try_from(path).unwrap(),
+        }
+    }
+
+    fn made_dir(mount: &str, path: &str) -> Step {
+        Step::from(Change {
+            knob: CgroupDir {
+                cgroup: cgroup(mount, path),
+            },
+            from: Presence::Absent,
+            to: Presence::Present,
+        })
+    }
+
+    fn policy(pid: u32, from: Policy, to: Policy) -> Step {
+        Step::from(Change {
+            knob: SchedPolicy {
+                pid,
+                tid: pid,
+                start_time: 1,
+            },
+            from,
+            to,
+        })
+    }
+
+    fn affinity(tid: u32, from: &[u32]) -> Step {
+        Step::from(Change {
+            knob: ThreadAffinity {
+                pid: 9,
+                tid,
+                start_time: 1,
+            },
+            from: CpuSet::from_ids(from.iter().copied()),
+            to: CpuSet::from_ids([1]),
+        })
+    }
+
+    fn moved(mount: &str, controller: &str) -> Step {
+        Step::from(Change {
+            knob: TaskCgroup {
+                pid: 9,
+                tid: 9,
+                start_time: 1,
+                hierarchy: Hierarchy::V1 {
+                    mount: CgroupMount::try_from(mount).unwrap(),
+                    controller: Controller::try_from(controller.to_owned()).unwrap(),
+                },
+            },
+            from: CgroupPath::root(),
+            to: CgroupPath::try_from("/nearnative-a-t0").unwrap(),
+        })
+    }
+
+    #[test]
+    fn what_nearnative_writes_passes_and_anything_else_is_refused_by_field() {
+        let fifo99 = Policy::Fifo { priority: 99 };
+        let cases: Vec<(&str, Step, Option<&str>)> = vec![
+            (
+                "its own v1 cgroup",
+                made_dir("/sys/fs/cgroup/cpuset", "/nearnative-a-t0"),
+                None,
+            ),
+            (
+                "its own v2 cgroup",
+                made_dir("/sys/fs/cgroup/unified", "/s/nearnative-a-hk"),
+                None,
+            ),
+            (
+                "a cgroup under /etc",
+                made_dir("/etc", "/nearnative-a-t0"),
+                Some("knob.cgroup.mount"),
+            ),
+            (
+                "the tmpfs above the hierarchies",
+                made_dir("/sys/fs/cgroup", "/nearnative-a"),
+                Some("knob.cgroup.mount"),
+            ),
+            (
+                "a hierarchy without cpuset",
+                made_dir("/sys/fs/cgroup/memory", "/nearnative-a"),
+                Some("knob.cgroup.mount"),
+            ),
+            (
+                "removing someone else's cgroup",
+                made_dir("/sys/fs/cgroup/cpuset", "/system.slice"),
+                Some("knob.cgroup.path"),
+            ),
+            (
+                "a real prior policy, even SCHED_FIFO 99",
+                policy(9, fifo99, Policy::Fifo { priority: 10 }),
+                None,
+            ),
+            (
+                "a target other than SCHED_FIFO",
+                policy(9, fifo99, Policy::Other { nice: 0 }),
+                Some("to"),
+            ),
+            (
+                "a priority the kernel has not",
+                policy(9, Policy::Rr { priority: 100 }, fifo99),
+                Some("from"),
+            ),
+            ("process 0", policy(0, fifo99, fifo99), Some("knob.pid")),
+            ("an affinity within the host", affinity(9, &[0, 3]), None),
+            ("an empty affinity", affinity(9, &[]), Some("from")),
+            (
+                "a CPU the host cannot have",
+                affinity(9, &[4]),
+                Some("from"),
+            ),
+            ("thread 0", affinity(0, &[0]), Some("knob.tid")),
+            (
+                "a thread moved in the cpuset hierarchy",
+                moved("/sys/fs/cgroup/cpuset", "cpuset"),
+                None,
+            ),
+            (
+                "a thread moved in the memory hierarchy",
+                moved("/sys/fs/cgroup/memory", "memory"),
+                Some("knob.hierarchy.controller"),
+            ),
+            (
+                "a thread moved under /tmp",
+                moved("/tmp", "cpuset"),
+                Some("knob.hierarchy.mount"),
+            ),
+        ];
+        let (_dir, bounds) = bounds();
+        for (what, step, field) in cases {
+            let result = validate_steps(&[affinity(9, &[1]), step], &bounds);
+            match (result, field) {
+                (Ok(()), None) => {}
+                (Err(err), Some(field)) => {
+                    assert_eq!(err.field, field, "{what}: {err}");
+                    assert_eq!(err.index, 2, "{what}: {err}");
+                }
+                (result, _) => panic!("{what}: {result:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_cpuset_list_or_irq_mask_outside_the_host_is_refused() {
+        let (_dir, bounds) = bounds();
+        let cpus = Step::from(Change {
+            knob: CpusetCpus {
+                cgroup: cgroup("/sys/fs/cgroup/cpuset", "/s"),
+            },
+            from: CpuSet::from_ids([7]),
+            to: CpuSet::from_ids([1]),
+        });
+        let err = validate_steps(&[cpus], &bounds).unwrap_err().to_string();
+        assert!(
+            err.contains("7 is not within the host's possible CPUs 0-3"),
+            "{err}"
+        );
+        let irq = Step::from(Change {
+            knob: IrqAffinity { irq: 24 },
+            from: CpuSet::new(),
+            to: CpuSet::from_ids([0]),
+        });
+        let err = validate_steps(&[irq], &bounds).unwrap_err().to_string();
+        assert!(
+            err.starts_with("change 1 (IrqAffinity): from is empty"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn on_the_live_host_only_its_own_cgroup_mounts_count() {
+        let live = HostBounds::read(&Root::default());
+        let err = validate_steps(&[made_dir("/tmp", "/nearnative-a")], &live).unwrap_err();
+        assert_eq!(err.field, "knob.cgroup.mount");
+        let tree_like = "/sys/fs/cgroup/cpuset";
+        let listed = live.mounts.iter().any(|m| m.is_cgroup1_with("cpuset"));
+        let result = validate_steps(&[made_dir(tree_like, "/nearnative-a")], &live);
+        assert_eq!(result.is_ok(), listed, "{result:?}");
+    }
+}

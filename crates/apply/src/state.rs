@@ -132,9 +132,11 @@ impl StateDir {
         self.dir.join("ledger.json")
     }
 
-    /// Creates the directory, `journals/` and `plans/` (0700) if missing, then checks that
-    /// all of it is root's alone.
+    /// Creates the directory, `journals/` and `plans/` (0700) if missing, checking that all
+    /// of it is root's alone before (nothing is made inside a directory others could write)
+    /// and after.
     pub fn ensure(&self) -> Result<(), StateError> {
+        self.check()?;
         for dir in [self.journals_dir(), self.plans_dir()] {
             DirBuilder::new()
                 .recursive(true)

@@ -77,4 +77,25 @@ mod tests {
         drop(first);
         RunLock::acquire(dir.path()).unwrap();
     }
+
+    #[test]
+    fn a_run_dir_others_can_write_or_a_linked_lock_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "root's file").unwrap();
+        let run_dir = dir.path().join("run");
+        std::fs::create_dir(&run_dir).unwrap();
+        std::os::unix::fs::symlink(&victim, run_dir.join(LOCK_FILE)).unwrap();
+        let err = RunLock::acquire(&run_dir).unwrap_err();
+        assert!(
+            err.to_string().contains("lab.lock: is a symbolic link"),
+            "{err}"
+        );
+        std::fs::remove_file(run_dir.join(LOCK_FILE)).unwrap();
+        std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = RunLock::acquire(&run_dir).unwrap_err();
+        assert!(err.to_string().contains("run: mode 0777"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's file");
+    }
 }

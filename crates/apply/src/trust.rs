@@ -128,9 +128,16 @@ fn check_entries(dir: &Path) -> Result<(), TrustError> {
 }
 
 /// Every directory above `dir`, up to `/`: owned by root and closed to others, or sticky.
-/// The path to the state directory is the operator's choice, so links above it are resolved.
+/// The path to the state directory is the operator's choice, so links above it are followed,
+/// but only links root owns: another user could point theirs elsewhere at any moment.
 fn check_ancestors(dir: &Path) -> Result<(), TrustError> {
     let parent = parent_of(dir);
+    for link in parent.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+        let meta = fs::symlink_metadata(link).map_err(|e| stat_error(link, e))?;
+        if meta.file_type().is_symlink() {
+            check_owner(link, &meta)?;
+        }
+    }
     let real = fs::canonicalize(parent).map_err(|e| stat_error(parent, e))?;
     for ancestor in real.ancestors() {
         let meta = fs::metadata(ancestor).map_err(|e| stat_error(ancestor, e))?;
@@ -288,6 +295,9 @@ mod tests {
         assert!(err.contains("open: mode 0777"), "{err}");
         chmod(&open, 0o1777);
         check_state_dir(&open.join("state")).unwrap();
+        let link = dir.path().join("link");
+        symlink(&open, &link).unwrap();
+        check_state_dir(&link.join("state")).unwrap();
     }
 
     #[test]
@@ -313,5 +323,15 @@ mod tests {
             let expected = format!("{}: owned by uid 65534, not by root", path.display());
             assert!(err.starts_with(&expected), "{below:?}: {err}");
         }
+        let (dir, state) = closed_state();
+        let link = dir.path().join("link");
+        symlink(dir.path(), &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
+        let err = check_state_dir(&link.join("state"))
+            .unwrap_err()
+            .to_string();
+        let expected = format!("{}: owned by uid 65534", link.display());
+        assert!(err.starts_with(&expected), "a link above: {err}");
+        check_state_dir(&state).unwrap();
     }
 }

@@ -3,16 +3,23 @@
 //!
 //! Each file is a JSON envelope `{"schema_version", "sha256", "body"}`. The checksum covers the
 //! body's exact bytes, so a file edited by hand or cut short is refused on load instead of being
-//! half-trusted.
+//! half-trusted. The checksum is no authenticator (anyone can compute it): what makes a file
+//! believable is that only root could have written it, which [`crate::trust`] checks on every
+//! load and store. Files are created 0600 with `O_EXCL` and opened without following links.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+use nix::libc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
+
+use crate::trust::{self, TrustError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DurableError {
@@ -38,6 +45,8 @@ pub enum DurableError {
         found: u32,
         supported: u32,
     },
+    #[error(transparent)]
+    Untrusted(#[from] TrustError),
 }
 
 #[derive(Serialize)]
@@ -70,6 +79,7 @@ pub fn store<T: Serialize>(path: &Path, schema_version: u32, body: &T) -> Result
     };
     let mut bytes = serde_json::to_vec_pretty(&envelope).map_err(|e| write_err(e.into()))?;
     bytes.push(b'\n');
+    parent_trusted(path, write_err)?;
     write_atomically(path, &bytes).map_err(write_err)
 }
 
@@ -96,15 +106,8 @@ pub fn load<T: DeserializeOwned>(
     path: &Path,
     schema_version: u32,
 ) -> Result<Option<T>, DurableError> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(DurableError::Read {
-                path: path.to_owned(),
-                source,
-            })
-        }
+    let Some(bytes) = read_trusted(path)? else {
+        return Ok(None);
     };
     let corrupt = |reason: String| DurableError::Corrupt {
         path: path.to_owned(),
@@ -127,7 +130,40 @@ pub fn load<T: DeserializeOwned>(
         .map_err(|e| corrupt(format!("unexpected content: {e}")))
 }
 
+/// The bytes of a state file only root could have written, read without following a link;
+/// `None` when it does not exist. A directory root cannot read (plan, run unprivileged) is a
+/// read error, not a trust one, so callers can tell the two apart.
+fn read_trusted(path: &Path) -> Result<Option<Vec<u8>>, DurableError> {
+    let read_err = |source| DurableError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = match trust::open_for_reading(path) {
+        Ok(Some(file)) => file,
+        Ok(None) => return Ok(None),
+        Err(TrustError::Stat { source, .. }) => return Err(read_err(source)),
+        Err(err) => return Err(err.into()),
+    };
+    parent_trusted(path, read_err)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(read_err)?;
+    Ok(Some(bytes))
+}
+
+/// Refuses a state file whose directory someone else could write; a directory that cannot be
+/// looked at is the caller's I/O error.
+fn parent_trusted(
+    path: &Path,
+    io_err: impl Fn(io::Error) -> DurableError,
+) -> Result<(), DurableError> {
+    match trust::check_parent(path) {
+        Err(TrustError::Stat { source, .. }) => Err(io_err(source)),
+        other => Ok(other?),
+    }
+}
+
 /// Replaces `path` with `bytes` so that a crash at any instant leaves the old or the new file.
+/// The directory must be root's alone (see [`crate::trust`]); the new file is 0600.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
@@ -140,6 +176,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     tmp_name.push(name);
     tmp_name.push(format!(".tmp.{}", std::process::id()));
     let tmp = dir.join(tmp_name);
+    trust::check_parent(path).map_err(io::Error::other)?;
     let result = write_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -148,12 +185,25 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Writes a new temporary file. Only a dead process of this pid can have left one of that
+/// name (the directory is root's alone), so one found is removed (never followed) and the
+/// file made afresh.
 fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+    };
+    let mut file = match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(path)?;
+            create()?
+        }
+        other => other?,
+    };
     file.write_all(bytes)?;
     file.sync_all()
 }
@@ -243,5 +293,53 @@ mod tests {
         let path = dir.path().join("no/such/dir/j");
         let err = store(&path, 1, &body()).unwrap_err();
         assert!(err.to_string().contains("no/such/dir/j"), "{err}");
+    }
+
+    #[test]
+    fn files_are_created_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        store(&path, 1, &body()).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_planted_temporary_link_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "root's file").unwrap();
+        let state = dir.path().join("state");
+        fs::create_dir(&state).unwrap();
+        let tmp = state.join(format!(".j.tmp.{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        store(&state.join("j"), 1, &body()).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "root's file");
+        assert_eq!(load::<Body>(&state.join("j"), 1).unwrap(), Some(body()));
+        assert!(fs::symlink_metadata(&tmp).is_err(), "temporary left behind");
+    }
+
+    #[test]
+    fn a_state_file_that_is_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        store(&real, 1, &body()).unwrap();
+        let link = dir.path().join("j");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = load::<Body>(&link, 1).unwrap_err();
+        assert!(matches!(err, DurableError::Untrusted(_)), "{err}");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+    }
+
+    #[test]
+    fn a_state_file_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        store(&path, 1, &body()).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o646)).unwrap();
+        let err = load::<Body>(&path, 1).unwrap_err();
+        assert!(err.to_string().contains("mode 0646"), "{err}");
     }
 }

@@ -13,6 +13,8 @@ pub mod lock;
 mod restore;
 pub mod revert;
 pub mod state;
+pub mod trust;
+pub mod validate;
 
 pub use apply::{apply, apply_locked, ApplyError, ApplyReport, Rollback};
 #[cfg(feature = "fault-injection")]
@@ -23,3 +25,4 @@ pub use journal::{Journal, JournalStatus, Unchangeable, JOURNAL_SCHEMA_VERSION};
 pub use restore::Restored;
 pub use revert::{revert, revert_locked, JournalReverted, RevertError, RevertReport, RevertTarget};
 pub use state::{JournalId, StateDir, DEFAULT_STATE_DIR};
+pub use validate::{validate_steps, HostBounds, InvalidStep};

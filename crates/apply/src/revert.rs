@@ -11,6 +11,7 @@ use crate::journal::{Journal, JournalStatus};
 use crate::lock::{LockError, StateLock};
 use crate::restore::{failure_lines, restore};
 use crate::state::{JournalId, StateDir, StateError};
+use crate::validate::{validate_steps, HostBounds, InvalidStep};
 
 /// Which journals to revert.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +52,12 @@ pub enum RevertError {
     Lock(#[from] LockError),
     #[error("{0}; nothing was reverted")]
     Journal(#[source] DurableError),
+    #[error("{}: {source}; nearnative could not have written this journal, so nothing was reverted", .path.display())]
+    Invalid {
+        path: std::path::PathBuf,
+        #[source]
+        source: InvalidStep,
+    },
     #[error("revert incomplete; journal {id} keeps {} change(s) to retry:{}", .failures.len(), failure_lines(.failures))]
     Incomplete {
         id: JournalId,
@@ -93,6 +100,13 @@ pub fn revert_locked(
         if let Some(journal) = Journal::load(&path).map_err(RevertError::Journal)? {
             journals.push((path, journal));
         }
+    }
+    let bounds = HostBounds::read(backend.root());
+    for (path, journal) in &journals {
+        validate_steps(&journal.changes, &bounds).map_err(|source| RevertError::Invalid {
+            path: path.clone(),
+            source,
+        })?;
     }
     journals.sort_by_key(|(_, j)| std::cmp::Reverse(j.started_unix_ms));
     for (path, mut journal) in journals {

@@ -3,7 +3,8 @@
 //! (the admission ledger). The last two are the engine's; their places are named here so the
 //! whole layout is in one file.
 //!
-//! The directory is root's alone (mode 0700): a journal decides what `revert` writes.
+//! The directory is root's alone (mode 0700, files 0600): a journal decides what `revert`
+//! writes. [`StateDir::check`] refuses a directory someone else could have written into.
 
 use std::fmt;
 use std::fs::{self, DirBuilder};
@@ -12,6 +13,8 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::trust::{self, TrustError};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/nearnative";
 
@@ -31,6 +34,8 @@ pub enum StateError {
     },
     #[error("journal id {id:?}: {reason}")]
     BadId { id: String, reason: &'static str },
+    #[error(transparent)]
+    Untrusted(#[from] TrustError),
 }
 
 /// The name of one apply's journal: 1 to 64 of `[A-Za-z0-9._-]`, not starting with `.`, so it
@@ -127,8 +132,11 @@ impl StateDir {
         self.dir.join("ledger.json")
     }
 
-    /// Creates the directory, `journals/` and `plans/` (0700) if missing.
+    /// Creates the directory, `journals/` and `plans/` (0700) if missing, checking that all
+    /// of it is root's alone before (nothing is made inside a directory others could write)
+    /// and after.
     pub fn ensure(&self) -> Result<(), StateError> {
+        self.check()?;
         for dir in [self.journals_dir(), self.plans_dir()] {
             DirBuilder::new()
                 .recursive(true)
@@ -136,7 +144,14 @@ impl StateDir {
                 .create(&dir)
                 .map_err(|source| StateError::Create { path: dir, source })?;
         }
-        Ok(())
+        self.check()
+    }
+
+    /// Refuses the directory unless it, everything in it and the directories above it are
+    /// root's alone, with no link below it. Commands that only read (status, verify) call
+    /// this; those that write get it from [`crate::lock::StateLock::acquire`].
+    pub fn check(&self) -> Result<(), StateError> {
+        Ok(trust::check_state_dir(&self.dir)?)
     }
 
     /// The ids of the journals present, sorted; none when the directory does not exist.
@@ -203,5 +218,25 @@ mod tests {
         fs::write(state.journals_dir().join(".a.json.tmp.1"), "").unwrap();
         assert_eq!(state.journal_ids().unwrap(), vec![id]);
         assert_eq!(state.ledger_path(), dir.path().join("state/ledger.json"));
+    }
+
+    #[test]
+    fn ensure_makes_0700_directories_and_refuses_an_open_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        state.ensure().unwrap();
+        for path in [
+            state.dir().to_owned(),
+            state.journals_dir(),
+            state.plans_dir(),
+        ] {
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", path.display());
+        }
+        fs::set_permissions(state.dir(), fs::Permissions::from_mode(0o777)).unwrap();
+        let err = state.ensure().unwrap_err().to_string();
+        assert!(err.contains("mode 0777"), "{err}");
+        assert!(state.check().is_err());
     }
 }

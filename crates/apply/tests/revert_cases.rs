@@ -76,9 +76,11 @@ fn existing_journal_id_is_refused() {
 #[test]
 fn unwritable_journal_aborts_before_any_knob_is_touched() {
     let bench = Bench::new("16em64t-4s2c2t");
-    fs::create_dir_all(bench.state.dir()).unwrap();
-    // sysfs refuses to create files, even for root: the journal store must fail.
-    std::os::unix::fs::symlink("/sys/kernel", bench.state.journals_dir()).unwrap();
+    bench.state.ensure().unwrap();
+    // A directory where the journal's temporary file goes: it is neither followed nor
+    // removable as a file, so the journal store must fail.
+    let tmp = format!(".a.json.tmp.{}", std::process::id());
+    fs::create_dir(bench.state.journals_dir().join(tmp)).unwrap();
     let err = bench.apply_every_file_knob("a").unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ApplyError::Journal { .. }), "{msg}");

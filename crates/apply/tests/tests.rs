@@ -8,6 +8,7 @@ mod live;
 mod revert_cases;
 mod roundtrip;
 mod steps;
+mod trust;
 use nearnative_testkit::tree;
 
 use std::path::Path;

@@ -12,6 +12,7 @@ mod plan_cmd;
 mod probe_jitter;
 mod probe_rtt;
 mod revert_cmd;
+mod state_trust;
 mod usage;
 
 use std::sync::{Mutex, MutexGuard};

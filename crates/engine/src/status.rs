@@ -1,5 +1,6 @@
 //! `status`: the allocations in force and their journals, read without the lock (a snapshot
-//! that an apply running at the same moment may change right after).
+//! that an apply running at the same moment may change right after). The state directory is
+//! checked to be root's alone first, as for every command.
 
 use nearnative_apply::journal::{Journal, JournalStatus};
 use nearnative_apply::JournalId;
@@ -38,6 +39,7 @@ pub struct StatusEntry {
 
 impl Engine {
     pub fn status(&self) -> Result<Status, EngineError> {
+        self.state.check()?;
         let ledger = load_ledger(&self.state)?;
         let plans = load_all(&self.state)?;
         let mut workloads = Vec::new();

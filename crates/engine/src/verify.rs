@@ -39,6 +39,7 @@ impl Engine {
         options: &VerifyOptions,
         stop: &AtomicBool,
     ) -> Result<VerifyReport, EngineError> {
+        self.state.check()?;
         let (_, record) = find(&self.state, target)?;
         let readback = read_back(&record.plan, &*self.backend, self.exited(&record));
         let host = Host::read(&self.root, &self.inspect);

@@ -21,7 +21,7 @@ use crate::names::RunTag;
 use crate::noise::{self, Noise, NoiseConfig, NoiseError};
 use crate::object::LabObject;
 use crate::path::{Layer, NetPath};
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{create_run_dir, Registry, RegistryError};
 use crate::run_lock::{RunLock, RunLockError};
 use crate::signals;
 use crate::sweep::{sweep, SweepError, SweepReport};
@@ -212,13 +212,6 @@ impl Lab {
     fn lock(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-fn create_run_dir(run_dir: &Path) -> Result<(), RegistryError> {
-    std::fs::create_dir_all(run_dir).map_err(|source| RegistryError::RunDir {
-        path: run_dir.to_owned(),
-        source,
-    })
 }
 
 /// How many run tags a lab tries when registry files of those names are already taken.

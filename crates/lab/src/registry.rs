@@ -10,6 +10,7 @@
 
 use std::fs;
 use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -93,10 +94,7 @@ impl Registry {
     /// file of that name already there is [`RegistryError::Taken`], left untouched: it may be
     /// the only record of a dead run's leftovers.
     pub fn create(run_dir: &Path, file_name: &str, root: Root) -> Result<Registry, RegistryError> {
-        fs::create_dir_all(run_dir).map_err(|source| RegistryError::RunDir {
-            path: run_dir.to_owned(),
-            source,
-        })?;
+        create_run_dir(run_dir)?;
         let pid = std::process::id();
         let start_time = start_time_of(&root, pid).map_err(RegistryError::StartTime)?;
         let path = run_dir.join(file_name);
@@ -184,6 +182,18 @@ impl Registry {
     fn save(&self) -> Result<(), RegistryError> {
         durable::store(&self.path, REGISTRY_SCHEMA, &self.body).map_err(RegistryError::Store)
     }
+}
+
+/// Creates the run directory, root's alone (0700), if it is missing.
+pub fn create_run_dir(run_dir: &Path) -> Result<(), RegistryError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(run_dir)
+        .map_err(|source| RegistryError::RunDir {
+            path: run_dir.to_owned(),
+            source,
+        })
 }
 
 /// Fails if `path` exists. A check is enough, with no race: the name holds this process's pid

@@ -2,12 +2,16 @@
 //! for the whole run. Two labs at once would fight over the same CPUs, IRQs and host knobs
 //! and measure each other's noise, so the second is refused, naming the holder. The kernel
 //! drops the lock when its holder dies, so a `kill -9` never leaves the directory locked.
+//!
+//! The run directory's registries tell root what to remove, so taking the lock first checks
+//! that the directory and everything in it are root's alone, as the state directory must be.
 
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use nearnative_apply::lock::{pid_lock, PidLockError};
+use nearnative_apply::trust::{check_state_dir, TrustError};
 use nix::errno::Errno;
 use nix::fcntl::Flock;
 
@@ -32,6 +36,8 @@ pub enum RunLockError {
         #[source]
         source: Errno,
     },
+    #[error(transparent)]
+    Untrusted(#[from] TrustError),
 }
 
 /// The held lock; released when dropped or when the process dies.
@@ -43,11 +49,13 @@ pub struct RunLock {
 impl RunLock {
     /// Takes the lock on `run_dir` (which must exist) without waiting.
     pub fn acquire(run_dir: &Path) -> Result<RunLock, RunLockError> {
+        check_state_dir(run_dir)?;
         match pid_lock(&run_dir.join(LOCK_FILE)) {
             Ok(lock) => Ok(RunLock { _lock: lock }),
             Err(PidLockError::Open { path, source }) => Err(RunLockError::Open { path, source }),
             Err(PidLockError::Busy { path, holder }) => Err(RunLockError::Busy { path, holder }),
             Err(PidLockError::Lock { path, source }) => Err(RunLockError::Lock { path, source }),
+            Err(PidLockError::Untrusted(err)) => Err(RunLockError::Untrusted(err)),
         }
     }
 }
@@ -68,5 +76,26 @@ mod tests {
         );
         drop(first);
         RunLock::acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_run_dir_others_can_write_or_a_linked_lock_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "root's file").unwrap();
+        let run_dir = dir.path().join("run");
+        std::fs::create_dir(&run_dir).unwrap();
+        std::os::unix::fs::symlink(&victim, run_dir.join(LOCK_FILE)).unwrap();
+        let err = RunLock::acquire(&run_dir).unwrap_err();
+        assert!(
+            err.to_string().contains("lab.lock: is a symbolic link"),
+            "{err}"
+        );
+        std::fs::remove_file(run_dir.join(LOCK_FILE)).unwrap();
+        std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = RunLock::acquire(&run_dir).unwrap_err();
+        assert!(err.to_string().contains("run: mode 0777"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's file");
     }
 }

@@ -105,20 +105,7 @@ pub fn read(root: &Root, limits: WalkLimits, unknowns: &mut Vec<Unknown>) -> Cgr
 
 /// The mounts; a table with no line that parses is reported, not taken as "no cgroups".
 fn read_mounts(root: &Root, unknowns: &mut Vec<Unknown>) -> Vec<Mount> {
-    let (path, parse): (&str, fn(&str) -> Vec<Mount>) = if root.exists("/proc/self/mountinfo") {
-        ("/proc/self/mountinfo", mounts::parse_mountinfo)
-    } else {
-        ("/proc/mounts", mounts::parse_mounts)
-    };
-    let parsed = root.read_parsed(path, |text| {
-        let mounts = parse(text);
-        if mounts.is_empty() {
-            Err("no mount line parses")
-        } else {
-            Ok(mounts)
-        }
-    });
-    parsed
+    mounts::read_table(root)
         .map_err(|err| unknowns.push(Unknown::from_error("cgroup mounts", &err)))
         .unwrap_or_default()
 }

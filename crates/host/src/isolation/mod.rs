@@ -5,7 +5,7 @@
 mod cmdline;
 mod cpusets;
 mod findings;
-mod mounts;
+pub mod mounts;
 mod own;
 
 use serde::{Deserialize, Serialize};

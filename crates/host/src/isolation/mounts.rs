@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::{ReadError, Root};
+
 /// One mounted filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
@@ -20,6 +22,23 @@ impl Mount {
     pub fn is_cgroup2(&self) -> bool {
         self.fs_type == "cgroup2"
     }
+}
+
+/// The mount table under `root`: `/proc/self/mountinfo`, else `/proc/mounts`. A table with no
+/// line that parses is an error, not "nothing mounted".
+pub fn read_table(root: &Root) -> Result<Vec<Mount>, ReadError> {
+    let (path, parse): (&str, fn(&str) -> Vec<Mount>) = if root.exists("/proc/self/mountinfo") {
+        ("/proc/self/mountinfo", parse_mountinfo)
+    } else {
+        ("/proc/mounts", parse_mounts)
+    };
+    root.read_parsed(path, |text| {
+        let mounts = parse(text);
+        match mounts.is_empty() {
+            true => Err("no mount line parses"),
+            false => Ok(mounts),
+        }
+    })
 }
 
 /// Parses `/proc/PID/mountinfo`: `id parent major:minor root mount-point options

@@ -8,6 +8,7 @@ mod lab_cmd;
 mod plan_cmd;
 mod probe_jitter;
 mod probe_rtt;
+mod untrusted_root;
 mod usage;
 
 use std::sync::{Mutex, MutexGuard};

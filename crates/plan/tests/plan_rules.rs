@@ -490,6 +490,10 @@ fn a_zombie_process_is_refused_as_exited() {
     let err = plan(&host, &PlanRequest::new(Target::Pid(5000)), &Ledger::new()).unwrap_err();
     assert_eq!(err, PlanError::ProcessExited { pid: 5000 });
     assert!(err.to_string().contains("process 5000 has exited"), "{err}");
+    // Exited between the listing of /proc and the reading of its threads.
+    add_process(&mut host, 5001, "/", Vec::new());
+    let err = plan(&host, &PlanRequest::new(Target::Pid(5001)), &Ledger::new()).unwrap_err();
+    assert_eq!(err, PlanError::ProcessExited { pid: 5001 });
 }
 
 #[test]

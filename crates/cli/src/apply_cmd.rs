@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::bail;
 use clap::Args;
 use nearnative_apply::{StateDir, DEFAULT_STATE_DIR};
 use nearnative_engine::{Applied, Engine, RevertWhich, Reverted, Status};
@@ -10,6 +11,7 @@ use nearnative_knob::{Backend, LiveBackend, TreeBackend};
 use serde::Serialize;
 
 use crate::inspect_cmd::checked_root;
+use crate::output::out;
 use crate::plan_cmd::{render, request, PlanArgs};
 
 /// The engine over the live host, or over a tree (`--root DIR`) whose files it writes.
@@ -19,7 +21,19 @@ pub(crate) fn engine(root_dir: &Path, state_dir: &Path) -> anyhow::Result<Engine
         true => Box::new(LiveBackend::new()),
         false => Box::new(TreeBackend::new(root_dir)),
     };
-    Ok(Engine::new(root, backend, StateDir::new(state_dir)))
+    Ok(Engine::new(root, backend, checked_state_dir(state_dir)?))
+}
+
+/// A state directory that does not exist yet is empty; anything else in its place (a file
+/// given by mistake) must not read as "nothing applied".
+fn checked_state_dir(dir: &Path) -> anyhow::Result<StateDir> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => bail!("--state-dir {}: not a directory", dir.display()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            bail!("--state-dir {}: {e}", dir.display())
+        }
+        _ => Ok(StateDir::new(dir)),
+    }
 }
 
 pub fn apply(args: PlanArgs) -> anyhow::Result<ExitCode> {
@@ -28,7 +42,7 @@ pub fn apply(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let applied = engine.apply(&request)?;
     match args.json {
         true => crate::output::print_json(&applied)?,
-        false => print!("{}", render_applied(&applied)),
+        false => out!("{}", render_applied(&applied)),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -99,7 +113,7 @@ pub fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
     let reverted = engine.revert(&which)?;
     match args.json {
         true => crate::output::print_json(&RevertOutput::from(&reverted))?,
-        false => print!("{}", render_reverted(&reverted, &which)),
+        false => out!("{}", render_reverted(&reverted, &which)),
     }
     match reverted.born.failed.as_slice() {
         [] => Ok(ExitCode::SUCCESS),
@@ -182,12 +196,12 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let engine = Engine::new(
         nearnative_host::Root::default(),
         Box::new(LiveBackend::new()),
-        StateDir::new(&args.state_dir),
+        checked_state_dir(&args.state_dir)?,
     );
     let status = engine.status()?;
     match args.json {
         true => crate::output::print_json(&status)?,
-        false => print!("{}", render_status(&status)),
+        false => out!("{}", render_status(&status)),
     }
     Ok(ExitCode::SUCCESS)
 }

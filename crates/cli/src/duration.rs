@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+/// The longest duration accepted: a year. Anything longer is a typo, and a deadline that far
+/// (`now + 2^64 ms`) overflows the clock, which would silently skip what it times.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Parses a duration. The message names the reason only; clap or the caller adds the argument
 /// and the text, so nothing is said twice.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -10,7 +14,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         Ok(seconds) => seconds,
         Err(_) => seconds_with_unit(text)?,
     };
-    Duration::try_from_secs_f64(seconds).map_err(|_| "out of range".to_owned())
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(duration) if duration <= MAX_DURATION => Ok(duration),
+        _ => Err("out of range: at most a year (365 days)".to_owned()),
+    }
 }
 
 fn seconds_with_unit(text: &str) -> Result<f64, String> {
@@ -50,6 +57,9 @@ mod tests {
             ("negative", "-1s", None),
             ("negative bare", "-1", None),
             ("not finite", "inf", None),
+            ("a year", "525600m", Some(MAX_DURATION)),
+            ("past a year", "525601m", None),
+            ("u64::MAX ms", "18446744073709551615ms", None),
         ];
         for (what, text, want) in cases {
             assert_eq!(parse_duration(text).ok(), want, "{what}");

@@ -60,6 +60,8 @@ fn main() -> ExitCode {
         Err(err) => return fail(&usage_error(&err)),
     };
     match run(cli) {
+        // Reported on stderr when it happened; the work itself is done.
+        Ok(_) if output::write_failed() => ExitCode::from(EXIT_ERROR),
         Ok(code) => code,
         Err(err) => fail(&chain(&err)),
     }

@@ -12,6 +12,8 @@ use nearnative_plan::{
     Fencing, IoPlacement, Level, NumaSpill, Plan, PlanRequest, Pool, ProtectedIrq, Target,
 };
 
+use crate::output::out;
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// vm:NAME, vm-pid:PID, pid:PID or cgroup:/PATH.
@@ -20,7 +22,7 @@ pub struct PlanArgs {
     #[arg(long, default_value = "high")]
     level: Level,
     /// The vCPUs (by index, e.g. 0-3) that get an exclusive CPU; default all.
-    #[arg(long, value_name = "LIST")]
+    #[arg(long, value_name = "LIST", value_parser = cpu_list)]
     vcpus: Option<CpuSet>,
     /// For pid: targets, the threads (TID,...) that get an exclusive CPU; default all.
     #[arg(long, value_name = "TID,...", value_delimiter = ',')]
@@ -36,7 +38,7 @@ pub struct PlanArgs {
     #[arg(long, value_name = "IFACE")]
     nic: Option<String>,
     /// CPUs the host keeps, as whole cores (default: one free core per node).
-    #[arg(long, value_name = "LIST")]
+    #[arg(long, value_name = "LIST", value_parser = cpu_list)]
     housekeeping: Option<CpuSet>,
     /// cgroup:PATH in the cpuset hierarchy whose CPUs are shared out (default: the whole host).
     #[arg(long, value_name = "cgroup:PATH")]
@@ -73,13 +75,21 @@ enum Spill {
     Nearest,
 }
 
+/// A CPU list typed by the user: unlike a kernel file, an empty one is a mistake.
+fn cpu_list(text: &str) -> Result<CpuSet, String> {
+    match CpuSet::parse_list(text) {
+        Ok(set) if set.is_empty() => Err("an empty CPU list".to_owned()),
+        parsed => parsed.map_err(|e| e.to_string()),
+    }
+}
+
 pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let engine = crate::apply_cmd::engine(&args.root, &args.state_dir)?;
     let plan = engine.plan(&request(args.target.clone(), &args)?)?;
     if args.json {
         crate::output::print_json(&plan)?;
     } else {
-        print!("{}", render(&plan));
+        out!("{}", render(&plan));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,7 @@ use nearnative_verify::{Check, Outcome};
 
 use crate::apply_cmd::AppliedArgs;
 use crate::duration::parse_duration;
+use crate::output::out;
 use crate::plan_cmd::mechanism;
 
 /// Exit code when verify ran and the workload is not (provably) exclusive.
@@ -38,7 +39,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let report = engine.verify(&args.target, &options, stop)?;
     match args.json {
         true => crate::output::print_json(&report)?,
-        false => print!("{}", render(&report)),
+        false => out!("{}", render(&report)),
     }
     Ok(match report.verdict.outcome {
         Outcome::Pass | Outcome::Warn => ExitCode::SUCCESS,

@@ -13,6 +13,7 @@ mod probe_jitter;
 mod probe_rtt;
 mod revert_cmd;
 mod state_trust;
+mod untrusted_root;
 mod usage;
 
 use std::sync::{Mutex, MutexGuard};

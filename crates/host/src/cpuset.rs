@@ -27,6 +27,8 @@ pub enum CpuSetError {
     BadGroup(String),
     #[error("{0:?} is not a hexadecimal CPU mask")]
     BadMask(String),
+    #[error("{0:?} has an empty entry (two commas, or one at an end)")]
+    EmptyEntry(String),
 }
 
 impl CpuSet {
@@ -35,12 +37,18 @@ impl CpuSet {
     }
 
     /// Parses the kernel's list form, including the `a-b:used/group` stride syntax that
-    /// `bitmap_parselist` accepts. Surrounding whitespace and an empty list are allowed.
+    /// `bitmap_parselist` accepts. Surrounding whitespace and an empty list are allowed, as
+    /// the kernel writes them (`isolated` holds just a newline when nothing is isolated); an
+    /// empty entry inside a list (`1,,2`) is not something the kernel writes, so it is refused.
     pub fn parse_list(text: &str) -> Result<Self, CpuSetError> {
         let mut set = CpuSet::new();
-        for item in text.trim().split(',').map(str::trim) {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(set);
+        }
+        for item in text.split(',').map(str::trim) {
             if item.is_empty() {
-                continue;
+                return Err(CpuSetError::EmptyEntry(text.to_owned()));
             }
             let (range, group) = match item.split_once(':') {
                 Some((range, group)) => (range, Some(group)),
@@ -291,6 +299,7 @@ mod tests {
         let cases = [
             ("empty", "", vec![]),
             ("newline only", "\n", vec![]),
+            ("spaces and NUL-free padding", "  0-1 \n", vec![0, 1]),
             ("single", "5", vec![5]),
             (
                 "range and singles",
@@ -317,6 +326,9 @@ mod tests {
             ("dangling dash", "3-"),
             ("bad group", "0-9:0/5"),
             ("negative", "-1"),
+            ("empty entry", "1,,2"),
+            ("trailing comma", "1,"),
+            ("leading comma", ",1"),
         ];
         for (what, text) in cases {
             assert!(CpuSet::parse_list(text).is_err(), "{what}: {text:?}");

@@ -2,11 +2,25 @@
 //!
 //! A missing knob is normal on real machines (old kernels, containers, other
 //! architectures), so "not found" is kept apart from every other failure.
+//!
+//! A captured tree is untrusted input (someone else's bug report), so every read is made
+//! safe for it: only regular files are read, never FIFOs or devices (opened non-blocking so
+//! that opening one cannot hang), at most a cap per file family ([`limits`]), and symlinks are
+//! resolved inside the root only ([`resolve`]). The live host (`/`) is resolved by the
+//! kernel as usual, so `/proc/self` and the other magic links keep working.
+
+mod limits;
+mod resolve;
 
 use std::collections::BTreeMap;
-use std::io;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 /// A failed read of one host file. Every variant carries the full path that was read.
 #[derive(Debug, thiserror::Error)]
@@ -114,10 +128,18 @@ impl Root {
         self.dir.join(relative)
     }
 
+    /// The file's content. Refuses, naming the file, anything but a regular file and a file
+    /// larger than its family's cap.
     pub fn read_to_string(&self, host_path: impl AsRef<Path>) -> Result<String, ReadError> {
         let host_path = host_path.as_ref();
         let path = self.path(host_path);
-        let text = std::fs::read_to_string(&path).map_err(|e| ReadError::from_io(path, e))?;
+        let text = self
+            .read_capped(host_path)
+            .and_then(|bytes| {
+                String::from_utf8(bytes)
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "content is not UTF-8"))
+            })
+            .map_err(|e| ReadError::from_io(path, e))?;
         if let Some(recorder) = &self.recorder {
             recorder.record_file(host_path, text.as_bytes());
         }
@@ -154,14 +176,9 @@ impl Root {
     /// kernel object we read has one.
     pub fn list_dir(&self, host_path: impl AsRef<Path>) -> Result<Vec<String>, ReadError> {
         let path = self.path(host_path.as_ref());
-        let entries = std::fs::read_dir(&path).map_err(|e| ReadError::from_io(path.clone(), e))?;
-        let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| ReadError::from_io(path.clone(), e))?;
-            if let Ok(name) = entry.file_name().into_string() {
-                names.push(name);
-            }
-        }
+        let mut names = self
+            .dir_names(host_path.as_ref())
+            .map_err(|e| ReadError::from_io(path, e))?;
         names.sort();
         if let Some(recorder) = &self.recorder {
             recorder.record_dir(host_path.as_ref(), &names);
@@ -173,12 +190,126 @@ impl Root {
     /// entries), so a capture has it too.
     pub fn exists(&self, host_path: impl AsRef<Path>) -> bool {
         let host_path = host_path.as_ref();
-        let path = self.path(host_path);
-        let exists = path.exists();
-        if let Some(recorder) = self.recorder.as_ref().filter(|_| path.is_dir()) {
+        let Ok(meta) = self.stat(host_path) else {
+            return false;
+        };
+        if let Some(recorder) = self.recorder.as_ref().filter(|_| meta.is_dir()) {
             recorder.record_existing_dir(host_path);
         }
-        exists
+        true
+    }
+
+    /// Whether the path is a directory, following symlinks inside the root.
+    pub fn is_dir(&self, host_path: impl AsRef<Path>) -> bool {
+        self.stat(host_path.as_ref())
+            .is_ok_and(|meta| meta.is_dir())
+    }
+
+    /// The metadata of what the path names, following symlinks inside the root.
+    pub fn metadata(&self, host_path: impl AsRef<Path>) -> Result<std::fs::Metadata, ReadError> {
+        let host_path = host_path.as_ref();
+        self.stat(host_path)
+            .map_err(|e| ReadError::from_io(self.path(host_path), e))
+    }
+
+    /// The target of a symlink, as written in it (it is not followed).
+    pub fn read_link(&self, host_path: impl AsRef<Path>) -> Result<PathBuf, ReadError> {
+        let host_path = host_path.as_ref();
+        let target = if self.is_live() {
+            std::fs::read_link(self.path(host_path))
+        } else {
+            resolve::resolve(&self.dir, host_path, false).and_then(|r| r.read_link())
+        };
+        target.map_err(|e| ReadError::from_io(self.path(host_path), e))
+    }
+
+    /// The host path with every symlink resolved, inside the root.
+    pub fn canonicalize(&self, host_path: impl AsRef<Path>) -> Result<PathBuf, ReadError> {
+        let host_path = host_path.as_ref();
+        let resolved = if self.is_live() {
+            std::fs::canonicalize(self.path(host_path))
+        } else {
+            resolve::resolve(&self.dir, host_path, true).map(|r| r.host_path())
+        };
+        resolved.map_err(|e| ReadError::from_io(self.path(host_path), e))
+    }
+
+    /// Opens what the path names: by the kernel on the live host, inside the root otherwise.
+    fn open(&self, host_path: &Path, flags: OFlag) -> io::Result<OwnedFd> {
+        if self.is_live() {
+            let flags = flags | OFlag::O_CLOEXEC;
+            Ok(nix::fcntl::open(
+                &self.path(host_path),
+                flags,
+                Mode::empty(),
+            )?)
+        } else {
+            resolve::resolve(&self.dir, host_path, true)?.open(flags)
+        }
+    }
+
+    fn stat(&self, host_path: &Path) -> io::Result<std::fs::Metadata> {
+        File::from(self.open(host_path, OFlag::O_PATH)?).metadata()
+    }
+
+    /// A regular file's bytes, up to its family's cap. `O_NONBLOCK` makes opening a FIFO
+    /// return at once, so the check that follows can refuse it.
+    fn read_capped(&self, host_path: &Path) -> io::Result<Vec<u8>> {
+        let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+        let file = File::from(self.open(host_path, flags)?);
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(refused(format!("{}, not a regular file", kind(&meta))));
+        }
+        let cap = limits::cap(host_path);
+        let too_big = || refused(format!("larger than the {cap} bytes such a file may hold"));
+        if meta.len() > cap {
+            return Err(too_big());
+        }
+        // /proc files report a size of 0, so the cap is enforced on what is read too.
+        let mut bytes = Vec::new();
+        file.take(cap + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > cap {
+            return Err(too_big());
+        }
+        Ok(bytes)
+    }
+
+    fn dir_names(&self, host_path: &Path) -> io::Result<Vec<String>> {
+        let fd = self.open(host_path, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+        let mut dir = nix::dir::Dir::from_fd(fd)?;
+        let mut names = Vec::new();
+        for entry in dir.iter() {
+            let entry = entry?;
+            match entry.file_name().to_str() {
+                Ok("." | "..") | Err(_) => {}
+                Ok(name) => names.push(name.to_owned()),
+            }
+        }
+        Ok(names)
+    }
+}
+
+fn refused(reason: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("refused: {reason}"))
+}
+
+/// What a file that is not a regular file is, for the refusal.
+fn kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "an unknown kind of file"
     }
 }
 
@@ -284,6 +415,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("cpus"), "0-3\n\0").unwrap();
         assert_eq!(Root::new(dir.path()).read_trimmed("/cpus").unwrap(), "0-3");
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(&dir.path().join("level"), Mode::S_IRUSR).unwrap();
+        let err = Root::new(dir.path()).read_to_string("/level").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("level") && msg.contains("a FIFO"), "{msg}");
+    }
+
+    #[test]
+    fn an_absolute_link_to_a_device_stays_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("size")).unwrap();
+        let err = Root::new(dir.path()).read_to_string("/size").unwrap_err();
+        assert!(err.is_not_found(), "{err}");
+    }
+
+    #[test]
+    fn a_huge_file_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::create(dir.path().join("online")).unwrap();
+        file.set_len(1 << 30).unwrap();
+        let err = Root::new(dir.path()).read_to_string("/online").unwrap_err();
+        assert!(err.to_string().contains("larger than the"), "{err}");
+    }
+
+    #[test]
+    fn live_reads_follow_proc_self() {
+        let root = Root::default();
+        let status = root.read_to_string("/proc/self/status").unwrap();
+        assert!(status.contains("Pid:"), "{status}");
+        assert!(root.read_link("/proc/self/exe").is_ok());
     }
 
     #[test]

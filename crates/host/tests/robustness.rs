@@ -146,3 +146,105 @@ fn a_garbled_file_that_inspect_reads_is_reported_with_its_path() {
             .unwrap();
     }
 }
+
+/// What a hostile capture may put where inspect expects a kernel file. Links to `/dev/zero`
+/// and files of gigabytes are tried in the binary's tests, under `ulimit -v`: here, in the test
+/// process, a regression would take the machine's memory with it.
+#[derive(Debug, Clone, Copy)]
+enum Hostile {
+    Fifo,
+    LinkToHostFile,
+    HugeSparseFile,
+    SelfLoop,
+    /// The file's directory becomes a link to itself.
+    DirectoryLoop,
+}
+
+fn hostile() -> impl Strategy<Value = Hostile> {
+    prop_oneof![
+        Just(Hostile::Fifo),
+        Just(Hostile::LinkToHostFile),
+        Just(Hostile::HugeSparseFile),
+        Just(Hostile::SelfLoop),
+        Just(Hostile::DirectoryLoop),
+    ]
+}
+
+fn plant(path: &Path, hostile: Hostile) {
+    use std::os::unix::fs::symlink;
+    let clear = |path: &Path| {
+        let _ = std::fs::remove_file(path).or_else(|_| std::fs::remove_dir_all(path));
+    };
+    match hostile {
+        Hostile::DirectoryLoop => {
+            let dir = path.parent().unwrap();
+            clear(dir);
+            symlink(dir.file_name().unwrap(), dir).unwrap();
+            return;
+        }
+        _ => clear(path),
+    }
+    match hostile {
+        Hostile::Fifo => nix::unistd::mkfifo(path, nix::sys::stat::Mode::S_IRUSR).unwrap(),
+        Hostile::LinkToHostFile => symlink("/proc/self/status", path).unwrap(),
+        Hostile::HugeSparseFile => std::fs::File::create(path)
+            .unwrap()
+            .set_len(HUGE_FILE)
+            .unwrap(),
+        Hostile::SelfLoop => symlink(path.file_name().unwrap(), path).unwrap(),
+        Hostile::DirectoryLoop => unreachable!("planted above"),
+    }
+}
+
+/// Far above every cap, and above [`PEAK_RSS_KIB`] if it were read whole.
+const HUGE_FILE: u64 = 512 << 20;
+/// The test process's peak resident memory must stay below this.
+const PEAK_RSS_KIB: u64 = 384 << 10;
+
+/// Inspect on a thread, so a read that blocks fails the case instead of hanging the suite.
+fn read_within(root: &Path, timeout: std::time::Duration) -> Option<Host> {
+    let root = Root::new(root);
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = send.send(Host::read(&root, &InspectOptions::default()));
+    });
+    receive.recv_timeout(timeout).ok()
+}
+
+/// Peak resident memory of this test process, in KiB.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn hostile_trees_are_read_in_time_and_bounded_memory() {
+    let name = "16em64t-4s2c2t";
+    let healthy = extract(name);
+    let (recording_root, recorder) = Root::new(&healthy.root).recording(u64::MAX);
+    Host::read(&recording_root, &InspectOptions::default());
+    let read: Vec<PathBuf> = recorder.snapshot().files.into_keys().collect();
+    let strategy = proptest::collection::vec((0..read.len(), hostile()), 1..6);
+    runner(16)
+        .run(&strategy, |picks| {
+            let snapshot = extract(name);
+            let root = Root::new(&snapshot.root);
+            for (i, hostile) in &picks {
+                plant(&root.path(&read[*i]), *hostile);
+            }
+            let host = read_within(&snapshot.root, std::time::Duration::from_secs(30));
+            prop_assert!(host.is_some(), "inspect did not return");
+            for unknown in &host.unwrap().unknowns {
+                prop_assert!(unknown.path.starts_with(&snapshot.root), "{unknown:?}");
+            }
+            // A huge file read whole would show here.
+            let peak = peak_rss_kib();
+            prop_assert!(peak < PEAK_RSS_KIB, "peak RSS {peak} KiB");
+            Ok(())
+        })
+        .unwrap();
+}

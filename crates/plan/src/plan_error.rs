@@ -16,6 +16,12 @@ pub enum PlanError {
         processes: usize,
         vms: String,
     },
+    #[error("process {pid} has exited (only a zombie or its last traces are left)")]
+    ProcessExited { pid: u32 },
+    #[error(
+        "VM name {name:?} is ambiguous: VMs with pids {pids} share it; name one with vm-pid:PID"
+    )]
+    AmbiguousVm { name: String, pids: String },
     #[error("process {pid} has no thread {tid} (threads: {known})")]
     UnknownThread { pid: u32, tid: u32, known: String },
     #[error("process {pid} ({comm}) is a kernel thread; only user processes can be planned")]

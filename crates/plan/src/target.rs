@@ -127,14 +127,7 @@ pub fn resolve<'h>(
         });
     }
     match target {
-        Target::Vm(name) => {
-            let workload = host.workloads.iter().find(|w| &w.name == name);
-            let workload = workload.ok_or_else(|| PlanError::UnknownVm {
-                name: name.clone(),
-                known: vm_list(host),
-            })?;
-            resolve_vm(host, workload, vcpus)
-        }
+        Target::Vm(name) => resolve_vm(host, vm_named(host, name)?, vcpus),
         Target::VmPid(pid) => {
             let workload = host.workloads.iter().find(|w| w.pid == *pid);
             let workload = workload.ok_or_else(|| PlanError::UnknownVmPid {
@@ -180,6 +173,26 @@ pub fn ledger_pids(host: &Host, ledger: &Ledger, except: &WorkloadKey) -> BTreeS
         }
     }
     pids
+}
+
+/// The one VM called `name`. Two VMs may carry one name (QEMU does not check), and picking
+/// either would pin the wrong one half the time, so a shared name is refused.
+fn vm_named<'h>(host: &'h Host, name: &str) -> Result<&'h Workload, PlanError> {
+    let named: Vec<&Workload> = host.workloads.iter().filter(|w| w.name == name).collect();
+    match named.as_slice() {
+        [] => Err(PlanError::UnknownVm {
+            name: name.to_owned(),
+            known: vm_list(host),
+        }),
+        [workload] => Ok(workload),
+        several => {
+            let pids: Vec<String> = several.iter().map(|w| w.pid.to_string()).collect();
+            Err(PlanError::AmbiguousVm {
+                name: name.to_owned(),
+                pids: pids.join(" and "),
+            })
+        }
+    }
 }
 
 /// `web1 (qemu, pid 4000), db (firecracker, pid 4100)`, or `none`.
@@ -293,6 +306,9 @@ fn resolve_pid<'h>(
         rest: Vec::new(),
         pids: vec![pid],
     };
+    if process.threads.iter().all(Task::has_exited) {
+        return Err(PlanError::ProcessExited { pid });
+    }
     for task in process.threads.iter().filter(|t| !t.has_exited()) {
         let thread = ThreadRef { process, task };
         if threads.map_or(true, |tids| tids.contains(&task.tid)) {

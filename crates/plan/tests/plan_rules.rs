@@ -494,6 +494,41 @@ fn refusals_name_the_reason() {
 }
 
 #[test]
+fn a_zombie_process_is_refused_as_exited() {
+    let mut host = four_cpus();
+    add_threads(&mut host, 5000, &["worker"], "/");
+    let zombie = host.tasks.processes.iter_mut().find(|p| p.pid == 5000);
+    zombie.unwrap().threads[0].state = 'Z';
+    let err = plan(&host, &PlanRequest::new(Target::Pid(5000)), &Ledger::new()).unwrap_err();
+    assert_eq!(err, PlanError::ProcessExited { pid: 5000 });
+    assert!(err.to_string().contains("process 5000 has exited"), "{err}");
+    // Exited between the listing of /proc and the reading of its threads.
+    add_process(&mut host, 5001, "/", Vec::new());
+    let err = plan(&host, &PlanRequest::new(Target::Pid(5001)), &Ledger::new()).unwrap_err();
+    assert_eq!(err, PlanError::ProcessExited { pid: 5001 });
+}
+
+#[test]
+fn two_vms_sharing_a_name_are_refused_listing_both_pids() {
+    let mut host = four_cpus();
+    add_vm(&mut host, "web1", 4000, 1, "/");
+    add_vm(&mut host, "web1", 4100, 1, "/");
+    let err = plan(&host, &vm_request("web1"), &Ledger::new()).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, PlanError::AmbiguousVm { .. }), "{message}");
+    assert!(
+        message.contains("4000") && message.contains("4100"),
+        "{message}"
+    );
+    let by_pid = plan(
+        &host,
+        &PlanRequest::new(Target::VmPid(4100)),
+        &Ledger::new(),
+    );
+    assert!(by_pid.is_ok(), "{by_pid:?}");
+}
+
+#[test]
 fn rt_priority_gives_fifo_steps_and_a_throttling_advisory() {
     let mut host = four_cpus();
     add_vm(&mut host, "web1", 4000, 2, "/");

@@ -13,7 +13,7 @@ use nearnative_host::workloads;
 use nearnative_host::{Host, InspectOptions, Root};
 use serde::Serialize;
 
-use crate::output::print_json;
+use crate::output::{out, outln, print_json};
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -65,7 +65,7 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&host)?;
     } else {
-        print!("{}", summary::render(&host));
+        out!("{}", summary::render(&host));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -90,7 +90,7 @@ pub fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         })?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "wrote {}: {} files, {} directories, {} symlinks, {} KiB read ({} CPUs, {} unknowns)",
         args.out.display(),
         summary.files,
@@ -101,18 +101,19 @@ pub fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         host.unknowns.len(),
     );
     if summary.dropped_files > 0 {
-        println!(
+        outln!(
             "left out {} files over the {} MiB bound (raise --max-mib)",
-            summary.dropped_files, args.max_mib
+            summary.dropped_files,
+            args.max_mib
         );
     }
     if summary.vanished > 0 {
-        println!(
+        outln!(
             "skipped {} paths that vanished while reading",
             summary.vanished
         );
     }
-    println!(
+    outln!(
         "read it back: tar xzf {} -C DIR && nearnative inspect --root DIR/{}",
         args.out.display(),
         summary.folder

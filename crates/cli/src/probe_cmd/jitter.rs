@@ -11,7 +11,7 @@ use nearnative_probe::jitter::{self, JitterConfig, JitterReport, Mode, SpinRepor
 use nearnative_probe::stats::Summary;
 
 use crate::duration::parse_duration;
-use crate::output::print_json;
+use crate::output::{outln, print_json};
 
 /// Timer period when `--mode timer` is given without `--interval-us`, as cyclictest's default.
 const DEFAULT_INTERVAL_US: u64 = 1_000;
@@ -93,13 +93,13 @@ fn print_table(report: &JitterReport) {
 }
 
 fn print_spin(report: &SpinReport) {
-    println!(
+    outln!(
         "spin: threshold {} ns, {:.2} s{}; FLOOR = the loop's cheapest iteration; times in µs",
         report.threshold_ns,
         seconds(report.duration_ns),
         rt_note(report.rt_priority),
     );
-    println!(
+    outln!(
         "{:>4} {:>9} {:>8} {:>10} {:>10} {:>12} {:>8} {}",
         "CPU",
         "RUNTIME_S",
@@ -111,7 +111,7 @@ fn print_spin(report: &SpinReport) {
         percentile_header(report.cpus.first().map(|c| &c.gaps), "MAX_GAP"),
     );
     for cpu in &report.cpus {
-        println!(
+        outln!(
             "{:>4} {:>9.2} {:>8} {:>10} {:>10.1} {:>12} {:>8.4} {}",
             cpu.cpu,
             seconds(cpu.runtime_ns),
@@ -126,14 +126,14 @@ fn print_spin(report: &SpinReport) {
 }
 
 fn print_timer(report: &TimerReport) {
-    println!(
+    outln!(
         "timer: interval {} µs, threshold {} ns, {:.2} s{}; lateness in µs",
         report.interval_ns / 1_000,
         report.threshold_ns,
         seconds(report.duration_ns),
         rt_note(report.rt_priority),
     );
-    println!(
+    outln!(
         "{:>4} {:>9} {:>10} {:>8} {:>8} {:>8} {:>9} {}",
         "CPU",
         "RUNTIME_S",
@@ -145,7 +145,7 @@ fn print_timer(report: &TimerReport) {
         percentile_header(report.cpus.first().map(|c| &c.lateness), "MAX"),
     );
     for cpu in &report.cpus {
-        println!(
+        outln!(
             "{:>4} {:>9.2} {:>10} {:>8} {:>8.1} {:>8} {:>9} {}",
             cpu.cpu,
             seconds(cpu.runtime_ns),

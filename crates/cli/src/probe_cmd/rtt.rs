@@ -12,7 +12,7 @@ use nearnative_probe::rtt::{self, Server};
 pub use args::RttArgs;
 use args::{ClientArgs, DemoArgs, RttCommand, ServeArgs};
 
-use crate::output::print_json;
+use crate::output::{out, print_json};
 
 pub fn run(args: RttArgs) -> anyhow::Result<ExitCode> {
     match args.command {
@@ -31,7 +31,7 @@ fn client(args: ClientArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&report)?;
     } else {
-        print!("{}", table::client_report(&report));
+        out!("{}", table::client_report(&report));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -51,7 +51,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&stats)?;
     } else {
-        print!("{}", table::server_stats(&stats));
+        out!("{}", table::server_stats(&stats));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -61,7 +61,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&rows)?;
     } else {
-        print!("{}", table::demo_table(&rows));
+        out!("{}", table::demo_table(&rows));
     }
     Ok(ExitCode::SUCCESS)
 }

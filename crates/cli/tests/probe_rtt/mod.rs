@@ -2,8 +2,8 @@
 //! serve and client agree over loopback, and a flood of garbage neither crashes the server nor
 //! grows its memory.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::UdpSocket;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, UdpSocket};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -25,7 +25,21 @@ struct ServeChild {
 
 impl ServeChild {
     fn start(extra: &[&str]) -> ServeChild {
-        let mut child = Command::new(BIN)
+        ServeChild::start_from(Command::new(BIN), extra)
+    }
+
+    /// A server allowed only `descriptors` open files (`ulimit -n`).
+    fn start_with_fd_limit(descriptors: u32, extra: &[&str]) -> ServeChild {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {descriptors} && exec \"$0\" \"$@\""))
+            .arg(BIN);
+        ServeChild::start_from(command, extra)
+    }
+
+    fn start_from(mut command: Command, extra: &[&str]) -> ServeChild {
+        let mut child = command
             .args(["probe", "rtt", "serve", "--bind", "127.0.0.1:0", "--json"])
             .args(extra)
             .stdout(Stdio::piped())
@@ -329,4 +343,38 @@ fn a_flood_of_garbage_neither_crashes_the_server_nor_grows_it() {
         rss_after <= rss_before + 2048,
         "server RSS grew from {rss_before} KiB to {rss_after} KiB"
     );
+}
+
+/// Out of file descriptors, the server refuses the newcomers and keeps serving the clients it
+/// has, instead of exiting on EMFILE.
+#[test]
+fn a_tcp_server_out_of_descriptors_refuses_newcomers_and_keeps_serving() {
+    let server = ServeChild::start_with_fd_limit(12, &["--tcp"]);
+    let mut first = TcpStream::connect(&server.addr).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut message = vec![0u8; 64];
+    init_request(&mut message, 7);
+    let mut ask = |stream: &mut TcpStream, sequence| {
+        stamp(&mut message, sequence, 0);
+        stream.write_all(&message).unwrap();
+        let mut reply = vec![0u8; 64];
+        stream.read_exact(&mut reply).unwrap();
+        reply_sequence(&reply, 7, 64)
+    };
+    assert_eq!(ask(&mut first, 1), Some(1));
+    let crowd: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(&server.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        ask(&mut first, 2),
+        Some(2),
+        "the first client is still served"
+    );
+    drop(crowd);
+    let stats = server.stop();
+    let refused = stats["refused"].as_u64().unwrap();
+    assert!(refused > 0, "the crowd outgrew 12 descriptors: {stats}");
 }

@@ -180,7 +180,7 @@ pub fn affinity_settable(root: &Root, proc: &str) -> Option<bool> {
     if !root.is_live() {
         return None;
     }
-    let meta = std::fs::metadata(root.path(format!("{proc}/smp_affinity"))).ok()?;
+    let meta = root.metadata(format!("{proc}/smp_affinity")).ok()?;
     Some(meta.permissions().mode() & 0o200 != 0)
 }
 

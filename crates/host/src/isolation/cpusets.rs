@@ -159,7 +159,7 @@ fn walk(
             }
         };
         for name in children {
-            if !root.path(dir.join(&name)).is_dir() {
+            if !root.is_dir(dir.join(&name)) {
                 continue;
             }
             if depth == limits.max_depth {

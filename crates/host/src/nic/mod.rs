@@ -346,12 +346,12 @@ fn uevent_value(root: &Root, device_dir: &str, key: &str) -> Option<String> {
 
 /// The last component of a symlink's target (`../../bus/virtio/drivers/virtio_net`).
 fn link_name(root: &Root, host_path: &str) -> Option<String> {
-    let target = std::fs::read_link(root.path(host_path)).ok()?;
+    let target = root.read_link(host_path).ok()?;
     file_name(&target)
 }
 
 fn canonical_name(root: &Root, host_path: &str) -> Option<String> {
-    let path = std::fs::canonicalize(root.path(host_path)).ok()?;
+    let path = root.canonicalize(host_path).ok()?;
     file_name(&path)
 }
 

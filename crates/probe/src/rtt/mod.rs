@@ -47,4 +47,5 @@ pub use error::RttError;
 pub use report::{Histograms, Mode, RateReport, RttReport};
 pub use server::{Server, ServerHandle, MAX_CONNECTIONS, SERVER_THREAD_NAME, STOP_CHECK_INTERVAL};
 pub use server_stats::{MalformedCounts, ServerStats};
+pub use server_tcp::{EVICTABLE_AFTER, IDLE_TIMEOUT, PARTIAL_TIMEOUT};
 pub use spectrum::{percentile_csv, write_percentile_csv};

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use nearnative_probe::rtt::wire::{init_request, reply_sequence, stamp, HEADER_LEN};
 use nearnative_probe::rtt::{
-    MalformedCounts, Server, ServerConfig, ServerHandle, Transport, MAX_CONNECTIONS,
+    MalformedCounts, Server, ServerConfig, ServerHandle, Transport, EVICTABLE_AFTER,
+    MAX_CONNECTIONS, PARTIAL_TIMEOUT,
 };
 
 const SESSION: u32 = 42;
@@ -138,4 +139,68 @@ fn tcp_connections_beyond_the_limit_are_refused() {
     let stats = server.stop().unwrap();
     assert_eq!(stats.accepted, MAX_CONNECTIONS as u64);
     assert_eq!(stats.refused, extra as u64);
+}
+
+/// Waits until the server has accepted `n` connections.
+fn wait_accepted(server: &ServerHandle, n: u64) {
+    let start = Instant::now();
+    while server.stats().accepted < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            server.stats()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// One request on a fresh connection; the sequence number of its reply.
+fn ask(server: &ServerHandle, sequence: u64) -> std::io::Result<Option<u64>> {
+    let mut stream = TcpStream::connect(server.local_addr())?;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    stream.write_all(&request(64, sequence))?;
+    let mut reply = vec![0u8; 64];
+    stream.read_exact(&mut reply)?;
+    Ok(reply_sequence(&reply, SESSION, 64))
+}
+
+#[test]
+fn tcp_partial_headers_on_every_slot_cannot_lock_a_client_out() {
+    let server = spawn(Transport::Tcp);
+    let squatters: Vec<TcpStream> = (0..MAX_CONNECTIONS)
+        .map(|_| {
+            let mut stream = TcpStream::connect(server.local_addr()).unwrap();
+            stream.write_all(&request(64, 0)[..8]).unwrap();
+            stream
+        })
+        .collect();
+    wait_accepted(&server, MAX_CONNECTIONS as u64);
+    std::thread::sleep(EVICTABLE_AFTER + Duration::from_millis(200));
+    let answer = ask(&server, 9);
+    assert_eq!(answer.ok().flatten(), Some(9), "{:?}", server.stats());
+    drop(squatters);
+    server.stop().unwrap();
+}
+
+#[test]
+fn tcp_a_message_stuck_half_way_is_dropped_after_the_timeout() {
+    let server = spawn(Transport::Tcp);
+    let mut stuck = TcpStream::connect(server.local_addr()).unwrap();
+    stuck.write_all(&request(64, 0)[..8]).unwrap();
+    let started = Instant::now();
+    stuck
+        .set_read_timeout(Some(PARTIAL_TIMEOUT + Duration::from_secs(3)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match stuck.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("a stuck connection was left open: {other:?}"),
+    }
+    assert!(
+        started.elapsed() >= PARTIAL_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+    server.stop().unwrap();
 }

@@ -33,7 +33,8 @@ pub fn hosts_dir() -> PathBuf {
 
 /// The snapshots' folder, or the one line that says where it is missing.
 pub fn find_hosts_dir() -> Result<PathBuf, String> {
-    let candidates: Vec<PathBuf> = match std::env::var_os("NEARNATIVE_FIXTURES") {
+    let given = std::env::var_os("NEARNATIVE_FIXTURES").filter(|dir| !dir.is_empty());
+    let candidates: Vec<PathBuf> = match given {
         Some(dir) => vec![PathBuf::from(dir)],
         None => Path::new(env!("CARGO_MANIFEST_DIR"))
             .ancestors()

@@ -15,16 +15,14 @@ fn stdout(output: &Output) -> String {
 }
 
 /// The 4-socket SMT snapshot from `shared/fixtures/hosts`, extracted into `dir`.
+#[track_caller]
 fn snapshot(dir: &Path) -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let archive = ["../shared", "../../shared"]
-        .iter()
-        .map(|shared| {
-            repo.join(shared)
-                .join("fixtures/hosts/16em64t-4s2c2t.tar.bz2")
-        })
-        .find(|path| path.is_file())
-        .expect("shared/fixtures/hosts beside the repository");
+    let archive = nearnative_testkit::hosts_dir().join("16em64t-4s2c2t.tar.bz2");
+    assert!(
+        archive.is_file(),
+        "needs the hwloc host snapshot {}: absent",
+        archive.display()
+    );
     let status = Command::new("tar")
         .arg("xjf")
         .arg(archive)

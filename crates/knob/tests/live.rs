@@ -15,11 +15,9 @@ fn is_root() -> bool {
 }
 
 #[test]
+#[ignore = "needs root: to set SCHED_FIFO"]
 fn own_thread_affinity_and_policy_read_back_as_written_needs_root() {
-    if !is_root() {
-        eprintln!("!!! SKIPPED: needs root to set SCHED_FIFO");
-        return;
-    }
+    assert!(is_root(), "needs root to set SCHED_FIFO");
     let (tid_tx, tid_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let worker = std::thread::Builder::new()
@@ -87,11 +85,9 @@ fn loopback_coalescing_is_not_available_live() {
 /// made there, GRO is switched off and on through SFEATURES and LRO (fixed off on veth) is
 /// refused; the namespace goes when the thread ends. No other interface is touched.
 #[test]
+#[ignore = "needs root: for a network namespace"]
 fn veth_gro_switches_and_fixed_lro_is_refused_in_own_netns_needs_root() {
-    if !is_root() {
-        eprintln!("!!! SKIPPED: needs root for a network namespace");
-        return;
-    }
+    assert!(is_root(), "needs root for a network namespace");
     let outcome = std::thread::Builder::new()
         .name("nn-netns".into())
         .spawn(|| {

@@ -1,5 +1,8 @@
-//! The child process of the cleanup tests: this test binary run again with
-//! `NNLAB_CHILD_MODE` set, so a real process can be interrupted or killed mid-run.
+//! The child process of the cleanup and preflight tests: the test binary run again on the
+//! calling test alone (`--exact` with the name of the test's thread), with `NNLAB_CHILD_MODE`
+//! set, so a real process can be interrupted or killed mid-run. The first thing every root
+//! test does ([`root_test`](crate::common::root_test)) is turn such a process into the child,
+//! so no test exists only to be a child, and none passes without checking anything.
 //!
 //! - `busy`: builds every path, starts the noisy neighbour and a server on each path, prints `READY <run id>`, then probes
 //!   for up to 20 s without ever looking at the signal flag, as a stuck measurement would.
@@ -9,7 +12,8 @@
 //! - `preflight`: tries to create a lab and prints `ERROR <message>` (`none` if it could).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -19,19 +23,34 @@ use nearnative_probe::rtt::ServerConfig;
 
 use crate::common::closed_loop;
 
-pub const MODE_VAR: &str = "NNLAB_CHILD_MODE";
-pub const RUN_DIR_VAR: &str = "NNLAB_RUN_DIR";
-/// The name the parent gives `--exact`.
-pub const CHILD_TEST: &str = "child::lab_child_process";
+const MODE_VAR: &str = "NNLAB_CHILD_MODE";
+const RUN_DIR_VAR: &str = "NNLAB_RUN_DIR";
 
-#[test]
-#[ignore = "run as a child process by the cleanup tests"]
-fn lab_child_process() {
-    let (Ok(mode), Some(run_dir)) = (std::env::var(MODE_VAR), std::env::var_os(RUN_DIR_VAR)) else {
-        return;
-    };
+/// The command that runs the calling test again, as a child in `mode` with its lab in
+/// `run_dir`. Call it from the test's own thread, whose name is the test's.
+pub fn child_command(mode: &str, run_dir: &Path) -> Command {
+    let current = std::thread::current();
+    let test = current.name().expect("called from the test's own thread");
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", test, "--include-ignored", "--nocapture"])
+        .env(MODE_VAR, mode)
+        .env(RUN_DIR_VAR, run_dir);
+    command
+}
+
+/// In a process started by [`child_command`], plays the child's part and exits; anywhere
+/// else it does nothing.
+pub fn run_if_child() {
+    if let (Ok(mode), Some(run_dir)) = (std::env::var(MODE_VAR), std::env::var_os(RUN_DIR_VAR)) {
+        play(&mode, Path::new(&run_dir));
+        std::process::exit(0);
+    }
+}
+
+fn play(mode: &str, run_dir: &Path) {
     if mode == "preflight" {
-        let outcome = Lab::create(&PathBuf::from(run_dir));
+        let outcome = Lab::create(run_dir);
         println!(
             "ERROR {}",
             outcome.err().map_or("none".into(), |e| e.to_string())
@@ -39,7 +58,7 @@ fn lab_child_process() {
         return;
     }
     let stop = clean_up_on_signals().unwrap();
-    let mut lab = Lab::create(&PathBuf::from(run_dir)).unwrap();
+    let mut lab = Lab::create(run_dir).unwrap();
     let id = lab.tag().id();
     let ready = || {
         println!("READY {id}");

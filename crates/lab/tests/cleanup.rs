@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use nearnative_host::Root;
@@ -12,15 +12,12 @@ use nearnative_lab::{sweep, Lab, Layer};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::child::{CHILD_TEST, MODE_VAR, RUN_DIR_VAR};
+use crate::child::child_command;
 use crate::common::{net_state, root_test, NetState, Restored};
 
 /// Starts the child in `mode` and returns it with its run id, read from its `READY` line.
 fn start_child(mode: &str, run_dir: &Path) -> (Child, String) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", CHILD_TEST, "--ignored", "--nocapture"])
-        .env(MODE_VAR, mode)
-        .env(RUN_DIR_VAR, run_dir)
+    let mut child = child_command(mode, run_dir)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -85,10 +82,9 @@ fn assert_run_gone(id: &str, run_dir: &Path, before: &NetState) {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn a_signal_mid_measurement_cleans_up_while_the_main_thread_is_busy_needs_root() {
-    let Some(_serial) = root_test("a_signal_mid_measurement_cleans_up_needs_root") else {
-        return;
-    };
+    let _serial = root_test();
     for (what, stop_signal) in [("Ctrl-C", Signal::SIGINT), ("kill", Signal::SIGTERM)] {
         let before = net_state();
         let run_dir = tempfile::tempdir().unwrap();
@@ -118,10 +114,9 @@ fn a_signal_mid_measurement_cleans_up_while_the_main_thread_is_busy_needs_root()
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn sigint_mid_build_leaves_nothing_needs_root() {
-    let Some(_serial) = root_test("sigint_mid_build_leaves_nothing_needs_root") else {
-        return;
-    };
+    let _serial = root_test();
     let before = net_state();
     let run_dir = tempfile::tempdir().unwrap();
     let (mut child, id) = start_child("builder", run_dir.path());
@@ -136,10 +131,9 @@ fn sigint_mid_build_leaves_nothing_needs_root() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn kill_9_leftovers_are_swept_completely_needs_root() {
-    let Some(_serial) = root_test("kill_9_leftovers_are_swept_completely_needs_root") else {
-        return;
-    };
+    let _serial = root_test();
     let before = net_state();
     // Kept until the end: if an assertion fails, the registry naming what the killed run
     // left stays for a sweep (`nearnative lab --run-dir <it>`).
@@ -162,10 +156,9 @@ fn kill_9_leftovers_are_swept_completely_needs_root() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn a_panic_while_building_leaves_nothing_needs_root() {
-    let Some(_serial) = root_test("a_panic_while_building_leaves_nothing_needs_root") else {
-        return;
-    };
+    let _serial = root_test();
     let before = net_state();
     let run_dir = tempfile::tempdir().unwrap();
     let id = std::sync::Mutex::new(String::new());
@@ -181,10 +174,9 @@ fn a_panic_while_building_leaves_nothing_needs_root() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn a_failed_step_is_cleaned_up_and_a_foreign_object_is_never_taken_over_needs_root() {
-    let Some(_serial) = root_test("a_failed_step_is_cleaned_up_needs_root") else {
-        return;
-    };
+    let _serial = root_test();
     let before = net_state();
     let run_dir = tempfile::tempdir().unwrap();
     let mut lab = Lab::create(run_dir.path()).unwrap();

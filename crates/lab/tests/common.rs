@@ -8,13 +8,18 @@ use nearnative_probe::rtt::{ClientConfig, RunLength};
 /// Root tests change the host's namespace list, so they run one at a time to compare it.
 static ROOT_TESTS: Mutex<()> = Mutex::new(());
 
-/// Serialises root tests; `None` (with a loud message) when not root, the one case to skip.
-pub fn root_test(name: &str) -> Option<MutexGuard<'static, ()>> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED {name}: needs root to create network namespaces");
-        return None;
-    }
-    Some(ROOT_TESTS.lock().unwrap_or_else(|e| e.into_inner()))
+/// Serialises root tests (marked `#[ignore = "needs root: ..."]`); fails the test at once,
+/// in one line, when not root. In a child process a test started
+/// ([`child_command`](crate::child::child_command)) it plays the child's part and exits
+/// instead, before anything else: the preflight child runs as another user.
+#[track_caller]
+pub fn root_test() -> MutexGuard<'static, ()> {
+    crate::child::run_if_child();
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "needs root to create network namespaces"
+    );
+    ROOT_TESTS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The host's namespaces, interfaces and lab cgroups.

@@ -4,7 +4,7 @@
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use crate::child::{CHILD_TEST, MODE_VAR, RUN_DIR_VAR};
+use crate::child::child_command;
 use crate::common::root_test;
 
 type Configure = Box<dyn FnOnce(&mut Command)>;
@@ -12,11 +12,7 @@ type Configure = Box<dyn FnOnce(&mut Command)>;
 /// Runs the child in `preflight` mode, changed by `configure`, and returns its error line.
 fn preflight_error(configure: impl FnOnce(&mut Command)) -> String {
     let run_dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args(["--exact", CHILD_TEST, "--ignored", "--nocapture"])
-        .env(MODE_VAR, "preflight")
-        .env(RUN_DIR_VAR, run_dir.path().join("run"));
+    let mut command = child_command("preflight", &run_dir.path().join("run"));
     configure(&mut command);
     let output = command.output().unwrap();
     assert!(!run_dir.path().join("run").exists(), "nothing created");
@@ -27,10 +23,9 @@ fn preflight_error(configure: impl FnOnce(&mut Command)) -> String {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn preflight_names_what_is_missing_in_one_line_needs_root() {
-    let Some(_serial) = root_test("preflight_names_what_is_missing_in_one_line_needs_root") else {
-        return;
-    };
+    let _serial = root_test();
     let cases: [(&str, Configure, &str); 2] = [
         (
             "not root",

@@ -20,18 +20,37 @@ pub const SNAPSHOTS: &[&str] = &[
 ];
 
 /// `shared/fixtures/hosts` beside the repository (or beside the worktree's parent), or
-/// where `NEARNATIVE_FIXTURES` points.
+/// where `NEARNATIVE_FIXTURES` points. The snapshots are not part of the repository, so a
+/// machine without them fails the calling test with one line saying where they were looked
+/// for; it never lets the test pass unrun.
+#[track_caller]
 pub fn hosts_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("NEARNATIVE_FIXTURES") {
-        return PathBuf::from(dir);
+    match find_hosts_dir() {
+        Ok(dir) => dir,
+        Err(missing) => panic!("{missing}"),
     }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let candidates = ["../shared/fixtures/hosts", "../../shared/fixtures/hosts"];
-    candidates
-        .iter()
-        .map(|c| repo.join(c))
-        .find(|dir| dir.is_dir())
-        .unwrap_or_else(|| panic!("no shared/fixtures/hosts near {}", repo.display()))
+}
+
+/// The snapshots' folder, or the one line that says where it is missing.
+pub fn find_hosts_dir() -> Result<PathBuf, String> {
+    let given = std::env::var_os("NEARNATIVE_FIXTURES").filter(|dir| !dir.is_empty());
+    let candidates: Vec<PathBuf> = match given {
+        Some(dir) => vec![PathBuf::from(dir)],
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .skip(3)
+            .take(2)
+            .map(|dir| dir.join("shared/fixtures/hosts"))
+            .collect(),
+    };
+    if let Some(found) = candidates.iter().find(|dir| dir.is_dir()) {
+        return Ok(found.clone());
+    }
+    let looked: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
+    Err(format!(
+        "needs the hwloc host snapshots at {}: absent (set NEARNATIVE_FIXTURES to their folder)",
+        looked.join(" or ")
+    ))
 }
 
 /// A snapshot extracted into its own temporary directory, to change freely; `root` is the
@@ -43,6 +62,7 @@ pub struct Snapshot {
 
 /// A copy of the shared extraction, in memory where `/dev/shm` exists: copying ten thousand
 /// small files there takes a fraction of a second, unpacking them again on disk ten.
+#[track_caller]
 pub fn extract(name: &str) -> Snapshot {
     let source = shared(name);
     let dir = tempfile::tempdir_in("/dev/shm")
@@ -55,12 +75,21 @@ pub fn extract(name: &str) -> Snapshot {
         .status()
         .unwrap();
     assert!(status.success(), "cp -a {}", source.display());
+    // Some snapshot files are read-only (0444): root writes them anyway, any other user
+    // could not damage or furnish the copy.
+    let status = Command::new("chmod")
+        .args(["-R", "u+w"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "chmod -R u+w {}", dir.path().display());
     let root = single_folder(dir.path());
     Snapshot { _dir: dir, root }
 }
 
 /// The root of a snapshot extracted once per build directory and shared by every test that
 /// only reads it (creating files is slow here: the 128-CPU snapshot has ten thousand).
+#[track_caller]
 pub fn shared(name: &str) -> PathBuf {
     let base = shared_base();
     let done = base.join(name);
@@ -76,6 +105,7 @@ pub fn shared(name: &str) -> PathBuf {
 
 /// The topology of a shared snapshot. What it leaves unknown is the host crate's tests'
 /// business; a snapshot without online CPUs or cores would make every test above it vacuous.
+#[track_caller]
 pub fn topology(name: &str) -> Topology {
     let topology = Topology::read(&Root::new(shared(name)), &mut Vec::new());
     assert!(
@@ -98,8 +128,15 @@ fn shared_base() -> PathBuf {
     target.join("tmp").join("fixtures")
 }
 
+#[track_caller]
 fn untar(name: &str, into: &Path) {
     let archive = hosts_dir().join(format!("{name}.tar.bz2"));
+    if !archive.is_file() {
+        panic!(
+            "needs the hwloc host snapshot {}: absent",
+            archive.display()
+        );
+    }
     let status = Command::new("tar")
         .arg("xjf")
         .arg(&archive)
@@ -110,6 +147,7 @@ fn untar(name: &str, into: &Path) {
     assert!(status.success(), "tar xjf {}", archive.display());
 }
 
+#[track_caller]
 fn single_folder(dir: &Path) -> PathBuf {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()

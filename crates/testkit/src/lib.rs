@@ -3,13 +3,15 @@
 //! synthetic topologies of any shape, built in memory, and furnished trees compared byte for
 //! byte ([`tree`]).
 //!
-//! Panicking is the right response to a broken fixture here: this crate is never shipped.
+//! Panicking is the right response to a broken or missing fixture here: this crate is never
+//! shipped. The helpers are `#[track_caller]`, so the one-line message ("needs the hwloc host
+//! snapshots at ...: absent", "needs QEMU: ...") points at the test that asked.
 
 pub mod fixtures;
 pub mod qemu;
 pub mod synthetic;
 pub mod tree;
 
-pub use fixtures::{extract, hosts_dir, shared, topology, Snapshot, SNAPSHOTS};
+pub use fixtures::{extract, find_hosts_dir, hosts_dir, shared, topology, Snapshot, SNAPSHOTS};
 pub use qemu::{PausedQemu, QemuOptions};
 pub use synthetic::Shape;

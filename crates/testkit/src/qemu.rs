@@ -1,7 +1,9 @@
 //! A real QEMU for live tests: paused (`-S`, no guest code runs), daemonized, and killed on
-//! drop even when the test fails. By default it is started as DESIGN.md gives it and as
-//! libvirt would (one vCPU, `debug-threads=on`); [`QemuOptions`] gives the variations tests
-//! need (more vCPUs, unnamed threads, a QMP socket).
+//! drop even when the test fails. By default it is started as libvirt would start it (a
+//! microvm with one vCPU, `debug-threads=on`, so the vCPU threads are named "CPU n/KVM");
+//! [`QemuOptions`] gives the variations tests need (more vCPUs, unnamed threads, a QMP
+//! socket). Tests that use it are marked `#[ignore = "needs QEMU ..."]`: a missing QEMU fails
+//! them with one line, it never lets them pass unrun.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,13 +40,15 @@ pub struct PausedQemu {
 }
 
 impl PausedQemu {
-    /// Starts VM `name` with the default options, its files in `dir`. `None`, with a loud
-    /// message, when QEMU is not installed; any other failure panics.
-    pub fn start(dir: &Path, name: &str) -> Option<Self> {
+    /// Starts VM `name` with the default options, its files in `dir`. Fails the calling test,
+    /// in one line, when QEMU is not installed or does not start.
+    #[track_caller]
+    pub fn start(dir: &Path, name: &str) -> Self {
         PausedQemu::start_with(dir, name, QemuOptions::default())
     }
 
-    pub fn start_with(dir: &Path, name: &str, options: QemuOptions) -> Option<Self> {
+    #[track_caller]
+    pub fn start_with(dir: &Path, name: &str, options: QemuOptions) -> Self {
         let pidfile = dir.join("qemu.pid");
         let qmp_socket = options.qmp.then(|| dir.join("qmp.sock"));
         let name_option = match options.debug_threads {
@@ -67,27 +71,25 @@ impl PausedQemu {
             .arg(&pidfile)
             .output();
         let output = match output {
+            Ok(output) => output,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                eprintln!(
-                    "!!!! SKIPPED: {QEMU} is not installed (apt-get install qemu-system-x86)"
-                );
-                return None;
+                panic!("needs QEMU: {QEMU} is not installed (apt-get install qemu-system-x86)")
             }
-            other => other.unwrap(),
+            Err(err) => panic!("needs QEMU: cannot run {QEMU}: {err}"),
         };
         let pid = std::fs::read_to_string(&pidfile)
             .ok()
             .and_then(|p| p.trim().parse().ok())
             .filter(|_| output.status.success());
         match pid {
-            Some(pid) => Some(PausedQemu {
+            Some(pid) => PausedQemu {
                 pid: Pid::from_raw(pid),
                 qmp_socket,
-            }),
+            },
             None => panic!(
                 "{QEMU} failed ({}): {}",
                 output.status,
-                String::from_utf8_lossy(&output.stderr)
+                String::from_utf8_lossy(&output.stderr).trim()
             ),
         }
     }

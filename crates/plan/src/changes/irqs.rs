@@ -2,7 +2,8 @@
 //! IRQs, the unbound workqueue mask, and timer migration.
 //!
 //! The IRQs of the interface that carries the default route are never touched unless `--nic`
-//! names it (a DESIGN.md safety rule). IRQ writes are best effort: the kernel refuses managed
+//! names it: that NIC is most likely how the operator reaches the host, and a safety rule of
+//! the project is never to disturb it unasked. IRQ writes are best effort: the kernel refuses managed
 //! IRQs, and apply records those as unchangeable.
 
 use std::collections::BTreeMap;

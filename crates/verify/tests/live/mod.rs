@@ -26,14 +26,14 @@ pub fn serialize() -> MutexGuard<'static, ()> {
     LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// True on a host with the CPU the tests use; says so loudly otherwise.
-pub fn have_cpu() -> bool {
+/// Fails the test, naming what is missing, on a host without the CPUs the tests use.
+#[track_caller]
+pub fn need_cpus() {
     let online = nearnative_host::cpus::online_cpus(&Root::default()).unwrap();
-    if !online.contains(CPU) || online.len() < 2 {
-        eprintln!("SKIPPED: needs online CPUs 0 and {CPU}, have {online}");
-        return false;
-    }
-    true
+    assert!(
+        online.contains(0) && online.contains(CPU),
+        "needs online CPUs 0 and {CPU}, have {online}"
+    );
 }
 
 pub fn gettid() -> u32 {

@@ -9,14 +9,12 @@ use nearnative_verify::{
     sample, verdict, Attribution, CheckKind, Expectations, Outcome, SampleSpec, ThreadClass,
 };
 
-use super::{have_cpu, sample_cpu, serialize, Busy, OffCpu, CPU};
+use super::{need_cpus, sample_cpu, serialize, Busy, OffCpu, CPU};
 
 #[test]
 fn an_intruder_is_named_and_the_target_is_not() {
     let _live = serialize();
-    if !have_cpu() {
-        return;
-    }
+    need_cpus();
     let _off = OffCpu::new();
     let target = Busy::start("nn-target", |_| {});
     let intruder = Busy::start("nn-intruder", |_| {});
@@ -68,9 +66,7 @@ fn an_intruder_is_named_and_the_target_is_not() {
 #[test]
 fn without_an_intruder_no_thread_of_this_process_is_listed() {
     let _live = serialize();
-    if !have_cpu() {
-        return;
-    }
+    need_cpus();
     let _off = OffCpu::new();
     let target = Busy::start("nn-target", |_| {});
 

@@ -32,11 +32,7 @@ fn corrupt_journal_stops_revert_and_changes_nothing() {
     let report = bench.apply_every_file_knob("a").unwrap();
     let applied = bench.image();
     let text = fs::read_to_string(&report.journal).unwrap();
-    fs::write(
-        &report.journal,
-        text.replacen("\"to\": 50", "\"to\": 51", 1),
-    )
-    .unwrap();
+    fs::write(&report.journal, text.replacen("\"to\":50", "\"to\":51", 1)).unwrap();
     let err = revert(&bench.state, &RevertTarget::All, &bench.backend).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, RevertError::Journal(_)), "{msg}");

@@ -22,9 +22,11 @@ mount=/sys/fs/cgroup/cpuset
 command -v python3 >/dev/null || { echo "python3 missing" >&2; exit 2; }
 
 cargo build --release -q -p nearnative
-cargo build --release -q -p nearnative-apply --example thread_floor
+# Its own target directory: an example builds the crate's dev-dependencies, which would turn on
+# the test-only fault injection in the main build and rebuild it at every run.
+cargo build --release -q -p nearnative-apply --example thread_floor --target-dir target/bench-floor
 bin="$PWD/target/release/nearnative"
-floor="$PWD/target/release/examples/thread_floor"
+floor="$PWD/target/bench-floor/release/examples/thread_floor"
 
 name="nn-bench-$$"
 scope="$mount/$name"

@@ -16,7 +16,9 @@ use nearnative_host::CpuSet;
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [pid, to, back, hk, all] = args.as_slice() else {
-        return Err("usage: thread_floor PID TO_CGROUP_DIR BACK_CGROUP_DIR HK_CPUS ALL_CPUS".into());
+        return Err(
+            "usage: thread_floor PID TO_CGROUP_DIR BACK_CGROUP_DIR HK_CPUS ALL_CPUS".into(),
+        );
     };
     let tids = threads_of(pid)?;
     let (hk, all) = (CpuSet::parse_list(hk)?, CpuSet::parse_list(all)?);

@@ -24,6 +24,7 @@ use crate::journal_log::{LogWriter, Record};
 use crate::lock::{LockError, StateLock};
 use crate::restore::{failure_lines, restore, Restored};
 use crate::state::{JournalId, StateDir, StateError};
+use crate::threads::Threads;
 use crate::waves::waves;
 
 /// What an apply did.
@@ -166,6 +167,7 @@ fn check_privilege(backend: &dyn Backend) -> Result<(), ApplyError> {
 
 struct Executor<'a> {
     backend: &'a dyn Backend,
+    threads: Threads<'a>,
     /// What has been journaled, as `revert` would read it back.
     journal: Journal,
     log: LogWriter,
@@ -209,6 +211,7 @@ impl<'a> Executor<'a> {
         fault.journal_written()?;
         Ok(Executor {
             backend,
+            threads: Threads::new(backend),
             journal,
             log,
             report: ApplyReport {
@@ -246,6 +249,7 @@ impl<'a> Executor<'a> {
     /// then writes them in order.
     fn apply_wave(&mut self, wave: &[&Step]) -> Result<(), ApplyError> {
         let mut pending = Vec::with_capacity(wave.len());
+        self.threads.forget_lists();
         for step in wave {
             if let Some(p) = self.read_prior(step)? {
                 pending.push(p);
@@ -272,7 +276,7 @@ impl<'a> Executor<'a> {
         let mut never_made = Vec::new();
         for (i, p) in pending.into_iter().enumerate() {
             self.fault.knob_write_next()?;
-            match p.current.write_target(self.backend) {
+            match self.threads.write_target(&p.current) {
                 Ok(()) => self.report.changed.push(p.knob),
                 Err(err) if err.is_refused() && p.current.best_effort() => {
                     let refusal = Unchangeable {
@@ -303,7 +307,7 @@ impl<'a> Executor<'a> {
     /// The step with its prior value read now, or `None` when there is nothing to write.
     fn read_prior(&mut self, step: &Step) -> Result<Option<Pending>, ApplyError> {
         let knob = step.describe();
-        let current = match step.with_current(self.backend) {
+        let current = match self.threads.with_current(step) {
             Ok(current) => current,
             Err(err) if err.is_gone() => {
                 self.report.vanished.push(knob);

@@ -15,6 +15,7 @@ pub mod lock;
 mod restore;
 pub mod revert;
 pub mod state;
+mod threads;
 mod waves;
 
 pub use apply::{apply, apply_locked, ApplyError, ApplyReport, Rollback};

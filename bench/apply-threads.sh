@@ -4,7 +4,8 @@
 # `nearnative apply pid:TARGET --scope cgroup:/S` and `nearnative revert pid:TARGET` are timed
 # (each bystander thread gets an affinity and a cgroup, and both come back). The floor is the
 # bare sched_setaffinity and `tasks` writes for the same threads (crates/apply/examples/
-# thread_floor.rs), timed in the same run. Medians, per-thread cost and ratios.
+# thread_floor.rs), timed in the same run, and so is `nearnative inspect --json` alone (the
+# reading of every /proc task that apply does first). Medians, per-thread cost and ratios.
 #
 # Usage: bench/apply-threads.sh [RUNS] [THREADS...]   (default 5 runs; 250 1000 4000 10000)
 # Needs root and a v1 cpuset at /sys/fs/cgroup/cpuset. Changes only what it creates.
@@ -71,10 +72,10 @@ median() { sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]}'; }
 ms_since() { echo "$(( ($(date +%s%N) - $1) / 1000 ))" | awk '{printf "%.1f", $1 / 1000}'; }
 
 echo "host: $(nproc) CPUs, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
-printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "threads" "apply ms" "revert ms" \
-    "apply µs/thread" "revert µs/thread" "floor apply ms" "floor revert ms" \
+printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "threads" "apply ms" "revert ms" \
+    "apply µs/thread" "revert µs/thread" "inspect ms" "floor apply ms" "floor revert ms" \
     "apply / floor" "revert / floor"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for threads in "${counts[@]}"; do
     sleep 3600 &
     target=$!
@@ -88,9 +89,12 @@ for threads in "${counts[@]}"; do
         sleep 0.1
     done
     in_scope=$(wc -l <"$scope/tasks")
-    applies=() reverts=() floor_applies=() floor_reverts=()
+    applies=() reverts=() inspects=() floor_applies=() floor_reverts=()
     for _ in $(seq "$runs"); do
         state="$work/state"
+        start=$(date +%s%N)
+        "$bin" inspect --json >/dev/null
+        inspects+=("$(ms_since "$start")")
         start=$(date +%s%N)
         "$bin" apply "pid:$target" --scope "cgroup:/$name" --state-dir "$state" >"$work/apply.out"
         applies+=("$(ms_since "$start")")
@@ -109,9 +113,10 @@ for threads in "${counts[@]}"; do
     r=$(printf '%s\n' "${reverts[@]}" | median)
     fa=$(printf '%s\n' "${floor_applies[@]}" | median)
     fr=$(printf '%s\n' "${floor_reverts[@]}" | median)
-    awk -v n="$threads" -v a="$a" -v r="$r" -v fa="$fa" -v fr="$fr" 'BEGIN {
-        printf "| %d | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n",
-            n, a, r, a * 1000 / n, r * 1000 / n, fa, fr, a / fa, r / fr }'
+    i=$(printf '%s\n' "${inspects[@]}" | median)
+    awk -v n="$threads" -v a="$a" -v r="$r" -v i="$i" -v fa="$fa" -v fr="$fr" 'BEGIN {
+        printf "| %d | %.0f | %.0f | %.1f | %.1f | %.0f | %.1f | %.1f | %.1f | %.1f |\n",
+            n, a, r, a * 1000 / n, r * 1000 / n, i, fa, fr, a / fa, r / fr }'
     echo "  ($in_scope tasks in scope, journal $journal_bytes bytes; apply ms: ${applies[*]}; revert ms: ${reverts[*]})" >&2
     kill "$bystander" "$target"
     wait "$bystander" "$target" 2>/dev/null || true

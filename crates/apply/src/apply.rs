@@ -1,8 +1,11 @@
 //! The executor: runs a plan's steps through the journal.
 //!
-//! For each step, in order: read the knob now; if it already holds the target, skip it (and
-//! say so); else append the step with that fresh prior value to the journal, store the journal
-//! durably, and only then write the knob. If the journal cannot be stored nothing more is
+//! Steps run in waves of independent steps (see [`crate::waves`]; a step that is not a
+//! thread's is a wave of its own). For each wave: read every knob now; skip those that already
+//! hold their target (and say so); append the others with their fresh prior values to the
+//! journal as one record, fsync it, and only then write those knobs in order. The journal is
+//! only ever appended to, so a wave costs its own steps and one fsync, whatever came before.
+//! If the journal cannot be stored nothing more is
 //! written; if a knob write fails, everything done so far is rolled back newest first and the
 //! error names the knob, its file and the reason. A refusal of a best-effort knob (a managed
 //! IRQ) is recorded as unchangeable and the apply goes on. A step whose thread has exited is
@@ -17,9 +20,12 @@ use nearnative_knob::{Backend, Described, KnobError, Step};
 use crate::durable::DurableError;
 use crate::fault::FaultPoint;
 use crate::journal::{Journal, JournalStatus, Unchangeable};
+use crate::journal_log::{LogWriter, Record};
 use crate::lock::{LockError, StateLock};
 use crate::restore::{failure_lines, restore, Restored};
 use crate::state::{JournalId, StateDir, StateError};
+use crate::threads::Threads;
+use crate::waves::waves;
 
 /// What an apply did.
 #[derive(Debug, serde::Serialize)]
@@ -161,15 +167,26 @@ fn check_privilege(backend: &dyn Backend) -> Result<(), ApplyError> {
 
 struct Executor<'a> {
     backend: &'a dyn Backend,
+    threads: Threads<'a>,
+    /// What has been journaled, as `revert` would read it back.
     journal: Journal,
+    log: LogWriter,
     path: PathBuf,
+    /// How many steps the log's `changes` records hold, retracted ones included.
+    logged: usize,
     fault: FaultPoint,
     report: ApplyReport,
 }
 
+/// A step of the current wave, its prior value read, waiting for its knob write.
+struct Pending {
+    knob: Described,
+    current: Step,
+}
+
 impl<'a> Executor<'a> {
-    /// Stores the empty journal (the caller holds the lock): if that fails, nothing has been
-    /// touched.
+    /// Creates the journal with its header (the caller holds the lock): if that fails,
+    /// nothing has been touched.
     fn start(
         backend: &'a dyn Backend,
         state: &StateDir,
@@ -184,17 +201,19 @@ impl<'a> Executor<'a> {
             });
         }
         let journal = Journal::new(id.clone());
-        journal.store(&path).map_err(|source| ApplyError::Journal {
+        let log = LogWriter::create(&path, &journal).map_err(|source| ApplyError::Journal {
             source,
             rollback: Box::new(Rollback {
                 outcome: Restored::default(),
                 journal_kept: None,
             }),
         })?;
-        fault.journal_written(false)?;
+        fault.journal_written()?;
         Ok(Executor {
             backend,
+            threads: Threads::new(backend),
             journal,
+            log,
             report: ApplyReport {
                 id: id.clone(),
                 journal: path.clone(),
@@ -205,30 +224,94 @@ impl<'a> Executor<'a> {
                 vanished: Vec::new(),
             },
             path,
+            logged: 0,
             fault,
         })
     }
 
     fn run(mut self, steps: &[Step]) -> Result<ApplyReport, ApplyError> {
-        for step in steps {
-            self.apply_step(step)?;
+        for wave in waves(steps) {
+            self.apply_wave(&wave)?;
         }
         self.journal.status = JournalStatus::Applied;
-        if let Err(source) = self.journal.store(&self.path) {
+        let status = Record::Status {
+            status: JournalStatus::Applied,
+        };
+        if let Err(source) = self.log.append_durable(&status) {
             let rollback = self.roll_back();
             return Err(ApplyError::Journal { source, rollback });
         }
-        self.fault.journal_written(false)?;
+        self.fault.journal_written()?;
         Ok(self.report)
     }
 
-    fn apply_step(&mut self, step: &Step) -> Result<(), ApplyError> {
+    /// Reads every step's prior value, journals the ones to change in one durable record,
+    /// then writes them in order.
+    fn apply_wave(&mut self, wave: &[&Step]) -> Result<(), ApplyError> {
+        let mut pending = Vec::with_capacity(wave.len());
+        self.threads.forget_lists();
+        for step in wave {
+            if let Some(p) = self.read_prior(step)? {
+                pending.push(p);
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let currents: Vec<Step> = pending.iter().map(|p| p.current.clone()).collect();
+        let appended = Record::changes(&currents)
+            .map_err(|e| DurableError::Write {
+                path: self.path.clone(),
+                source: e.into(),
+            })
+            .and_then(|record| self.log.append_durable(&record));
+        if let Err(source) = appended {
+            let rollback = self.roll_back();
+            return Err(ApplyError::Journal { source, rollback });
+        }
+        let first = self.journal.changes.len();
+        let first_logged = self.logged;
+        self.journal.changes.extend(currents);
+        self.logged += pending.len();
+        let mut never_made = Vec::new();
+        for (i, p) in pending.into_iter().enumerate() {
+            self.fault.knob_write_next()?;
+            match self.threads.write_target(&p.current) {
+                Ok(()) => self.report.changed.push(p.knob),
+                Err(err) if err.is_refused() && p.current.best_effort() => {
+                    let refusal = Unchangeable {
+                        knob: p.knob,
+                        reason: err.to_string(),
+                    };
+                    self.retract(first_logged + i, Some(refusal.clone()));
+                    self.report.unchangeable.push(refusal);
+                    never_made.push(first + i);
+                }
+                Err(err) if err.is_gone() => {
+                    // The thread exited between the read and the write: nothing to restore.
+                    self.retract(first_logged + i, None);
+                    self.report.vanished.push(p.knob);
+                    never_made.push(first + i);
+                }
+                Err(source) => {
+                    self.forget(&never_made);
+                    return Err(self.fail(source));
+                }
+            }
+            self.fault.knob_written()?;
+        }
+        self.forget(&never_made);
+        Ok(())
+    }
+
+    /// The step with its prior value read now, or `None` when there is nothing to write.
+    fn read_prior(&mut self, step: &Step) -> Result<Option<Pending>, ApplyError> {
         let knob = step.describe();
-        let current = match step.with_current(self.backend) {
+        let current = match self.threads.with_current(step) {
             Ok(current) => current,
             Err(err) if err.is_gone() => {
                 self.report.vanished.push(knob);
-                return Ok(());
+                return Ok(None);
             }
             Err(source) => return Err(self.fail(source)),
         };
@@ -237,36 +320,26 @@ impl<'a> Executor<'a> {
         }
         if current.is_noop() {
             self.report.skipped.push(knob);
-            return Ok(());
+            return Ok(None);
         }
-        self.journal.changes.push(current.clone());
-        if let Err(source) = self.journal.store(&self.path) {
-            self.journal.changes.pop();
-            let rollback = self.roll_back();
-            return Err(ApplyError::Journal { source, rollback });
+        Ok(Some(Pending { knob, current }))
+    }
+
+    /// Notes in the log that the change at log position `change` was never made. Not waited
+    /// for: if it is lost, the journal lists a knob at its prior value, which revert skips.
+    fn retract(&mut self, change: usize, refusal: Option<Unchangeable>) {
+        let _ = self.log.append(&Record::Retracted { change });
+        if let Some(unchangeable) = refusal {
+            self.journal.unchangeable.push(unchangeable.clone());
+            let _ = self.log.append(&Record::Unchangeable { unchangeable });
         }
-        self.fault.journal_written(true)?;
-        match current.write_target(self.backend) {
-            Ok(()) => self.report.changed.push(knob),
-            Err(err) if err.is_refused() && current.best_effort() => {
-                // Nothing changed, so there is nothing to restore.
-                self.journal.changes.pop();
-                let refusal = Unchangeable {
-                    knob,
-                    reason: err.to_string(),
-                };
-                self.journal.unchangeable.push(refusal.clone());
-                self.report.unchangeable.push(refusal);
-            }
-            Err(err) if err.is_gone() => {
-                // The thread exited between the read and the write: nothing to restore. The
-                // stored journal may still list it; revert counts a gone knob as done.
-                self.journal.changes.pop();
-                self.report.vanished.push(knob);
-            }
-            Err(source) => return Err(self.fail(source)),
+    }
+
+    /// Drops the changes at these positions (ascending) from the journal kept in memory.
+    fn forget(&mut self, positions: &[usize]) {
+        for &position in positions.iter().rev() {
+            self.journal.changes.remove(position);
         }
-        self.fault.knob_written()
     }
 
     fn fail(&mut self, source: KnobError) -> ApplyError {
@@ -276,7 +349,7 @@ impl<'a> Executor<'a> {
 
     /// Restores every journaled change, newest first (the failed one too: a write that failed
     /// may still have changed something). The journal goes when all is restored; otherwise it
-    /// keeps what is left for `revert`.
+    /// is rewritten with what is left for `revert`.
     fn roll_back(&mut self) -> Box<Rollback> {
         let outcome = restore(&self.journal.changes, self.backend);
         if outcome.is_complete() && Journal::remove(&self.path).is_ok() {

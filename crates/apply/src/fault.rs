@@ -2,6 +2,11 @@
 //! before or after the knob write that follows, as `kill -9` would at that instant — no
 //! rollback, no further writes.
 //!
+//! Journal writes are counted per journaled step, as schema 1 stored the journal once per
+//! step: a batch of k steps made durable by one append counts k, the i-th of them standing
+//! for "the batch is on disk and the steps before i are written". So there is a crash point
+//! right after every durable append and before and after every knob write.
+//!
 //! Only the `fault-injection` feature (enabled from this crate's dev-dependencies, never by
 //! a binary) exposes a way to arm it; without the feature [`FaultPoint`] holds nothing and
 //! every check is `Ok`, so a release binary has no code path that can crash on purpose.
@@ -16,8 +21,8 @@ pub enum CrashPoint {
     AfterKnobWrite,
 }
 
-/// Stop after journal write number `journal_write` (1-based, counting every store of the
-/// journal: the empty one at the start, one per change, the final one).
+/// Stop after journal write number `journal_write` (1-based, counting the empty journal at
+/// the start, one per journaled step, and the final status).
 #[cfg(feature = "fault-injection")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Crash {
@@ -42,20 +47,34 @@ impl FaultPoint {
         }
     }
 
-    /// Called after each journal store; `knob_write_follows` is false for the first and last
-    /// stores, after which a crash "after the knob write" happens at once.
-    pub(crate) fn journal_written(&mut self, knob_write_follows: bool) -> Result<(), ApplyError> {
+    /// Called after the journal's header and its final status are stored: no knob write
+    /// follows, so either crash point stops here.
+    pub(crate) fn journal_written(&mut self) -> Result<(), ApplyError> {
         #[cfg(feature = "fault-injection")]
         {
             self.journal_writes += 1;
             if let Some(crash) = self.crash {
-                let now = crash.point == CrashPoint::BeforeKnobWrite || !knob_write_follows;
-                if crash.journal_write == self.journal_writes && now {
+                if crash.journal_write == self.journal_writes {
                     return Err(ApplyError::Crashed { crash });
                 }
             }
         }
-        let _ = knob_write_follows;
+        Ok(())
+    }
+
+    /// Called just before the knob write of each journaled step, its batch being on disk.
+    pub(crate) fn knob_write_next(&mut self) -> Result<(), ApplyError> {
+        #[cfg(feature = "fault-injection")]
+        {
+            self.journal_writes += 1;
+            if let Some(crash) = self.crash {
+                if crash.journal_write == self.journal_writes
+                    && crash.point == CrashPoint::BeforeKnobWrite
+                {
+                    return Err(ApplyError::Crashed { crash });
+                }
+            }
+        }
         Ok(())
     }
 

@@ -1,6 +1,11 @@
 //! One apply's journal: the changes made, each with the prior value read just before its
-//! write, in the order they were made. It is stored through [`crate::durable`] before every
-//! knob write, so after a crash at any instant it lists every knob that may have changed.
+//! write, in the order they were made. Each batch of changes reaches the disk before any of
+//! its knobs is written, so after a crash at any instant the journal lists every knob that
+//! may have changed.
+//!
+//! Schema 2 (written now) is an append-only log, see [`crate::journal_log`]. Schema 1, a
+//! [`crate::durable`] envelope rewritten whole before every knob write, is still read, so a
+//! journal left by an older nearnative reverts; it is migrated to schema 2 on its next write.
 
 use std::path::Path;
 
@@ -8,10 +13,15 @@ use nearnative_knob::{Described, Step};
 use serde::{Deserialize, Serialize};
 
 use crate::durable::{self, DurableError};
+use crate::journal_log;
 use crate::state::JournalId;
 
-/// Version 1: `{id, status, started_unix_ms, changes: [Step], unchangeable}`.
-pub const JOURNAL_SCHEMA_VERSION: u32 = 1;
+/// Version 2: an append-only log of checksummed records (see [`crate::journal_log`]).
+pub const JOURNAL_SCHEMA_VERSION: u32 = journal_log::SCHEMA_VERSION;
+
+/// Version 1: a durable envelope whose body is this module's [`Journal`] as JSON, `{id,
+/// status, started_unix_ms, changes: [Step], unchangeable}`.
+const SCHEMA_1: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -58,12 +68,26 @@ impl Journal {
         }
     }
 
+    /// Replaces the journal at `path` with this one, whole and atomically, in schema 2.
     pub fn store(&self, path: &Path) -> Result<(), DurableError> {
-        durable::store(path, JOURNAL_SCHEMA_VERSION, self)
+        let write_err = |source| DurableError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        let bytes = journal_log::encode(self).map_err(|e| write_err(e.into()))?;
+        durable::write_atomically(path, &bytes).map_err(write_err)
     }
 
+    /// Reads the journal at `path`, of either schema; `Ok(None)` when there is none. Every
+    /// journal anything reverts comes through here, checksums checked.
     pub fn load(path: &Path) -> Result<Option<Journal>, DurableError> {
-        durable::load(path, JOURNAL_SCHEMA_VERSION)
+        let Some(bytes) = journal_log::read(path)? else {
+            return Ok(None);
+        };
+        match journal_log::is_log(&bytes) {
+            true => journal_log::decode(path, &bytes).map(Some),
+            false => durable::load(path, SCHEMA_1),
+        }
     }
 
     /// Deletes a journal whose changes are all undone, durably: a crash cannot bring back a

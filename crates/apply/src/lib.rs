@@ -6,15 +6,19 @@
 //! the host back.
 
 pub mod apply;
+mod compact;
 pub mod durable;
 pub mod fault;
 pub mod journal;
+mod journal_log;
 pub mod lock;
 mod restore;
 pub mod revert;
 pub mod state;
+mod threads;
 pub mod trust;
 pub mod validate;
+mod waves;
 
 pub use apply::{apply, apply_locked, ApplyError, ApplyReport, Rollback};
 #[cfg(feature = "fault-injection")]

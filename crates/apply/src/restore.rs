@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use nearnative_knob::exclusivity::cgroup::{CgroupDir, Presence};
 use nearnative_knob::{Backend, Described, KnobError, Step};
 
+use crate::threads::Threads;
+
 /// What restoring a list of changes came to.
 #[derive(Debug, Default)]
 pub struct Restored {
@@ -32,6 +34,7 @@ impl Restored {
 pub fn restore(changes: &[Step], backend: &dyn Backend) -> Restored {
     let mut outcome = Restored::default();
     let mut evacuated = Vec::new();
+    let mut threads = Threads::new(backend);
     for step in changes.iter().rev() {
         if let Some(created) = created_cgroup_of(step, changes) {
             if !evacuated.contains(&created.cgroup) {
@@ -39,10 +42,14 @@ pub fn restore(changes: &[Step], backend: &dyn Backend) -> Restored {
                 evacuated.push(created.cgroup.clone());
             }
         }
+        if !is_thread_step(step) {
+            // Cgroups change from here on: what their lists said may no longer hold.
+            threads.forget_lists();
+        }
         let knob = step.describe();
-        let result = step.holds_prior(backend).and_then(|holds| match holds {
+        let result = threads.holds_prior(step).and_then(|holds| match holds {
             true => Ok(false),
-            false => step.write_prior(backend).map(|()| true),
+            false => threads.write_prior(step).map(|()| true),
         });
         match result {
             Ok(true) => outcome.restored.push(knob),
@@ -53,6 +60,10 @@ pub fn restore(changes: &[Step], backend: &dyn Backend) -> Restored {
     }
     outcome.failed.reverse();
     outcome
+}
+
+fn is_thread_step(step: &Step) -> bool {
+    matches!(step, Step::ThreadAffinity(_) | Step::TaskCgroup(_))
 }
 
 /// The cgroup `step` configures or creates, when `changes` created it.

@@ -32,11 +32,7 @@ fn corrupt_journal_stops_revert_and_changes_nothing() {
     let report = bench.apply_every_file_knob("a").unwrap();
     let applied = bench.image();
     let text = fs::read_to_string(&report.journal).unwrap();
-    fs::write(
-        &report.journal,
-        text.replacen("\"to\": 50", "\"to\": 51", 1),
-    )
-    .unwrap();
+    fs::write(&report.journal, text.replacen("\"to\":50", "\"to\":51", 1)).unwrap();
     let err = revert(&bench.state, &RevertTarget::All, &bench.backend).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, RevertError::Journal(_)), "{msg}");
@@ -73,15 +69,40 @@ fn existing_journal_id_is_refused() {
     bench.assert_unchanged("after revert");
 }
 
+/// `chattr +i` on a directory: not even root can create a file in it until the flag goes,
+/// which this guard does on drop (also when the test fails).
+struct Immutable<'p>(&'p std::path::Path);
+
+impl<'p> Immutable<'p> {
+    fn set(dir: &'p std::path::Path) -> Self {
+        let status = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(dir)
+            .status()
+            .expect("needs chattr (e2fsprogs)");
+        assert!(status.success(), "chattr +i {}: {status}", dir.display());
+        Immutable(dir)
+    }
+}
+
+impl Drop for Immutable<'_> {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(self.0)
+            .status();
+    }
+}
+
 #[test]
+#[ignore = "needs root and a file system with chattr +i: an immutable journals directory"]
 fn unwritable_journal_aborts_before_any_knob_is_touched() {
     let bench = Bench::new("16em64t-4s2c2t");
     bench.state.ensure().unwrap();
-    // A directory where the journal's temporary file goes: it is neither followed nor
-    // removable as a file, so the journal store must fail.
-    let tmp = format!(".a.json.tmp.{}", std::process::id());
-    fs::create_dir(bench.state.journals_dir().join(tmp)).unwrap();
+    let journals = bench.state.journals_dir();
+    let immutable = Immutable::set(&journals);
     let err = bench.apply_every_file_knob("a").unwrap_err();
+    drop(immutable);
     let msg = err.to_string();
     assert!(matches!(err, ApplyError::Journal { .. }), "{msg}");
     assert!(msg.contains("cannot write the journal"), "{msg}");

@@ -5,6 +5,7 @@
 mod crash;
 mod failure;
 mod live;
+mod migration;
 mod revert_cases;
 mod roundtrip;
 mod steps;

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nearnative_host::{CpuSet, Root};
-use nearnative_probe::pin::{pin_current_thread, pin_current_thread_to};
+use nearnative_sys::pin::{pin_current_thread, pin_current_thread_to};
 use nearnative_verify::{sample, Sample, SampleSpec, Scope};
 
 /// The CPU the tests make "exclusive" and crowd with their own threads.

@@ -44,7 +44,7 @@ pub enum PinError {
 
 /// Restricts the calling thread to `cpu`.
 pub fn pin_current_thread(cpu: u32) -> Result<(), PinError> {
-    let set = kernel_set(&CpuList::from_ids([cpu]))?;
+    let set = kernel_set([cpu])?;
     // Pid 0 is the calling thread, not the whole process.
     sched_setaffinity(Pid::from_raw(0), &set)
         .map_err(|source| PinError::SetAffinity { cpu, source })
@@ -52,7 +52,7 @@ pub fn pin_current_thread(cpu: u32) -> Result<(), PinError> {
 
 /// Restricts the calling thread to the CPUs of `cpus`.
 pub fn pin_current_thread_to(cpus: &CpuList) -> Result<(), PinError> {
-    let set = kernel_set(cpus)?;
+    let set = kernel_set(cpus.iter())?;
     sched_setaffinity(Pid::from_raw(0), &set).map_err(|source| PinError::SetAffinityList {
         cpus: cpus.clone(),
         source,
@@ -62,7 +62,7 @@ pub fn pin_current_thread_to(cpus: &CpuList) -> Result<(), PinError> {
 /// Restricts thread `tid` (of any process) to `cpus`, as `sched_setaffinity(2)` answers: a
 /// CPU beyond a `cpu_set_t` is `EINVAL`, as the kernel itself would say.
 pub fn set_thread_affinity(tid: u32, cpus: &CpuList) -> Result<(), Errno> {
-    let set = kernel_set(cpus).map_err(|_| Errno::EINVAL)?;
+    let set = kernel_set(cpus.iter()).map_err(|_| Errno::EINVAL)?;
     sched_setaffinity(pid_of(tid)?, &set)
 }
 
@@ -82,9 +82,11 @@ fn pid_of(tid: u32) -> Result<Pid, Errno> {
         .map_err(|_| Errno::ESRCH)
 }
 
-fn kernel_set(cpus: &CpuList) -> Result<CpuSet, PinError> {
+/// Plain ids, not a [`CpuList`]: building one panics on an id above its limit, where a
+/// caller's typo must come back as [`PinError::OutOfRange`].
+fn kernel_set(cpus: impl IntoIterator<Item = u32>) -> Result<CpuSet, PinError> {
     let mut set = CpuSet::new();
-    for cpu in cpus.iter() {
+    for cpu in cpus {
         set.set(cpu as usize).map_err(|_| PinError::OutOfRange {
             cpu,
             max: CpuSet::count() - 1,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use nearnative_engine::{VerifyOptions, VerifyReport};
-use nearnative_probe::stop::stop_on_signals;
+use nearnative_sys::signal::stop_on_signals;
 use nearnative_verify::{Check, Outcome};
 
 use crate::apply_cmd::AppliedArgs;

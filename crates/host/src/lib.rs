@@ -4,6 +4,7 @@
 //! sysfs/procfs tree. Parsing is kept apart from I/O so parsers can be tested on inline text.
 
 pub mod capture;
+pub mod cgroup;
 mod collect;
 pub mod cpus;
 pub mod cpuset;

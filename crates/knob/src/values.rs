@@ -2,9 +2,10 @@
 //! reads or writes; the kernel text forms of values are in `nearnative_host::kernel`.
 
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+pub use nearnative_host::cgroup::CgroupMount;
 
 /// A cgroup's path inside its hierarchy: `/` or `/a/b`. Invariant: absolute, no empty, `.` or
 /// `..` component, no NUL or newline, so it can never name a directory outside the hierarchy.
@@ -64,44 +65,6 @@ impl fmt::Display for CgroupPath {
     }
 }
 
-/// Where a cgroup hierarchy is mounted, as a host path. Invariant: absolute, without `..`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "PathBuf", into = "PathBuf")]
-pub struct CgroupMount(PathBuf);
-
-impl CgroupMount {
-    pub fn as_path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl TryFrom<PathBuf> for CgroupMount {
-    type Error = String;
-    fn try_from(path: PathBuf) -> Result<Self, String> {
-        let clean = path.is_absolute() && path.components().all(|c| c != Component::ParentDir);
-        match clean {
-            true => Ok(CgroupMount(path)),
-            false => Err(format!(
-                "cgroup mount {} must be absolute without \"..\"",
-                path.display()
-            )),
-        }
-    }
-}
-
-impl TryFrom<&str> for CgroupMount {
-    type Error = String;
-    fn try_from(path: &str) -> Result<Self, String> {
-        CgroupMount::try_from(PathBuf::from(path))
-    }
-}
-
-impl From<CgroupMount> for PathBuf {
-    fn from(mount: CgroupMount) -> PathBuf {
-        mount.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,7 +83,5 @@ mod tests {
             assert_eq!(CgroupPath::try_from(path).is_ok(), ok, "{what}");
         }
         assert!(serde_json::from_str::<CgroupPath>("\"/../x\"").is_err());
-        assert!(CgroupMount::try_from("/sys/fs/cgroup/../x").is_err());
-        assert!(CgroupMount::try_from("sys").is_err());
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use nearnative_probe::pin::{pin_current_thread, PinError};
+use nearnative_sys::pin::{pin_current_thread, PinError};
 
 /// Iterations between two looks at the clock and the stop flag (a few microseconds).
 const CHECK_EVERY: u32 = 4096;

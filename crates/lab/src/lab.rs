@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use nearnative_engine::{Applied, Engine, EngineError, Reverted};
+use nearnative_host::cgroup::Hierarchy;
 use nearnative_host::Root;
 use nearnative_plan::PlanRequest;
 
-use crate::cgroup::{self, CgroupChoice, CgroupError, Hierarchy, LabCgroup};
+use crate::cgroup::{self, CgroupChoice, CgroupError, LabCgroup};
 use crate::ip::{preflight, IpError};
 use crate::layers::{build, BuildError, Built};
 use crate::names::RunTag;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-use nearnative_probe::pin::{pin_current_thread, PinError};
+use nearnative_sys::pin::{pin_current_thread, PinError};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 /// The forwarder thread's name.

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use nearnative_host::cgroup::{is_within, parent_of};
 use nearnative_host::isolation::Cpuset;
 use nearnative_host::tasks::Process;
 use nearnative_host::{CpuSet, Host};
@@ -73,15 +74,6 @@ impl Scope {
     pub fn child(&self, name: &str) -> String {
         format!("{}/{name}", self.path.trim_end_matches('/'))
     }
-}
-
-/// `path` is `scope` or below it.
-pub fn is_within(path: &str, scope: &str) -> bool {
-    scope == "/"
-        || path == scope
-        || path
-            .strip_prefix(scope)
-            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The scope `--scope` names (default `/`), checked against the host, with the fencing the
@@ -161,16 +153,6 @@ pub(crate) fn all_nodes(host: &Host) -> CpuSet {
     host.topology.numa_nodes.iter().map(|n| n.id).collect()
 }
 
-/// The parent of cgroup `path`: `/a` for `/a/b`, `/` for `/a`, none for `/`.
-pub fn parent_of(path: &str) -> Option<&str> {
-    match path.rsplit_once('/') {
-        _ if path == "/" => None,
-        Some(("", _)) => Some("/"),
-        Some((parent, _)) => Some(parent),
-        None => None,
-    }
-}
-
 /// The cgroups from `scope` down to `cgroup`, both included; just `cgroup` when it does not
 /// lie within `scope`.
 pub fn chain(scope: &str, cgroup: &str) -> Vec<String> {
@@ -209,22 +191,6 @@ mod tests {
         ];
         for (what, scope, cgroup, expected) in cases {
             assert_eq!(chain(scope, cgroup), expected, "{what}");
-        }
-        assert_eq!(parent_of("/"), None);
-        assert_eq!(parent_of("/a"), Some("/"));
-    }
-
-    #[test]
-    fn paths_within_a_scope() {
-        let cases = [
-            ("root holds everything", "/a/b", "/", true),
-            ("itself", "/a", "/a", true),
-            ("child", "/a/b", "/a", true),
-            ("prefix is not a child", "/ab", "/a", false),
-            ("parent", "/", "/a", false),
-        ];
-        for (what, path, scope, expected) in cases {
-            assert_eq!(is_within(path, scope), expected, "{what}");
         }
     }
 }

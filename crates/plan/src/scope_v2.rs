@@ -18,9 +18,10 @@ use std::path::Path;
 use nearnative_host::isolation::Cpuset;
 use nearnative_host::Host;
 
-use crate::scope::{all_nodes, chain, cpus_of, is_within, parent_of, Fencing, Scope};
+use crate::scope::{all_nodes, chain, cpus_of, Fencing, Scope};
 use crate::target::ResolvedTarget;
 use crate::workload_id::WorkloadId;
+use nearnative_host::cgroup::{is_within, parent_of};
 
 /// The scope fenced by v2 cpusets around the target's cgroup, or why it cannot be.
 pub(crate) fn resolve(

@@ -5,7 +5,5 @@
 
 pub mod clock;
 pub mod jitter;
-pub mod pin;
 pub mod rtt;
 pub mod stats;
-pub mod stop;

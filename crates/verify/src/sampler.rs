@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use nearnative_host::cpus::online_cpus;
 use nearnative_host::{CpuSet, Root, Unknown};
-use nearnative_probe::pin::pin_current_thread_to;
+use nearnative_sys::pin::pin_current_thread_to;
 use nix::time::{clock_gettime, ClockId};
 
 use crate::counters::CounterTable;

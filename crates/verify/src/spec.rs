@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use nearnative_host::cgroup;
 use nearnative_host::tasks::ProcessCgroup;
 use nearnative_host::{CpuSet, Root};
 use serde::{Deserialize, Serialize};
@@ -124,13 +125,12 @@ impl Scope {
     }
 }
 
+/// `path` is `scope` or below it; a trailing `/` on the scope is ignored.
 fn is_within(path: &str, scope: &str) -> bool {
-    let scope = scope.trim_end_matches('/');
-    scope.is_empty()
-        || path == scope
-        || path
-            .strip_prefix(scope)
-            .is_some_and(|rest| rest.starts_with('/'))
+    match scope.trim_end_matches('/') {
+        "" => true,
+        scope => cgroup::is_within(path, scope),
+    }
 }
 
 impl FromStr for Scope {

@@ -52,7 +52,7 @@ enum ModeArg {
 pub fn run(args: JitterArgs) -> anyhow::Result<ExitCode> {
     let config = config(&args)?;
     // Ctrl-C ends the run early; the report covers the time measured until then.
-    let stop = nearnative_probe::stop::stop_on_signals()?;
+    let stop = nearnative_sys::signal::stop_on_signals()?;
     let report = jitter::run(&config, stop)?;
     match args.json {
         true => print_json(&report)?,

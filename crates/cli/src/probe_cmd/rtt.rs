@@ -38,7 +38,7 @@ fn client(args: ClientArgs) -> anyhow::Result<ExitCode> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.to_config()?;
-    let stop = nearnative_probe::stop::stop_on_signals()?;
+    let stop = nearnative_sys::signal::stop_on_signals()?;
     let server = Server::bind(config.clone())?;
     eprintln!(
         "nearnative: serving {} on {} (wait {}, cpus {}); Ctrl-C stops",

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cgroup::{path_in_table, CgroupLine};
 use crate::{CpuSet, ReadError, Root, Unknown};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,15 +20,13 @@ pub struct ProcessCpuset {
 /// The cgroup path of the cpuset controller in a `/proc/PID/cgroup` table
 /// (`hierarchy-id:controllers:path`): the v1 line naming `cpuset`, or the v2 `0::` line.
 pub fn cgroup_path(table: &str, version: u8) -> Option<String> {
-    table.lines().find_map(|line| {
-        let mut fields = line.splitn(3, ':');
-        let (id, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-        let matches = match version {
-            1 => controllers.split(',').any(|c| c == "cpuset"),
-            _ => id == "0" && controllers.is_empty(),
-        };
-        (matches && path.starts_with('/')).then(|| path.trim_end().to_owned())
-    })
+    let line = match version {
+        1 => CgroupLine::V1 {
+            controller: "cpuset".to_owned(),
+        },
+        _ => CgroupLine::V2,
+    };
+    path_in_table(table, &line).map(|path| path.trim_end().to_owned())
 }
 
 pub fn read(

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cgroup::{entries, CgroupError, CgroupLine};
+
 /// A process's cgroup paths, relative to each hierarchy's mount point. `None` when the
 /// hierarchy is not mounted on the host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,26 +18,18 @@ pub struct ProcessCgroup {
     pub unified: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CgroupError {
-    #[error("line {0:?} is not ID:CONTROLLERS:PATH")]
-    BadLine(String),
-}
-
-/// Parses a cgroup file. Lines are `hierarchy-ID:controller,...:path`; a path may itself
-/// contain `:`, so each line is split at its first two colons only.
+/// Parses a cgroup file (see [`entries`]), refusing it whole if any line is malformed.
 pub fn parse_cgroup(text: &str) -> Result<ProcessCgroup, CgroupError> {
+    let cpuset = CgroupLine::V1 {
+        controller: "cpuset".to_owned(),
+    };
     let mut cgroup = ProcessCgroup::default();
-    for line in text.lines().filter(|line| !line.is_empty()) {
-        let mut parts = line.splitn(3, ':');
-        let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(CgroupError::BadLine(line.to_owned()));
-        };
-        if id == "0" && controllers.is_empty() {
-            cgroup.unified = Some(path.to_owned());
-        } else if controllers.split(',').any(|c| c == "cpuset") {
-            cgroup.cpuset_v1 = Some(path.to_owned());
+    for entry in entries(text) {
+        let entry = entry?;
+        if entry.is(&CgroupLine::V2) {
+            cgroup.unified = Some(entry.path.to_owned());
+        } else if entry.is(&cpuset) {
+            cgroup.cpuset_v1 = Some(entry.path.to_owned());
         }
     }
     Ok(cgroup)

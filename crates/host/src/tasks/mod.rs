@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::CpuSet;
 
-pub use cgroup::{parse_cgroup, CgroupError, ProcessCgroup};
+pub use crate::cgroup::CgroupError;
+pub use cgroup::{parse_cgroup, ProcessCgroup};
 pub use policy::Policy;
 pub use read::{has_vanished, numeric_entries, read_tasks};
 pub use stat::{parse_stat, SchedPolicy, StatError, TaskStat};

@@ -8,7 +8,6 @@ use std::path::Path;
 use nearnative_host::nic::ethtool::EthtoolSocket;
 use nearnative_host::nic::Coalescing;
 use nearnative_host::{CpuSet, Root};
-use nix::sched::{sched_setaffinity, CpuSet as NixCpuSet};
 use nix::unistd::Pid;
 
 use super::{Backend, Offload, TaskId, TaskMove};
@@ -64,11 +63,7 @@ impl Backend for LiveBackend {
     }
 
     fn set_thread_affinity(&self, task: TaskId, cpus: &CpuSet) -> io::Result<()> {
-        let mut set = NixCpuSet::new();
-        for cpu in cpus.iter() {
-            set.set(cpu as usize).map_err(errno_to_io)?;
-        }
-        sched_setaffinity(pid_of(task.tid)?, &set).map_err(errno_to_io)
+        nearnative_sys::pin::set_thread_affinity(task.tid, cpus).map_err(errno_to_io)
     }
 
     fn set_sched_policy(&self, task: TaskId, policy: Policy) -> io::Result<()> {

@@ -21,8 +21,8 @@ use nearnative_host::{CpuSet, Root};
 use crate::exclusivity::sched::Policy;
 
 pub use live::LiveBackend;
+pub use nearnative_host::cgroup::CgroupLine;
 pub use tree::TreeBackend;
-pub(crate) use tree_kernel::path_in_table;
 
 /// A thread, by the ids `/proc/PID/task/TID` is found under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,14 +36,6 @@ impl TaskId {
     pub fn proc_dir(self) -> PathBuf {
         PathBuf::from(format!("/proc/{}/task/{}", self.pid, self.tid))
     }
-}
-
-/// Which line of `/proc/PID/task/TID/cgroup` a hierarchy is: the v1 line naming a controller,
-/// or the v2 `0::` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CgroupLine {
-    V1 { controller: String },
-    V2,
 }
 
 /// Moving a task into a cgroup: write `id` into `file` of the cgroup `to` under `mount`.

@@ -14,7 +14,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::tree::TreeBackend;
-use super::tree_kernel::{id_list_with, path_in_table, table_with_path};
+use nearnative_host::cgroup::path_in_table;
+
+use super::tree_kernel::{id_list_with, table_with_path};
 use super::{cgroup_dir, CgroupLine, TaskId, TaskMove};
 
 /// The controllers in the order the kernel lists them (its subsystem ids).
@@ -112,7 +114,7 @@ fn move_thread(tree: &TreeBackend, task: TaskId, task_move: &TaskMove) -> io::Re
     })?;
     if from != task_move.to {
         let threads = |path: &str| cgroup_dir(&task_move.mount, path).join("cgroup.threads");
-        update_list(tree, &threads(&from), task.tid, false)?;
+        update_list(tree, &threads(from), task.tid, false)?;
         update_list(tree, &threads(&task_move.to), task.tid, true)?;
     }
     let updated = table_with_path(&table, &CgroupLine::V2, &task_move.to);
@@ -125,7 +127,7 @@ fn move_thread(tree: &TreeBackend, task: TaskId, task_move: &TaskMove) -> io::Re
             &table_with_path(&table, &CgroupLine::V2, &task_move.to),
         )?;
     }
-    Ok(from)
+    Ok(from.to_owned())
 }
 
 /// Adds or removes `id` in a list file, if the tree has it.
@@ -155,9 +157,7 @@ fn threads_in(tree: &TreeBackend, pid: u32, path: &str) -> bool {
         .iter()
         .any(|task| {
             tree.read(&task.proc_dir().join("cgroup"))
-                .ok()
-                .and_then(|table| path_in_table(&table, &CgroupLine::V2))
-                .is_some_and(|p| p == path)
+                .is_ok_and(|table| path_in_table(&table, &CgroupLine::V2) == Some(path))
         })
 }
 

@@ -6,6 +6,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
+use nearnative_host::cgroup::path_in_table;
 use nearnative_host::CpuSet;
 
 use super::tree::TreeBackend;
@@ -81,23 +82,6 @@ pub fn stat_with_policy(stat: &str, policy: Policy) -> Option<String> {
     Some(format!("{head} {}{newline}", fields.join(" ")))
 }
 
-/// The path of `line`'s hierarchy in a `/proc/.../cgroup` table
-/// (`hierarchy-id:controllers:path`).
-pub fn path_in_table(table: &str, line: &CgroupLine) -> Option<String> {
-    table.lines().find_map(|entry| {
-        let mut fields = entry.splitn(3, ':');
-        let (id, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-        (line_matches(line, id, controllers) && path.starts_with('/')).then(|| path.to_owned())
-    })
-}
-
-fn line_matches(line: &CgroupLine, id: &str, controllers: &str) -> bool {
-    match line {
-        CgroupLine::V1 { controller } => controllers.split(',').any(|c| c == controller),
-        CgroupLine::V2 => id == "0" && controllers.is_empty(),
-    }
-}
-
 /// The table with `line`'s path replaced by `to`.
 pub fn table_with_path(table: &str, line: &CgroupLine, to: &str) -> String {
     let mut out = String::with_capacity(table.len());
@@ -105,7 +89,7 @@ pub fn table_with_path(table: &str, line: &CgroupLine, to: &str) -> String {
         let newline = if entry.ends_with('\n') { "\n" } else { "" };
         let mut fields = entry.trim_end_matches('\n').splitn(3, ':');
         let (id, controllers) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
-        match line_matches(line, id, controllers) {
+        match line.matches(id, controllers) {
             true => out.push_str(&format!("{id}:{controllers}:{to}{newline}")),
             false => out.push_str(entry),
         }
@@ -141,7 +125,7 @@ pub fn move_task(tree: &TreeBackend, task_move: &TaskMove) -> io::Result<()> {
     let target_list = tree.read(&target)?;
     tree.replace(&target, &id_list_with(&target_list, task_move.id, true))?;
     if from != task_move.to {
-        let source = cgroup_dir(&task_move.mount, &from).join(task_move.file);
+        let source = cgroup_dir(&task_move.mount, from).join(task_move.file);
         if let Ok(list) = tree.read(&source) {
             tree.replace(&source, &id_list_with(&list, task_move.id, false))?;
         }
@@ -286,15 +270,12 @@ mod tests {
         let line = CgroupLine::V1 {
             controller: "cpuset".into(),
         };
-        assert_eq!(path_in_table(table, &line).as_deref(), Some("/"));
+        assert_eq!(path_in_table(table, &line), Some("/"));
         assert_eq!(
             table_with_path(table, &line, "/nn"),
             "4:memory:/m\n3:cpuset:/nn\n0::/user\n"
         );
-        assert_eq!(
-            path_in_table(table, &CgroupLine::V2).as_deref(),
-            Some("/user")
-        );
+        assert_eq!(path_in_table(table, &CgroupLine::V2), Some("/user"));
         assert_eq!(id_list_with("1\n30\n", 7, true), "1\n7\n30\n");
         assert_eq!(id_list_with("1\n7\n", 7, false), "1\n");
     }

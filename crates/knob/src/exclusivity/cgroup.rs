@@ -13,10 +13,12 @@ use crate::backend::{cgroup_dir, Backend, CgroupLine, TaskId, TaskMove};
 use crate::error::{Described, KnobError, Object};
 use crate::knob::{described, file_knob, read_file, write_file, Knob};
 use crate::values::{CgroupMount, CgroupPath};
+use nearnative_host::cgroup::path_in_table;
 use nearnative_host::kernel::cgroup::{CgroupAt, CgroupFile, CgroupKind};
 use nearnative_host::kernel::KernelFile;
 use nearnative_host::CpuSet;
 
+pub use nearnative_host::cgroup::{Controller, Hierarchy};
 pub use nearnative_host::kernel::cgroup::Partition;
 
 /// One cgroup directory: a hierarchy's mount point and the path inside it.
@@ -271,59 +273,6 @@ impl Knob for CpusetPartition {
     }
 }
 
-/// A cgroup hierarchy a thread can be placed in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", tag = "version")]
-pub enum Hierarchy {
-    /// A v1 hierarchy with `controller` (`cpuset`): threads move one by one through `tasks`.
-    V1 {
-        mount: CgroupMount,
-        controller: Controller,
-    },
-    /// The v2 hierarchy: a thread moves alone through `cgroup.threads` into a threaded
-    /// cgroup, or with its whole process through `cgroup.procs`.
-    V2 { mount: CgroupMount },
-}
-
-/// A v1 controller name: lowercase letters and `_`, so it can only name a `/proc` line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Controller(String);
-
-impl TryFrom<String> for Controller {
-    type Error = String;
-    fn try_from(name: String) -> Result<Self, String> {
-        let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_');
-        match ok {
-            true => Ok(Controller(name)),
-            false => Err(format!("{name:?} is not a cgroup controller name")),
-        }
-    }
-}
-
-impl From<Controller> for String {
-    fn from(controller: Controller) -> String {
-        controller.0
-    }
-}
-
-impl Hierarchy {
-    pub fn mount(&self) -> &CgroupMount {
-        match self {
-            Hierarchy::V1 { mount, .. } | Hierarchy::V2 { mount } => mount,
-        }
-    }
-
-    fn line(&self) -> CgroupLine {
-        match self {
-            Hierarchy::V1 { controller, .. } => CgroupLine::V1 {
-                controller: controller.0.clone(),
-            },
-            Hierarchy::V2 { .. } => CgroupLine::V2,
-        }
-    }
-}
-
 /// Which cgroup of `hierarchy` a thread is in, read from `/proc/PID/task/TID/cgroup`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskCgroup {
@@ -384,7 +333,7 @@ impl Knob for TaskCgroup {
         check_same_thread(backend, &knob, self.task(), self.start_time)?;
         let line = self.hierarchy.line();
         let parse = |table: &str| {
-            let path = crate::backend::path_in_table(table, &line)
+            let path = path_in_table(table, &line)
                 .ok_or_else(|| "no line for this hierarchy".to_owned())?;
             CgroupPath::try_from(path)
         };

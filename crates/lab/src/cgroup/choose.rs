@@ -11,11 +11,13 @@
 //! parent that is not a plain domain (a threaded cgroup, or a thread root, whose new children
 //! cannot take processes) is passed over for the root.
 
+use nearnative_host::cgroup::{
+    parent_of, path_in_table, CgroupLine, CgroupMount, Controller, Hierarchy,
+};
 use nearnative_host::isolation::{Isolation, WalkLimits};
 use nearnative_host::Root;
-use nearnative_plan::scope::parent_of;
 
-use super::{is_plain_path, CgroupError, Hierarchy, LabCgroup};
+use super::{is_plain_path, CgroupError, LabCgroup};
 
 /// `--cgroup`: the hierarchy the lab's own cgroup goes in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,6 +37,15 @@ impl CgroupChoice {
             CgroupChoice::Auto => "auto",
             CgroupChoice::V1 => "v1",
             CgroupChoice::V2 => "v2",
+        }
+    }
+
+    /// The hierarchy the choice names, for messages.
+    pub fn hierarchy(self) -> &'static str {
+        match self {
+            CgroupChoice::Auto => "any cgroup hierarchy",
+            CgroupChoice::V1 => "the cgroup v1 cpuset hierarchy",
+            CgroupChoice::V2 => "the cgroup v2 hierarchy",
         }
     }
 }
@@ -73,6 +84,8 @@ pub enum Unusable {
     NoUnified,
     #[error("/proc/self/cgroup names no cgroup of this process in it")]
     NoOrigin,
+    #[error("{0}")]
+    BadMount(String),
 }
 
 /// Where the lab's cgroup is made: its hierarchy, the cgroup this process is in now (it
@@ -88,16 +101,11 @@ pub struct Site {
 /// nothing fits.
 pub fn choose(root: &Root, choice: CgroupChoice) -> Result<Site, CgroupError> {
     let isolation = Isolation::read(root, WalkLimits::default(), &mut Vec::new());
-    let forced = |hierarchy, site: Result<Site, Unusable>| {
-        site.map_err(|why| CgroupError::Unusable {
-            choice,
-            hierarchy,
-            why,
-        })
-    };
+    let forced =
+        |site: Result<Site, Unusable>| site.map_err(|why| CgroupError::Unusable { choice, why });
     match choice {
-        CgroupChoice::V1 => forced(Hierarchy::CpusetV1, v1_site(&isolation)),
-        CgroupChoice::V2 => forced(Hierarchy::Unified, v2_site(root, &isolation)),
+        CgroupChoice::V1 => forced(v1_site(&isolation)),
+        CgroupChoice::V2 => forced(v2_site(root, &isolation)),
         CgroupChoice::Auto => v1_site(&isolation).or_else(|v1| {
             v2_site(root, &isolation).map_err(|v2| CgroupError::NoHierarchy { v1, v2 })
         }),
@@ -115,12 +123,16 @@ fn v1_site(isolation: &Isolation) -> Result<Site, Unusable> {
         .process_cpuset
         .as_ref()
         .ok_or(Unusable::NoOrigin)?;
+    let hierarchy = Hierarchy::V1 {
+        mount: CgroupMount::try_from(mount.clone()).map_err(Unusable::BadMount)?,
+        controller: Controller::cpuset(),
+    };
     let origin = LabCgroup {
         mount,
         path: origin.cgroup.clone(),
     };
     Ok(Site {
-        hierarchy: Hierarchy::CpusetV1,
+        hierarchy,
         parent: origin.clone(),
         origin,
     })
@@ -133,6 +145,9 @@ fn v2_site(root: &Root, isolation: &Isolation) -> Result<Site, Unusable> {
         .unified_mount
         .clone()
         .ok_or(Unusable::NoUnified)?;
+    let hierarchy = Hierarchy::V2 {
+        mount: CgroupMount::try_from(mount.clone()).map_err(Unusable::BadMount)?,
+    };
     let origin = root
         .read_to_string("/proc/self/cgroup")
         .ok()
@@ -146,7 +161,7 @@ fn v2_site(root: &Root, isolation: &Isolation) -> Result<Site, Unusable> {
         .filter(|&parent| takes_process_children(root, &at(parent)))
         .unwrap_or("/");
     Ok(Site {
-        hierarchy: Hierarchy::Unified,
+        hierarchy,
         parent: at(parent),
         origin: at(&origin),
     })
@@ -164,9 +179,7 @@ fn takes_process_children(root: &Root, parent: &LabCgroup) -> bool {
 /// This process's cgroup v2 path from `/proc/self/cgroup` (its `0::PATH` line); `None` when
 /// there is none or it is not a plain absolute path (a removed cgroup reads `... (deleted)`).
 pub fn parse_unified_cgroup(proc_cgroup: &str) -> Option<String> {
-    proc_cgroup
-        .lines()
-        .find_map(|line| line.strip_prefix("0::"))
+    path_in_table(proc_cgroup, &CgroupLine::V2)
         .map(str::trim_end)
         .filter(|path| is_plain_path(path) && !path.ends_with(" (deleted)"))
         .map(str::to_owned)
@@ -204,6 +217,19 @@ mod tests {
         }
     }
 
+    fn v1(mount: &str) -> Hierarchy {
+        Hierarchy::V1 {
+            mount: CgroupMount::try_from(mount).unwrap(),
+            controller: Controller::cpuset(),
+        }
+    }
+
+    fn v2(mount: &str) -> Hierarchy {
+        Hierarchy::V2 {
+            mount: CgroupMount::try_from(mount).unwrap(),
+        }
+    }
+
     #[test]
     fn chooses_the_hierarchy_and_the_parent() {
         let v2_files = [
@@ -225,7 +251,7 @@ mod tests {
                     ],
                 ),
                 CgroupChoice::Auto,
-                Hierarchy::CpusetV1,
+                v1("/sys/fs/cgroup/cpuset"),
                 at("/sys/fs/cgroup/cpuset", "/machine"),
                 at("/sys/fs/cgroup/cpuset", "/machine"),
             ),
@@ -233,7 +259,7 @@ mod tests {
                 "v2 forced on a hybrid host: under the unified root",
                 host(HYBRID, &[("proc/self/cgroup", "3:cpuset:/\n0::/\n")]),
                 CgroupChoice::V2,
-                Hierarchy::Unified,
+                v2("/sys/fs/cgroup/unified"),
                 at("/sys/fs/cgroup/unified", "/"),
                 at("/sys/fs/cgroup/unified", "/"),
             ),
@@ -241,7 +267,7 @@ mod tests {
                 "auto on v2 only: next to the session scope",
                 host(V2, &v2_files),
                 CgroupChoice::Auto,
-                Hierarchy::Unified,
+                v2("/sys/fs/cgroup"),
                 at("/sys/fs/cgroup", "/user.slice/user-0.slice/session-3.scope"),
                 at("/sys/fs/cgroup", "/user.slice/user-0.slice"),
             ),
@@ -255,7 +281,7 @@ mod tests {
                     ],
                 ),
                 CgroupChoice::V2,
-                Hierarchy::Unified,
+                v2("/sys/fs/cgroup"),
                 at("/sys/fs/cgroup", "/vm.scope/emulator"),
                 at("/sys/fs/cgroup", "/"),
             ),
@@ -263,7 +289,7 @@ mod tests {
                 "a child of the root: under the root",
                 host(V2, &[("proc/self/cgroup", "0::/init.scope\n")]),
                 CgroupChoice::V2,
-                Hierarchy::Unified,
+                v2("/sys/fs/cgroup"),
                 at("/sys/fs/cgroup", "/init.scope"),
                 at("/sys/fs/cgroup", "/"),
             ),

@@ -16,6 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nearnative_host::cgroup::Hierarchy;
 use serde::{Deserialize, Serialize};
 
 use crate::names::is_lab_cgroup;
@@ -31,12 +32,8 @@ const RMDIR_PAUSE: Duration = Duration::from_millis(20);
 pub enum CgroupError {
     #[error("nearnative lab needs a cgroup hierarchy to run in: the cgroup v1 cpuset hierarchy ({v1}) or the cgroup v2 hierarchy ({v2})")]
     NoHierarchy { v1: Unusable, v2: Unusable },
-    #[error("--cgroup {choice}: {hierarchy} is not usable: {why}")]
-    Unusable {
-        choice: CgroupChoice,
-        hierarchy: Hierarchy,
-        why: Unusable,
-    },
+    #[error("--cgroup {choice}: {} is not usable: {why}", choice.hierarchy())]
+    Unusable { choice: CgroupChoice, why: Unusable },
     #[error("cannot read {path}")]
     Read {
         path: PathBuf,
@@ -62,24 +59,6 @@ pub enum CgroupError {
         #[source]
         source: io::Error,
     },
-}
-
-/// The hierarchy the lab's cgroup lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hierarchy {
-    /// The cgroup v1 hierarchy with the cpuset controller.
-    CpusetV1,
-    /// The cgroup v2 hierarchy, with or without the cpuset controller.
-    Unified,
-}
-
-impl std::fmt::Display for Hierarchy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Hierarchy::CpusetV1 => "the cgroup v1 cpuset hierarchy",
-            Hierarchy::Unified => "the cgroup v2 hierarchy",
-        })
-    }
 }
 
 /// A cgroup, by its hierarchy's mount point and its path there.
@@ -124,7 +103,7 @@ pub fn create(cgroup: &LabCgroup, site: &Site) -> Result<(), CgroupError> {
         path: dir.clone(),
         source,
     })?;
-    if site.hierarchy == Hierarchy::CpusetV1 {
+    if matches!(site.hierarchy, Hierarchy::V1 { .. }) {
         for file in ["cpuset.cpus", "cpuset.mems"] {
             let value = read(&site.parent.dir().join(file))?;
             write(&dir.join(file), value.trim())?;

@@ -11,9 +11,8 @@
 use nearnative_host::CpuSet;
 use nearnative_plan::{Fencing, Plan};
 use nearnative_probe::rtt::Wait;
+use nearnative_sys::pin;
 use nix::errno::Errno;
-use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet as KernelCpuSet};
-use nix::unistd::Pid;
 
 use crate::report::Config;
 
@@ -218,30 +217,16 @@ fn count(n: u32, one: &str, many: &str) -> String {
 
 /// The CPUs thread `tid` may run on.
 pub fn thread_affinity(tid: u32) -> Result<CpuSet, PlacementError> {
-    let set =
-        sched_getaffinity(pid_of(tid)).map_err(|source| PlacementError::Read { tid, source })?;
-    Ok((0..KernelCpuSet::count())
-        .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
-        .filter_map(|cpu| u32::try_from(cpu).ok())
-        .collect())
+    pin::thread_affinity(tid).map_err(|source| PlacementError::Read { tid, source })
 }
 
 /// Restricts this process's thread `tid` to `cpus`.
 fn set_thread_affinity(tid: u32, cpus: &CpuSet) -> Result<(), PlacementError> {
-    let write_err = |source| PlacementError::Write {
+    pin::set_thread_affinity(tid, cpus).map_err(|source| PlacementError::Write {
         tid,
         cpus: cpus.clone(),
         source,
-    };
-    let mut set = KernelCpuSet::new();
-    for cpu in cpus.iter() {
-        set.set(cpu as usize).map_err(write_err)?;
-    }
-    sched_setaffinity(pid_of(tid), &set).map_err(write_err)
-}
-
-fn pid_of(tid: u32) -> Pid {
-    Pid::from_raw(i32::try_from(tid).unwrap_or(i32::MAX))
+    })
 }
 
 #[cfg(test)]

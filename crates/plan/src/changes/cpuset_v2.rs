@@ -47,9 +47,10 @@ use super::{Changes, Context};
 use crate::decisions::Note;
 use crate::plan::without;
 use crate::plan_error::PlanError;
-use crate::scope::{chain, parent_of};
+use crate::scope::chain;
 use crate::scope_v2::hands_cpuset_down;
 use crate::target::ThreadRef;
+use nearnative_host::cgroup::parent_of;
 
 pub(super) fn plan(
     context: &Context,

@@ -41,8 +41,9 @@ use crate::decisions::Note;
 use crate::plan::without;
 use crate::plan_error::PlanError;
 use crate::request::IoPlacement;
-use crate::scope::{chain, parent_of, Fencing};
+use crate::scope::{chain, Fencing};
 use crate::target::ThreadRef;
+use nearnative_host::cgroup::parent_of;
 
 pub(super) const MECHANISM: Mechanism = Mechanism::Exclusivity;
 

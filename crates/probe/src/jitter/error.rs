@@ -6,7 +6,7 @@ use nearnative_host::{CpuSet, ReadError};
 use nix::errno::Errno;
 
 use super::config::{MAX_INTERVAL, MIN_INTERVAL};
-use crate::pin::PinError;
+use nearnative_sys::pin::PinError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JitterError {

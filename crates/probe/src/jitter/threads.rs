@@ -13,7 +13,7 @@ use nearnative_host::CpuSet;
 
 use super::realtime::set_fifo_priority;
 use super::JitterError;
-use crate::pin::pin_current_thread;
+use nearnative_sys::pin::pin_current_thread;
 
 /// Runs `prepare` then `measure` on a thread pinned to each CPU of `cpus`, and returns the
 /// results in CPU order. The first real failure wins over the "a peer failed" of the others.

@@ -14,8 +14,8 @@ use super::report::{Histograms, Mode, RateReport, RttReport};
 use super::sockopt::tighten_timer_slack;
 use super::RttError;
 use crate::clock::now_ns;
-use crate::pin::pin_current_thread_to;
 use crate::stats::{new_histogram, Summary};
+use nearnative_sys::pin::pin_current_thread_to;
 
 /// Runs one measurement on the calling thread, which it pins to `config.cpus` first.
 pub fn run_client(config: &ClientConfig) -> Result<RttReport, RttError> {

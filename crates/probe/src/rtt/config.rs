@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::wire::{HEADER_LEN, MAX_MESSAGE_LEN};
 use super::RttError;
-use crate::pin::check_online;
+use nearnative_sys::pin::check_online;
 
 /// The port `serve` listens on and the client assumes when none is given to `demo`.
 pub const DEFAULT_PORT: u16 = 7600;

@@ -15,7 +15,7 @@ use super::config::{ClientConfig, RunLength, ServerConfig, Transport, Wait};
 use super::report::RttReport;
 use super::server::Server;
 use super::{run_client, RttError};
-use crate::pin::PinError;
+use nearnative_sys::pin::PinError;
 
 /// The fixed rate of the open-loop scenario: slow enough for any machine.
 pub const DEMO_RATE: u64 = 10_000;

@@ -6,7 +6,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::pin::PinError;
+use nearnative_sys::pin::PinError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RttError {

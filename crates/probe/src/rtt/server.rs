@@ -19,7 +19,7 @@ use super::config::{resolve, ServerConfig, Transport, Wait};
 use super::server_stats::{ServerStats, SharedStats};
 use super::sockopt::set_busy_poll;
 use super::{server_tcp, server_udp, RttError};
-use crate::pin::pin_current_thread_to;
+use nearnative_sys::pin::pin_current_thread_to;
 
 /// The most TCP connections served at once; more are accepted and closed at once.
 pub const MAX_CONNECTIONS: usize = 64;

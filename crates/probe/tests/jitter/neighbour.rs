@@ -15,7 +15,7 @@ use std::time::Duration;
 use nearnative_host::CpuSet;
 use nearnative_probe::clock::now_ns;
 use nearnative_probe::jitter::{self, JitterConfig, JitterError, JitterReport, SpinCpuReport};
-use nearnative_probe::pin::pin_current_thread;
+use nearnative_sys::pin::pin_current_thread;
 use nix::errno::Errno;
 use nix::libc;
 use nix::sys::time::TimeSpec;

@@ -187,12 +187,8 @@ impl<'a> Tracker<'a> {
     /// every thread); elsewhere, or if the call fails, `status` does.
     fn affinity(&mut self, tid: u32, dir: &str) -> Result<CpuSet, ReadError> {
         if self.root.is_live() {
-            let pid = nix::unistd::Pid::from_raw(tid as i32);
-            if let Ok(mask) = nix::sched::sched_getaffinity(pid) {
-                let cpus = (0..nix::sched::CpuSet::count())
-                    .filter(|&cpu| mask.is_set(cpu).unwrap_or(false))
-                    .filter_map(|cpu| u32::try_from(cpu).ok());
-                return Ok(cpus.collect());
+            if let Ok(cpus) = nearnative_sys::pin::thread_affinity(tid) {
+                return Ok(cpus);
             }
         }
         self.cost.files_read += 1;

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nearnative_host::{CpuSet, Root};
-use nearnative_probe::pin::{pin_current_thread, pin_current_thread_to};
+use nearnative_sys::pin::{pin_current_thread, pin_current_thread_to, set_thread_affinity};
 use nearnative_verify::{sample, Sample, SampleSpec, Scope};
 
 /// The CPU the tests make "exclusive" and crowd with their own threads.
@@ -119,12 +119,8 @@ fn own_threads() -> Vec<u32> {
 }
 
 fn set_affinity(tid: u32, cpus: &[u32]) {
-    let mut set = nix::sched::CpuSet::new();
-    for &cpu in cpus {
-        set.set(cpu as usize).unwrap();
-    }
     // A thread that exited meanwhile is fine to miss.
-    let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid as i32), &set);
+    let _ = set_thread_affinity(tid, &CpuSet::from_ids(cpus.iter().copied()));
 }
 
 /// Samples CPU 1 for a second with `targets` as the workload.

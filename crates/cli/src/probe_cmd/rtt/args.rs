@@ -6,10 +6,10 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::duration::parse_duration;
-use nearnative_probe::pin::parse_cpu_list;
 use nearnative_probe::rtt::{
     ClientConfig, DemoConfig, RunLength, ServerConfig, Transport, Wait, DEFAULT_BIND,
 };
+use nearnative_sys::pin::parse_cpu_list;
 
 /// Measure network round-trip time against `nearnative probe rtt serve`.
 ///

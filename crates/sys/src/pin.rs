@@ -1,4 +1,5 @@
-//! Pinning the calling thread to one CPU or a CPU list, and checking a user's CPU list first.
+//! Thread affinity: pinning the calling thread to one CPU or a CPU list, checking a user's CPU
+//! list first, and reading or setting the affinity of another thread of the host.
 //!
 //! A measuring thread pins itself first thing after it starts, before it allocates or touches
 //! the clock, so its memory is placed near that CPU and no sample is taken elsewhere (`probe
@@ -10,7 +11,7 @@
 use nearnative_host::cpus::online_cpus;
 use nearnative_host::{CpuSet as CpuList, ReadError, Root};
 use nix::errno::Errno;
-use nix::sched::{sched_setaffinity, CpuSet};
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 
 /// Why a CPU list was refused or the calling thread could not be pinned. The kernel answers
@@ -43,11 +44,7 @@ pub enum PinError {
 
 /// Restricts the calling thread to `cpu`.
 pub fn pin_current_thread(cpu: u32) -> Result<(), PinError> {
-    let mut set = CpuSet::new();
-    set.set(cpu as usize).map_err(|_| PinError::OutOfRange {
-        cpu,
-        max: CpuSet::count() - 1,
-    })?;
+    let set = kernel_set([cpu])?;
     // Pid 0 is the calling thread, not the whole process.
     sched_setaffinity(Pid::from_raw(0), &set)
         .map_err(|source| PinError::SetAffinity { cpu, source })
@@ -55,17 +52,47 @@ pub fn pin_current_thread(cpu: u32) -> Result<(), PinError> {
 
 /// Restricts the calling thread to the CPUs of `cpus`.
 pub fn pin_current_thread_to(cpus: &CpuList) -> Result<(), PinError> {
+    let set = kernel_set(cpus.iter())?;
+    sched_setaffinity(Pid::from_raw(0), &set).map_err(|source| PinError::SetAffinityList {
+        cpus: cpus.clone(),
+        source,
+    })
+}
+
+/// Restricts thread `tid` (of any process) to `cpus`, as `sched_setaffinity(2)` answers: a
+/// CPU beyond a `cpu_set_t` is `EINVAL`, as the kernel itself would say.
+pub fn set_thread_affinity(tid: u32, cpus: &CpuList) -> Result<(), Errno> {
+    let set = kernel_set(cpus.iter()).map_err(|_| Errno::EINVAL)?;
+    sched_setaffinity(pid_of(tid)?, &set)
+}
+
+/// The CPUs thread `tid` (of any process) may run on.
+pub fn thread_affinity(tid: u32) -> Result<CpuList, Errno> {
+    let set = sched_getaffinity(pid_of(tid)?)?;
+    Ok((0..CpuSet::count())
+        .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+        .filter_map(|cpu| u32::try_from(cpu).ok())
+        .collect())
+}
+
+/// A tid the kernel could never have given (above `i32::MAX`) names no thread.
+fn pid_of(tid: u32) -> Result<Pid, Errno> {
+    i32::try_from(tid)
+        .map(Pid::from_raw)
+        .map_err(|_| Errno::ESRCH)
+}
+
+/// Plain ids, not a [`CpuList`]: building one panics on an id above its limit, where a
+/// caller's typo must come back as [`PinError::OutOfRange`].
+fn kernel_set(cpus: impl IntoIterator<Item = u32>) -> Result<CpuSet, PinError> {
     let mut set = CpuSet::new();
-    for cpu in cpus.iter() {
+    for cpu in cpus {
         set.set(cpu as usize).map_err(|_| PinError::OutOfRange {
             cpu,
             max: CpuSet::count() - 1,
         })?;
     }
-    sched_setaffinity(Pid::from_raw(0), &set).map_err(|source| PinError::SetAffinityList {
-        cpus: cpus.clone(),
-        source,
-    })
+    Ok(set)
 }
 
 /// Parses a CPU list such as `1`, `0-3` or `2,4`, refusing an empty one.
@@ -94,7 +121,6 @@ pub fn check_online(cpus: &CpuList, root: &Root) -> Result<(), PinError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::sched::sched_getaffinity;
 
     fn first_allowed_cpu() -> u32 {
         let allowed = sched_getaffinity(Pid::from_raw(0)).unwrap();
@@ -136,6 +162,29 @@ mod tests {
             .filter(|&c| pinned.is_set(c).unwrap())
             .collect();
         assert_eq!(set, vec![cpu as usize]);
+    }
+
+    #[test]
+    fn another_threads_affinity_is_read_and_set() {
+        let cpu = first_allowed_cpu();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("pin-target".into())
+            .spawn(move || {
+                tx.send(nix::unistd::gettid().as_raw() as u32).unwrap();
+                done_rx.recv().unwrap();
+            })
+            .unwrap();
+        let tid = rx.recv().unwrap();
+        set_thread_affinity(tid, &CpuList::from_ids([cpu])).unwrap();
+        assert_eq!(thread_affinity(tid).unwrap(), CpuList::from_ids([cpu]));
+        assert_eq!(
+            set_thread_affinity(u32::MAX, &CpuList::from_ids([cpu])),
+            Err(Errno::ESRCH)
+        );
+        done_tx.send(()).unwrap();
+        thread.join().unwrap();
     }
 
     #[test]

@@ -17,15 +17,15 @@ use std::path::PathBuf;
 
 use nearnative_knob::{Backend, Described, KnobError, Step};
 
-use crate::durable::DurableError;
 use crate::fault::FaultPoint;
 use crate::journal::{Journal, JournalStatus, Unchangeable};
 use crate::journal_log::{LogWriter, Record};
-use crate::lock::{LockError, StateLock};
 use crate::restore::{failure_lines, restore, Restored};
 use crate::state::{JournalId, StateDir, StateError};
 use crate::threads::Threads;
 use crate::waves::waves;
+use nearnative_sys::durable::DurableError;
+use nearnative_sys::lock::{LockError, StateLock};
 
 /// What an apply did.
 #[derive(Debug, serde::Serialize)]

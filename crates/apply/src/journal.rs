@@ -4,7 +4,7 @@
 //! may have changed.
 //!
 //! Schema 2 (written now) is an append-only log, see [`crate::journal_log`]. Schema 1, a
-//! [`crate::durable`] envelope rewritten whole before every knob write, is still read, so a
+//! [`nearnative_sys::durable`] envelope rewritten whole before every knob write, is still read, so a
 //! journal left by an older nearnative reverts; it is migrated to schema 2 on its next write.
 
 use std::path::Path;
@@ -12,9 +12,9 @@ use std::path::Path;
 use nearnative_knob::{Described, Step};
 use serde::{Deserialize, Serialize};
 
-use crate::durable::{self, DurableError};
 use crate::journal_log;
 use crate::state::JournalId;
+use nearnative_sys::durable::{self, DurableError};
 
 /// Version 2: an append-only log of checksummed records (see [`crate::journal_log`]).
 pub const JOURNAL_SCHEMA_VERSION: u32 = journal_log::SCHEMA_VERSION;

@@ -22,10 +22,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::compact;
-use crate::durable::DurableError;
 use crate::journal::{Journal, JournalStatus, Unchangeable};
 use crate::state::JournalId;
-use crate::trust;
+use nearnative_sys::durable::DurableError;
+use nearnative_sys::trust;
 
 /// The schema this module writes.
 pub const SCHEMA_VERSION: u32 = 2;

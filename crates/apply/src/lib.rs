@@ -7,16 +7,13 @@
 
 pub mod apply;
 mod compact;
-pub mod durable;
 pub mod fault;
 pub mod journal;
 mod journal_log;
-pub mod lock;
 mod restore;
 pub mod revert;
 pub mod state;
 mod threads;
-pub mod trust;
 pub mod validate;
 mod waves;
 

@@ -6,12 +6,12 @@
 use nearnative_knob::{Backend, Described, KnobError};
 
 use crate::apply::is_root;
-use crate::durable::DurableError;
 use crate::journal::{Journal, JournalStatus};
-use crate::lock::{LockError, StateLock};
 use crate::restore::{failure_lines, restore};
 use crate::state::{JournalId, StateDir, StateError};
 use crate::validate::{validate_steps, HostBounds, InvalidStep};
+use nearnative_sys::durable::DurableError;
+use nearnative_sys::lock::{LockError, StateLock};
 
 /// Which journals to revert.
 #[derive(Debug, Clone, PartialEq, Eq)]

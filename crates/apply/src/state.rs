@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::trust::{self, TrustError};
+use nearnative_sys::trust::{self, TrustError};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/nearnative";
 
@@ -149,7 +149,7 @@ impl StateDir {
 
     /// Refuses the directory unless it, everything in it and the directories above it are
     /// root's alone, with no link below it. Commands that only read (status, verify) call
-    /// this; those that write get it from [`crate::lock::StateLock::acquire`].
+    /// this; those that write get it from [`nearnative_sys::lock::StateLock::acquire`].
     pub fn check(&self) -> Result<(), StateError> {
         Ok(trust::check_state_dir(&self.dir)?)
     }

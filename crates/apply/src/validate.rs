@@ -1,7 +1,7 @@
 //! Checking a journal read back from disk against what nearnative could have written into it,
 //! before `revert` writes anything from it.
 //!
-//! The owner and mode checks of [`crate::trust`] are the defence against a planted journal;
+//! The owner and mode checks of [`nearnative_sys::trust`] are the defence against a planted journal;
 //! this is the second line, for one that gets past them (a restored backup, a hand edit): it
 //! keeps every write on nearnative's own kind of objects. A cgroup must sit in a cgroup
 //! hierarchy this host has mounted (its mount table, read through the backend's root), with a

@@ -6,8 +6,8 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use nearnative_apply::lock::StateLock;
 use nearnative_apply::{apply, revert, ApplyError, Journal, RevertError, RevertTarget, StateDir};
+use nearnative_sys::lock::StateLock;
 
 use crate::steps::every_file_knob;
 use crate::tree::{PID, TIDS};

@@ -3,8 +3,8 @@
 
 use std::process::{Command, Output};
 
-use nearnative_apply::durable;
 use nearnative_plan::{allocate, AllocationRequest, Ledger, Level};
+use nearnative_sys::durable;
 use nearnative_testkit::PausedQemu;
 use serde_json::Value;
 

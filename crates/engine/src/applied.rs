@@ -3,12 +3,12 @@
 //! re-reads its knobs, `status` lists it. It is stored before the first knob is written and
 //! removed only once the journal is reverted.
 
-use nearnative_apply::durable::{self, DurableError};
 use nearnative_apply::state::StateError;
 use nearnative_apply::{JournalId, StateDir};
 use nearnative_host::CpuSet;
 use nearnative_knob::Step;
 use nearnative_plan::{Plan, PlanRequest};
+use nearnative_sys::durable::{self, DurableError};
 use serde::{Deserialize, Serialize};
 
 use crate::threads::TargetThread;

@@ -5,8 +5,6 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use nearnative_apply::durable::DurableError;
-use nearnative_apply::lock::StateLock;
 use nearnative_apply::{
     apply_locked, revert_locked, ApplyError, ApplyReport, JournalId, RevertTarget, StateDir,
 };
@@ -14,6 +12,8 @@ use nearnative_host::{Host, InspectOptions, Root};
 use nearnative_knob::{Backend, LiveBackend, Step};
 use nearnative_plan::target::resolve;
 use nearnative_plan::{plan, Ledger, Note, Plan, PlanRequest, Target};
+use nearnative_sys::durable::DurableError;
+use nearnative_sys::lock::StateLock;
 
 use crate::applied::{load_all, AppliedPlan};
 use crate::error::EngineError;

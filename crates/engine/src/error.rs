@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use nearnative_apply::durable::DurableError;
-use nearnative_apply::lock::LockError;
 use nearnative_apply::state::StateError;
 use nearnative_apply::{ApplyError, RevertError};
 use nearnative_plan::PlanError;
+use nearnative_sys::durable::DurableError;
+use nearnative_sys::lock::LockError;
 use nearnative_verify::VerifyError;
 
 #[derive(Debug, thiserror::Error)]

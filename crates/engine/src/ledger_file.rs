@@ -1,8 +1,8 @@
 //! `ledger.json` in the state directory: the admission ledger, stored durably.
 
-use nearnative_apply::durable::{self, DurableError};
 use nearnative_apply::StateDir;
 use nearnative_plan::Ledger;
+use nearnative_sys::durable::{self, DurableError};
 
 /// The ledger file's schema version.
 pub const LEDGER_SCHEMA_VERSION: u32 = 1;

@@ -12,10 +12,10 @@
 //! checked before its first write, so a corrupt one stops it with the host as it was.
 
 use nearnative_apply::journal::Journal;
-use nearnative_apply::lock::StateLock;
 use nearnative_apply::{revert_locked, JournalId, RevertReport, RevertTarget};
 use nearnative_knob::{Described, Step};
 use nearnative_plan::{Ledger, Target, WorkloadKey};
+use nearnative_sys::lock::StateLock;
 
 use crate::applied::{load_all, AppliedPlan};
 use crate::born::BornReverted;

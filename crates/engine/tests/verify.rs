@@ -8,10 +8,10 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use nearnative_apply::durable;
 use nearnative_engine::{AppliedPlan, VerifyOptions, VerifyReport, APPLIED_SCHEMA_VERSION};
 use nearnative_host::{CpuSet, Severity};
 use nearnative_plan::{Note, ProtectedIrq, Topic};
+use nearnative_sys::durable;
 use nearnative_testkit::tree::{add, IRQS};
 use nearnative_verify::threads::TrackerCost;
 use nearnative_verify::{

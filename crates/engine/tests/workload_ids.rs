@@ -148,7 +148,7 @@ fn with_main_state() -> Bench {
 fn record(state: &StateDir, id: &str) -> AppliedPlan {
     let path = state.plan_path(&JournalId::try_from(id).unwrap());
     let schema = nearnative_engine::APPLIED_SCHEMA_VERSION;
-    nearnative_apply::durable::load(&path, schema)
+    nearnative_sys::durable::load(&path, schema)
         .unwrap()
         .unwrap()
 }

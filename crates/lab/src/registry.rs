@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use nearnative_apply::durable::{self, DurableError};
 use nearnative_host::{ReadError, Root};
+use nearnative_sys::durable::{self, DurableError};
 use serde::{Deserialize, Serialize};
 
 use crate::object::{LabObject, ObjectError, Remover};

@@ -10,8 +10,8 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use nearnative_apply::lock::{pid_lock, PidLockError};
-use nearnative_apply::trust::{check_state_dir, TrustError};
+use nearnative_sys::lock::{pid_lock, PidLockError};
+use nearnative_sys::trust::{check_state_dir, TrustError};
 use nix::errno::Errno;
 use nix::fcntl::Flock;
 

@@ -7,8 +7,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use nearnative_apply::durable::DurableError;
 use nearnative_host::Root;
+use nearnative_sys::durable::DurableError;
 
 use crate::object::Remover;
 use crate::registry::{self, owner_alive, remove_all, RegistryError};
@@ -126,7 +126,7 @@ mod tests {
     use super::*;
     use crate::object::LabObject;
     use crate::registry::{RegistryBody, REGISTRY_SCHEMA};
-    use nearnative_apply::durable;
+    use nearnative_sys::durable;
 
     #[test]
     fn leaves_live_runs_and_refuses_foreign_names() {

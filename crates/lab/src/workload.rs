@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nearnative_apply::lock::LockError;
 use nearnative_engine::{Engine, EngineError, RevertWhich, Reverted};
+use nearnative_sys::lock::LockError;
 
 /// How long a revert waits for another nearnative apply or revert to release the state lock:
 /// the lab's own apply must not stay in place just because someone else was busy a moment.

@@ -15,6 +15,7 @@ use std::sync::{Mutex, OnceLock};
 
 use nearnative_host::nic::ethtool::EthtoolSocket;
 use nearnative_host::nic::Coalescing;
+use nearnative_host::tasks::affinity;
 use nearnative_host::{CpuSet, Root};
 use nix::unistd::Pid;
 
@@ -28,7 +29,8 @@ pub struct LiveBackend {
     /// The cgroup files tasks were moved through, kept open, by host path.
     open_files: Mutex<HashMap<PathBuf, File>>,
     /// Whether `sched_getaffinity` tells a thread's affinity exactly (see
-    /// [`affinity_call_is_exact`]); found at the first use.
+    /// [`nearnative_host::tasks::affinity`]); found at the first use. CPUs going offline in
+    /// the middle of an apply would fail it anyway, since its plan names them.
     exact_getaffinity: OnceLock<bool>,
 }
 
@@ -70,27 +72,6 @@ impl LiveBackend {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clear();
-    }
-}
-
-/// `sched_getaffinity` answers a thread's affinity masked by the active CPUs, where `status`
-/// shows the whole mask; the two agree when every possible CPU is online (and the mask fits
-/// the call's fixed-size set). Read once: CPUs going offline in the middle of an apply would
-/// fail it anyway, since its plan names them.
-fn affinity_call_is_exact(root: &Root) -> bool {
-    let read = |file: &str| {
-        root.read_to_string(format!("/sys/devices/system/cpu/{file}"))
-            .ok()
-            .and_then(|text| CpuSet::parse_list(text.trim()).ok())
-    };
-    match (read("possible"), read("online")) {
-        (Some(possible), Some(online)) => {
-            let fits = possible
-                .iter()
-                .all(|cpu| (cpu as usize) < nix::sched::CpuSet::count());
-            fits && !possible.is_empty() && possible == online
-        }
-        _ => false,
     }
 }
 
@@ -142,13 +123,11 @@ impl Backend for LiveBackend {
     fn thread_affinity(&self, task: TaskId) -> io::Result<Option<CpuSet>> {
         if !*self
             .exact_getaffinity
-            .get_or_init(|| affinity_call_is_exact(&self.root))
+            .get_or_init(|| affinity::getaffinity_is_exact(&self.root))
         {
             return Ok(None);
         }
-        nearnative_sys::pin::thread_affinity(task.tid)
-            .map(Some)
-            .map_err(errno_to_io)
+        affinity::thread_affinity(task.tid).map(Some)
     }
 
     fn set_sched_policy(&self, task: TaskId, policy: Policy) -> io::Result<()> {

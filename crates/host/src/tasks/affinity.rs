@@ -14,37 +14,31 @@ use nix::unistd::Pid;
 
 use crate::{CpuSet, Root};
 
-/// True when [`thread_affinity`] answers exactly what `status` shows, on the live `root`.
-pub fn getaffinity_is_exact(root: &Root) -> bool {
+/// The CPUs [`thread_affinity`] must look at to answer exactly what `status` shows, on the
+/// live `root`: all the possible ones (`0..n`), when every one is online; `None` otherwise.
+pub fn exact_getaffinity_span(root: &Root) -> Option<u32> {
     if !root.is_live() {
-        return false;
+        return None;
     }
     let read = |file: &str| {
         root.read_to_string(format!("/sys/devices/system/cpu/{file}"))
             .ok()
             .and_then(|text| CpuSet::parse_list(text.trim()).ok())
     };
-    match (read("possible"), read("online")) {
-        (Some(possible), Some(online)) => {
-            let fits = possible
-                .iter()
-                .all(|cpu| (cpu as usize) < KernelSet::count());
-            fits && !possible.is_empty() && possible == online
-        }
-        _ => false,
-    }
+    let (possible, online) = (read("possible")?, read("online")?);
+    let span = possible.iter().max()? + 1;
+    let fits = (span as usize) <= KernelSet::count();
+    (fits && possible == online).then_some(span)
 }
 
-/// The CPUs thread `tid` may run on; ESRCH once it has exited.
-pub fn thread_affinity(tid: u32) -> io::Result<CpuSet> {
+/// The CPUs below `span` thread `tid` may run on; ESRCH once it has exited.
+pub fn thread_affinity(tid: u32, span: u32) -> io::Result<CpuSet> {
     let pid = i32::try_from(tid)
         .map(Pid::from_raw)
         .map_err(|_| io::Error::from_raw_os_error(Errno::ESRCH as i32))?;
     let set = sched_getaffinity(pid).map_err(|e| io::Error::from_raw_os_error(e as i32))?;
     Ok(CpuSet::from_ids(
-        (0..KernelSet::count())
-            .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
-            .filter_map(|cpu| u32::try_from(cpu).ok()),
+        (0..span).filter(|&cpu| set.is_set(cpu as usize).unwrap_or(false)),
     ))
 }
 
@@ -54,7 +48,10 @@ mod tests {
 
     #[test]
     fn a_snapshot_root_never_uses_the_call() {
-        assert!(!getaffinity_is_exact(&Root::new("/nonexistent-snapshot")));
+        assert_eq!(
+            exact_getaffinity_span(&Root::new("/nonexistent-snapshot")),
+            None
+        );
     }
 
     #[test]
@@ -63,10 +60,12 @@ mod tests {
         let status = root.read_to_string("/proc/thread-self/status").unwrap();
         let shown = crate::tasks::parse_status(&status).unwrap().cpus_allowed;
         let tid = nix::unistd::gettid().as_raw() as u32;
-        let read = thread_affinity(tid).unwrap();
-        match getaffinity_is_exact(&root) {
-            true => assert_eq!(read, shown),
-            false => assert!(read.is_subset(&shown), "{read:?} not within {shown:?}"),
+        match exact_getaffinity_span(&root) {
+            Some(span) => assert_eq!(thread_affinity(tid, span).unwrap(), shown),
+            None => {
+                let read = thread_affinity(tid, KernelSet::count() as u32).unwrap();
+                assert!(read.is_subset(&shown), "{read:?} not within {shown:?}");
+            }
         }
     }
 }

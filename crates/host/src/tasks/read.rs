@@ -31,9 +31,9 @@ pub fn read_tasks(root: &Root, unknowns: &mut Vec<Unknown>) -> Tasks {
         .filter_map(|l| Some((l.pid, l.tids.as_ref().ok()?)))
         .flat_map(|(pid, tids)| tids.iter().map(move |&tid| (pid, tid)))
         .collect();
-    let quick_affinity = affinity::getaffinity_is_exact(root);
+    let span = affinity::exact_getaffinity_span(root);
     let mut threads = map_in_order(&thread_ids, |&(pid, tid)| {
-        read_thread(root, &thread_dir(pid, tid), quick_affinity)
+        read_thread(root, &thread_dir(pid, tid), span)
     })
     .into_iter();
     for listing in listings {
@@ -113,16 +113,18 @@ fn thread_dir(pid: u32, tid: u32) -> String {
     format!("/proc/{pid}/task/{tid}")
 }
 
-/// One thread; its affinity through `sched_getaffinity` when `quick_affinity` (the call reads
-/// what `status` shows), else from `status`.
-fn read_thread(root: &Root, thread_dir: &str, quick_affinity: bool) -> Result<Task, ReadError> {
+/// One thread; its affinity through `sched_getaffinity` when the call reads what `status`
+/// shows (`span` is then the CPUs to look at), else from `status`.
+fn read_thread(root: &Root, thread_dir: &str, span: Option<u32>) -> Result<Task, ReadError> {
     let stat = root.read_parsed(format!("{thread_dir}/stat"), parse_stat)?;
-    let affinity = match quick_affinity {
-        true => affinity::thread_affinity(stat.tid).map_err(|source| ReadError::Io {
-            path: format!("{thread_dir}/status").into(),
-            source,
-        })?,
-        false => {
+    let affinity = match span {
+        Some(span) => {
+            affinity::thread_affinity(stat.tid, span).map_err(|source| ReadError::Io {
+                path: format!("{thread_dir}/status").into(),
+                source,
+            })?
+        }
+        None => {
             root.read_parsed(format!("{thread_dir}/status"), parse_status)?
                 .cpus_allowed
         }

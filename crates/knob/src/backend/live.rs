@@ -31,7 +31,7 @@ pub struct LiveBackend {
     /// Whether `sched_getaffinity` tells a thread's affinity exactly (see
     /// [`nearnative_host::tasks::affinity`]); found at the first use. CPUs going offline in
     /// the middle of an apply would fail it anyway, since its plan names them.
-    exact_getaffinity: OnceLock<bool>,
+    exact_getaffinity: OnceLock<Option<u32>>,
 }
 
 impl Clone for LiveBackend {
@@ -121,13 +121,13 @@ impl Backend for LiveBackend {
     }
 
     fn thread_affinity(&self, task: TaskId) -> io::Result<Option<CpuSet>> {
-        if !*self
+        let span = self
             .exact_getaffinity
-            .get_or_init(|| affinity::getaffinity_is_exact(&self.root))
-        {
-            return Ok(None);
+            .get_or_init(|| affinity::exact_getaffinity_span(&self.root));
+        match span {
+            Some(span) => affinity::thread_affinity(task.tid, *span).map(Some),
+            None => Ok(None),
         }
-        affinity::thread_affinity(task.tid).map(Some)
     }
 
     fn set_sched_policy(&self, task: TaskId, policy: Policy) -> io::Result<()> {

@@ -240,7 +240,7 @@ fn intact_records(bytes: &[u8]) -> Result<Vec<Record>, String> {
                 ))
             }
             Some(json) => records.push(
-                serde_json::from_str(json)
+                parse_record(json)
                     .map_err(|e| format!("line {number}: unexpected content: {e}"))?,
             ),
             None if line.is_empty() => {}
@@ -250,6 +250,27 @@ fn intact_records(bytes: &[u8]) -> Result<Vec<Record>, String> {
         }
     }
     Ok(records)
+}
+
+/// The start of a `changes` line as [`encode_line`] writes it: the tag comes first.
+const CHANGES_START: &str = r#"{"record":"changes","#;
+
+/// One record from its JSON. A `changes` line, which holds nearly all of a journal, is read
+/// straight into its steps: through the tagged enum serde would first buffer the whole line
+/// in a generic form, a fifth of a revert of 10 000 threads. Any other spelling takes the
+/// general path, which reads the same records.
+fn parse_record(json: &str) -> Result<Record, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Changes {
+        steps: Vec<Value>,
+    }
+    match json.starts_with(CHANGES_START) {
+        true => {
+            let Changes { steps } = serde_json::from_str(json)?;
+            Ok(Record::Changes { steps })
+        }
+        false => serde_json::from_str(json),
+    }
 }
 
 /// The JSON of a line whose checksum matches it.
@@ -358,6 +379,25 @@ mod tests {
         text.push_str(&encode_line(&Record::Retracted { change: 5 }).unwrap());
         let err = decoded(text.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("never made"), "{err}");
+    }
+
+    #[test]
+    fn a_changes_line_reads_the_same_whatever_the_order_of_its_fields() {
+        let record = Record::changes(&[irq(1), irq(2)]).unwrap();
+        let written = serde_json::to_string(&record).unwrap();
+        assert!(written.starts_with(CHANGES_START), "{written}");
+        let steps = serde_json::to_string(&serde_json::to_value(&record).unwrap()["steps"]);
+        let reordered = format!(r#"{{"steps":{},"record":"changes"}}"#, steps.unwrap());
+        for json in [&written, &reordered] {
+            let Record::Changes { steps } = parse_record(json).unwrap() else {
+                panic!("not a changes record: {json}");
+            };
+            let read: Vec<Step> = steps
+                .into_iter()
+                .map(|s| compact::from_journal(s).unwrap())
+                .collect();
+            assert_eq!(read, vec![irq(1), irq(2)], "{json}");
+        }
     }
 
     #[test]

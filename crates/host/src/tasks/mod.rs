@@ -3,9 +3,11 @@
 //!
 //! The planner needs this to know what runs where, what it may move (only threads without
 //! `PF_NO_SETAFFINITY`), and which processes lie inside a cgroup scope. Reading costs two files
-//! per thread (`stat`, `status`) plus `cgroup` per process; a thread that exits during the
+//! per thread (`stat`, `status`) plus `cgroup` per process; on the live host `status` is
+//! replaced by one `sched_getaffinity` where that reads the same (see [`affinity`]); a thread that exits during the
 //! read is skipped silently, since on a live host that is normal, not an error.
 
+pub mod affinity;
 mod cgroup;
 mod parallel;
 mod policy;

@@ -6,6 +6,7 @@
 
 use nix::errno::Errno;
 
+use super::affinity;
 use super::parallel::map_in_order;
 use super::{
     parse_cgroup, parse_stat, parse_status, Process, ProcessCgroup, Task, TaskKind, Tasks,
@@ -30,8 +31,9 @@ pub fn read_tasks(root: &Root, unknowns: &mut Vec<Unknown>) -> Tasks {
         .filter_map(|l| Some((l.pid, l.tids.as_ref().ok()?)))
         .flat_map(|(pid, tids)| tids.iter().map(move |&tid| (pid, tid)))
         .collect();
+    let span = affinity::exact_getaffinity_span(root);
     let mut threads = map_in_order(&thread_ids, |&(pid, tid)| {
-        read_thread(root, &thread_dir(pid, tid))
+        read_thread(root, &thread_dir(pid, tid), span)
     })
     .into_iter();
     for listing in listings {
@@ -111,16 +113,29 @@ fn thread_dir(pid: u32, tid: u32) -> String {
     format!("/proc/{pid}/task/{tid}")
 }
 
-fn read_thread(root: &Root, thread_dir: &str) -> Result<Task, ReadError> {
+/// One thread; its affinity through `sched_getaffinity` when the call reads what `status`
+/// shows (`span` is then the CPUs to look at), else from `status`.
+fn read_thread(root: &Root, thread_dir: &str, span: Option<u32>) -> Result<Task, ReadError> {
     let stat = root.read_parsed(format!("{thread_dir}/stat"), parse_stat)?;
-    let status = root.read_parsed(format!("{thread_dir}/status"), parse_status)?;
+    let affinity = match span {
+        Some(span) => {
+            affinity::thread_affinity(stat.tid, span).map_err(|source| ReadError::Io {
+                path: format!("{thread_dir}/status").into(),
+                source,
+            })?
+        }
+        None => {
+            root.read_parsed(format!("{thread_dir}/status"), parse_status)?
+                .cpus_allowed
+        }
+    };
     Ok(Task {
         tid: stat.tid,
-        kind: TaskKind::classify(&stat, &status.cpus_allowed),
+        kind: TaskKind::classify(&stat, &affinity),
         affinity_fixed: stat.affinity_is_fixed(),
         comm: stat.comm,
         state: stat.state,
-        affinity: status.cpus_allowed,
+        affinity,
         policy: stat.policy,
         rt_priority: stat.rt_priority,
         nice: stat.nice,

@@ -1,12 +1,21 @@
 //! The running host: real file writes, `sched_setaffinity`, `sched_setscheduler`, cgroup
 //! `mkdir`/`rmdir` and SIOCETHTOOL.
+//!
+//! An apply moves thousands of threads into a handful of cgroups, so the backend keeps each
+//! cgroup file it moved a task through open, as `echo` in a loop would not: an open of a
+//! cgroup file costs more than the write. A kept file whose cgroup was removed since refuses
+//! the write; the move is then tried once more through a fresh open, which answers as a
+//! first open would.
 
-use std::fs::OpenOptions;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use nearnative_host::nic::ethtool::EthtoolSocket;
 use nearnative_host::nic::Coalescing;
+use nearnative_host::tasks::affinity;
 use nearnative_host::{CpuSet, Root};
 use nix::unistd::Pid;
 
@@ -14,14 +23,68 @@ use super::{Backend, Offload, TaskId, TaskMove};
 use crate::exclusivity::sched::Policy;
 
 /// The machine we run on, through `/`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct LiveBackend {
     root: Root,
+    /// The cgroup files tasks were moved through, kept open, by host path.
+    open_files: Mutex<HashMap<PathBuf, File>>,
+    /// Whether `sched_getaffinity` tells a thread's affinity exactly (see
+    /// [`nearnative_host::tasks::affinity`]); found at the first use. CPUs going offline in
+    /// the middle of an apply would fail it anyway, since its plan names them.
+    exact_getaffinity: OnceLock<Option<u32>>,
+}
+
+impl Clone for LiveBackend {
+    /// A clone opens its own files.
+    fn clone(&self) -> Self {
+        LiveBackend {
+            root: self.root.clone(),
+            ..LiveBackend::default()
+        }
+    }
 }
 
 impl LiveBackend {
     pub fn new() -> Self {
         LiveBackend::default()
+    }
+
+    /// Writes `text` through the kept file for `host_path`, opening it if none is kept.
+    fn write_kept(&self, host_path: &Path, text: &str) -> io::Result<()> {
+        let mut files = self
+            .open_files
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(file) = files.get_mut(host_path) {
+            if write_line(file, text).is_ok() {
+                return Ok(());
+            }
+            files.remove(host_path);
+        }
+        let mut file = OpenOptions::new().write(true).open(host_path)?;
+        write_line(&mut file, text)?;
+        files.insert(host_path.to_owned(), file);
+        Ok(())
+    }
+
+    fn forget_files(&self) {
+        self.open_files
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+    }
+}
+
+/// sysfs, procfs and cgroupfs take a value in one write; a short write would apply a prefix.
+fn write_line(file: &mut File, text: &str) -> io::Result<()> {
+    let line = format!("{text}\n");
+    let written = file.write(line.as_bytes())?;
+    match written == line.len() {
+        true => Ok(()),
+        false => Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!("short write: {written} of {} bytes", line.len()),
+        )),
     }
 }
 
@@ -50,20 +113,21 @@ impl Backend for LiveBackend {
 
     fn write_file(&self, host_path: &Path, text: &str) -> io::Result<()> {
         let mut file = OpenOptions::new().write(true).open(host_path)?;
-        // sysfs and procfs take a value in one write; a short write would apply a prefix.
-        let line = format!("{text}\n");
-        let written = file.write(line.as_bytes())?;
-        match written == line.len() {
-            true => Ok(()),
-            false => Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                format!("short write: {written} of {} bytes", line.len()),
-            )),
-        }
+        write_line(&mut file, text)
     }
 
     fn set_thread_affinity(&self, task: TaskId, cpus: &CpuSet) -> io::Result<()> {
         nearnative_sys::pin::set_thread_affinity(task.tid, cpus).map_err(errno_to_io)
+    }
+
+    fn thread_affinity(&self, task: TaskId) -> io::Result<Option<CpuSet>> {
+        let span = self
+            .exact_getaffinity
+            .get_or_init(|| affinity::exact_getaffinity_span(&self.root));
+        match span {
+            Some(span) => affinity::thread_affinity(task.tid, *span).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn set_sched_policy(&self, task: TaskId, policy: Policy) -> io::Result<()> {
@@ -90,7 +154,7 @@ impl Backend for LiveBackend {
     }
 
     fn move_task(&self, task_move: &TaskMove) -> io::Result<()> {
-        self.write_file(&task_move.target_file(), &task_move.id.to_string())
+        self.write_kept(&task_move.target_file(), &task_move.id.to_string())
     }
 
     fn create_cgroup(&self, host_dir: &Path) -> io::Result<()> {
@@ -98,6 +162,8 @@ impl Backend for LiveBackend {
     }
 
     fn remove_cgroup(&self, host_dir: &Path) -> io::Result<()> {
+        // A kept file of a removed cgroup would only refuse writes.
+        self.forget_files();
         std::fs::remove_dir(host_dir)
     }
 

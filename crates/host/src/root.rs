@@ -117,6 +117,12 @@ impl Root {
         self.dir == Path::new("/")
     }
 
+    /// True when every file read is also recorded for a capture: a reading that skips a file
+    /// (a system call in its place) would leave it out of the captured tree.
+    pub fn is_recording(&self) -> bool {
+        self.recorder.is_some()
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

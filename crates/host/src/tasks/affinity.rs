@@ -15,9 +15,10 @@ use nix::unistd::Pid;
 use crate::{CpuSet, Root};
 
 /// The CPUs [`thread_affinity`] must look at to answer exactly what `status` shows, on the
-/// live `root`: all the possible ones (`0..n`), when every one is online; `None` otherwise.
+/// live `root`: all the possible ones (`0..n`), when every one is online; `None` otherwise,
+/// and when `root` records a capture, which must hold each thread's `status`.
 pub fn exact_getaffinity_span(root: &Root) -> Option<u32> {
-    if !root.is_live() {
+    if !root.is_live() || root.is_recording() {
         return None;
     }
     let read = |file: &str| {
@@ -52,6 +53,12 @@ mod tests {
             exact_getaffinity_span(&Root::new("/nonexistent-snapshot")),
             None
         );
+    }
+
+    #[test]
+    fn a_recording_root_never_uses_the_call_so_the_capture_keeps_every_status() {
+        let (recording, _recorder) = Root::default().recording(1 << 20);
+        assert_eq!(exact_getaffinity_span(&recording), None);
     }
 
     #[test]

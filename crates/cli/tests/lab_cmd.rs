@@ -148,6 +148,12 @@ fn wait_for_other_tests(limit: Duration) {
     }
 }
 
+/// On the shared exclusive core of a 2-CPU machine the two configurations part in the tail
+/// (latency-sensitive ÷ default ≈ 0.03 at p99.9), while the medians sit within a few percent of
+/// each other and swap places from run to run (0.6 to 1.56 in nine quick runs on 2026-12-03):
+/// the median may not be materially worse, the tail must be better.
+const P50_AT_MOST: f64 = 2.0;
+
 #[test]
 #[ignore = "needs root: network namespaces, cgroups and host-wide knobs"]
 fn quick_lab_measures_every_cell_and_latency_sensitive_wins_under_noise_needs_root() {
@@ -211,8 +217,9 @@ fn quick_lab_measures_every_cell_and_latency_sensitive_wins_under_noise_needs_ro
     let compared = ls_vs_default(&report, Condition::Noisy);
     assert_eq!(compared.len(), Layer::ALL.len(), "{compared:?}");
     for path in compared {
-        assert!(path.beats_at_p50(), "{path:?}");
         assert!(path.beats_at_p99_9(), "{path:?}");
+        assert!(path.beats_at_p99_99(), "{path:?}");
+        assert!(path.p50_ratio < P50_AT_MOST, "{path:?}");
     }
     let html = std::fs::read_to_string(dir.path().join("lab.html")).unwrap();
     assert!(html.contains("<svg"), "no plot in the HTML report");

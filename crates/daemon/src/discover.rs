@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use glob::MatchOptions;
 use nearnative_host::cgroup::{is_within, parent_of};
 use nearnative_host::tasks::Process;
-use nearnative_host::Host;
+use nearnative_host::{Host, Root};
 use nearnative_plan::{PlanRequest, Target, WorkloadId, WorkloadKey};
 
 use crate::policy::{Policy, PolicySet, TargetPattern};
@@ -82,6 +82,35 @@ pub fn desired_with_exe(
         }
     }
     desired
+}
+
+/// The executable's basename of each live user process (`/proc/PID/exe`), for
+/// [`desired_with_exe`]; read only when a policy has a `process:` pattern. A process that
+/// exits meanwhile, or whose link cannot be read, is left out: its `comm` still matches.
+pub fn exe_names(root: &Root, host: &Host, policies: &PolicySet) -> BTreeMap<u32, String> {
+    let wanted = policies
+        .policies
+        .iter()
+        .any(|p| matches!(p.target, TargetPattern::Process(_)));
+    if !wanted {
+        return BTreeMap::new();
+    }
+    let processes = host.tasks.processes.iter();
+    processes
+        .filter(|p| is_live_user_process(p))
+        .filter_map(|p| {
+            let target = root.read_link(format!("/proc/{}/exe", p.pid)).ok()?;
+            Some((p.pid, basename(&target.to_string_lossy())?))
+        })
+        .collect()
+}
+
+/// `redis-server` for `/usr/bin/redis-server`, and for `/usr/bin/redis-server (deleted)`,
+/// as the kernel shows a binary replaced by an upgrade while it runs.
+fn basename(target: &str) -> Option<String> {
+    let path = target.strip_suffix(" (deleted)").unwrap_or(target);
+    let name = path.rsplit('/').next().filter(|n| !n.is_empty())?;
+    Some(name.to_owned())
 }
 
 fn request(policy: &Policy, target: Target, daemon_scope: Option<&str>) -> PlanRequest {

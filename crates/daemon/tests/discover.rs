@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use nearnative_daemon::discover::{desired, desired_with_exe, Desired};
+use nearnative_daemon::discover::{desired, desired_with_exe, exe_names, Desired};
 use nearnative_daemon::policy::{parse_file, PolicySet};
 use nearnative_host::isolation::{CgroupMode, Cgroups, Cpuset, Isolation};
 use nearnative_host::tasks::{Process, ProcessCgroup, SchedPolicy, Task, TaskKind};
@@ -350,4 +350,29 @@ fn nothing_matches_without_policies() {
     let mut host = host();
     add_vm(&mut host, 100, "db", "/S/vms");
     assert!(desired(&host, &PolicySet::default(), None).is_empty());
+}
+
+#[test]
+fn executable_names_are_read_for_process_policies_only() {
+    let mut host = host();
+    add_user(&mut host, 100, "renamed", "/S");
+    add_user(&mut host, 110, "upgraded", "/S");
+    add_user(&mut host, 120, "exited", "/S");
+    let tree = tempfile::tempdir().unwrap();
+    let link = |pid: u32, target: &str| {
+        let dir = tree.path().join(format!("proc/{pid}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(target, dir.join("exe")).unwrap();
+    };
+    link(100, "/usr/bin/redis-server");
+    link(110, "/usr/sbin/nginx (deleted)");
+    let root = nearnative_host::Root::new(tree.path());
+    let set = one("[[workload]]\ntarget = \"process:redis-server\"\n");
+    let names = exe_names(&root, &host, &set);
+    let expected = BTreeMap::from([(100, "redis-server".to_owned()), (110, "nginx".to_owned())]);
+    assert_eq!(names, expected);
+    let found = desired_with_exe(&host, &set, Some(SCOPE), &names);
+    assert_eq!(keys(&found), [("pid:100".to_owned(), 0)]);
+    let vms_only = one("[[workload]]\ntarget = \"vm:*\"\n");
+    assert!(exe_names(&root, &host, &vms_only).is_empty());
 }

@@ -133,6 +133,24 @@ impl PolicySet {
         }
         self.policies.retain(|p| !rejected.contains(&p.file));
     }
+
+    /// This set, reloaded, with the policies `previous` held from each file that is now
+    /// rejected (or from every file, when the directory itself is unreadable): a bad edit
+    /// changes nothing already applied, and the errors still show until it is fixed. A file
+    /// removed is gone, errors or not.
+    pub fn with_last_good(mut self, previous: &PolicySet) -> PolicySet {
+        let failed = |file: &Path| self.errors.iter().any(|e| file.starts_with(&e.file));
+        let kept: Vec<Policy> = previous
+            .policies
+            .iter()
+            .filter(|p| failed(&p.file))
+            .cloned()
+            .collect();
+        self.policies.extend(kept);
+        // Stable: each file's tables keep their order.
+        self.policies.sort_by(|a, b| a.file.cmp(&b.file));
+        self
+    }
 }
 
 /// Why a file was rejected: `FILE:LINE: reason`, or `FILE: reason` when no line applies.

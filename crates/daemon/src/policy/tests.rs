@@ -423,3 +423,51 @@ fn option_names_are_applys_long_names() {
         );
     }
 }
+
+#[test]
+fn a_bad_edit_keeps_the_files_last_good_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| fs::write(dir.path().join(name), text).unwrap();
+    write("10-a.toml", "[[workload]]\ntarget = \"vm:a\"\n");
+    write(
+        "20-b.toml",
+        "[[workload]]\ntarget = \"vm:b1\"\n[[workload]]\ntarget = \"vm:b2\"\n",
+    );
+    write("30-c.toml", "[[workload]]\ntarget = \"vm:c\"\n");
+    let previous = load_dir(dir.path());
+    write("10-a.toml", "[[workload]]\ntarget = \"vm:a-new\"\n");
+    write(
+        "20-b.toml",
+        "[[workload]]\ntarget = \"vm:b1\"\nlevel = \"low\"\n",
+    );
+    fs::remove_file(dir.path().join("30-c.toml")).unwrap();
+    let reloaded = load_dir(dir.path()).with_last_good(&previous);
+    let targets: Vec<String> = reloaded
+        .policies
+        .iter()
+        .map(|p| p.target.to_string())
+        .collect();
+    assert_eq!(
+        targets,
+        ["vm:a-new", "vm:b1", "vm:b2"],
+        "a edited, b kept as it was, c removed"
+    );
+    assert_eq!(reloaded.errors.len(), 1, "{:?}", reloaded.errors);
+
+    let gone = load_dir(dir.path()).with_last_good(&PolicySet::default());
+    assert_eq!(gone.policies.len(), 1, "nothing to keep on a first load");
+
+    let unreadable = PolicySet {
+        policies: Vec::new(),
+        errors: vec![PolicyError {
+            file: dir.path().to_owned(),
+            line: None,
+            reason: "cannot list".into(),
+        }],
+    };
+    assert_eq!(
+        unreadable.with_last_good(&previous).policies,
+        previous.policies,
+        "an unreadable directory keeps every policy"
+    );
+}

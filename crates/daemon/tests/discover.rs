@@ -286,6 +286,18 @@ fn an_applied_cgroup_stays_desired_and_the_plans_cgroups_never_match() {
         [("cgroup:/S/pods/a".to_owned(), 1)],
         "its threads sit in {made}; neither that cgroup nor another plan's matches"
     );
+
+    // Under cgroup v2 the plan's cgroups are threaded children of the target's own.
+    let mut below = self::host();
+    let key = WorkloadKey("cgroup:/S/pods/b".into());
+    let made = format!("/S/pods/b/nearnative-{}-t0", WorkloadId::of(&key));
+    add_user(&mut below, 100, "app", &made);
+    let found = desired(
+        &below,
+        &one("[[workload]]\ntarget = \"cgroup:/S/pods/*\"\n"),
+        None,
+    );
+    assert_eq!(keys(&found), [("cgroup:/S/pods/b".to_owned(), 0)]);
 }
 
 #[test]

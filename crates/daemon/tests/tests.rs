@@ -1,1 +1,2 @@
 //! The daemon's integration tests, one module per concern.
+mod metrics;

@@ -93,9 +93,17 @@ mod tests {
     fn refusals() {
         let cases = [
             ("no version", "cpu0 0 0 1 2 3 4 5 6 7\n", "no version line"),
-            ("future version", "version 99\ncpu0 0 0 1 2 3 4 5 6 7\n", "unknown version"),
+            (
+                "future version",
+                "version 99\ncpu0 0 0 1 2 3 4 5 6 7\n",
+                "unknown version",
+            ),
             ("short line", "version 15\ncpu0 0 0 1 2 3\n", "fewer than 7"),
-            ("bad number", "version 15\ncpu0 0 0 1 2 3 4 x 6 7\n", "bad run time"),
+            (
+                "bad number",
+                "version 15\ncpu0 0 0 1 2 3 4 x 6 7\n",
+                "bad run time",
+            ),
             ("no cpus", "version 15\ntimestamp 1\n", "no cpuN lines"),
         ];
         for (what, text, reason) in cases {

@@ -563,6 +563,8 @@ fn parse_addr_takes_loopback_or_off_and_refuses_the_rest() {
         let err = parse_addr(text).unwrap_err();
         assert!(err.contains(text) && !err.contains('\n'), "{text}: {err}");
     }
+    let err = serve("0.0.0.0:0".parse().unwrap(), Arc::new(Metrics::new())).unwrap_err();
+    assert!(err.to_string().contains("not a loopback address"), "{err}");
 }
 
 // ---- the interference sampler ----

@@ -82,7 +82,14 @@ impl Drop for MetricsServer {
 }
 
 /// Binds `addr` and answers `GET /metrics` with `metrics` on a thread named `nn-metrics`.
+/// Refuses an address off loopback, whoever built it.
 pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> io::Result<MetricsServer> {
+    if !addr.ip().is_loopback() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("metrics address {addr}: not a loopback address"),
+        ));
+    }
     let listener = TcpListener::bind(addr)?;
     let local_addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;

@@ -1,3 +1,4 @@
 //! The daemon's integration tests, one module per concern.
 
 mod discover;
+mod metrics;

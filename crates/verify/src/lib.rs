@@ -6,15 +6,17 @@
 //! [`sample`] watches the exclusive CPUs for a while (the interrupts that fired there, the
 //! foreign threads that ran there and for how long, and how often the workload's own threads
 //! were switched out) into a [`Sample`]. [`verdict`] turns a sample and the [`Expectations`]
-//! into a pass or fail per check, each offender named. The sampler reads the live host through
-//! a [`nearnative_host::Root`]; the verdict is a pure function.
+//! into a pass or fail per check, each offender named. [`run_queues`] reads each CPU's total
+//! run time, which the daemon's interference counters use. The sampler reads the live host
+//! through a [`nearnative_host::Root`]; the verdict is a pure function.
 
 mod counters;
-mod cpu_busy;
+pub mod cpu_busy;
 mod error;
 mod expected;
 mod irqs;
 mod readback;
+pub mod run_queues;
 mod sample;
 mod sampler;
 mod spec;
@@ -26,7 +28,7 @@ pub use counters::{advance, deltas, CounterTable, CpuCount};
 pub use cpu_busy::CpuBusy;
 pub use error::VerifyError;
 pub use expected::expectations;
-pub use irqs::{IrqActivity, IrqLine, NamedCount};
+pub use irqs::{read_interrupts, InterruptsReading, IrqActivity, IrqLine, NamedCount};
 pub use readback::{read_back, ExitedThread, KnobReading, ReadBack, Reading};
 pub use sample::{Sample, SamplerCost};
 pub use sampler::sample;

@@ -533,7 +533,12 @@ pub fn request(
         }
     };
     let timeout = timeout.max(Duration::from_millis(1));
-    write_line(&stream, request, timeout).map_err(|e| answer_error(path, timeout, e))?;
+    match write_line(&stream, request, timeout) {
+        // A daemon that refuses (a peer not root) answers and closes before reading: its
+        // answer waits to be read all the same.
+        Err(e) if is_hang_up(&e) => {}
+        written => written.map_err(|e| answer_error(path, timeout, e))?,
+    }
     stream
         .set_read_timeout(Some(timeout))
         .map_err(io_error(path, "cannot set a read timeout"))?;
@@ -556,13 +561,25 @@ pub fn request(
 }
 
 fn answer_error(path: &Path, timeout: Duration, e: io::Error) -> ControlError {
-    match is_timeout(&e) {
-        true => ControlError::Timeout {
+    if is_timeout(&e) {
+        return ControlError::Timeout {
             path: path.to_owned(),
             timeout,
+        };
+    }
+    match is_hang_up(&e) {
+        true => ControlError::Closed {
+            path: path.to_owned(),
         },
         false => io_error(path, "cannot talk to the daemon")(e),
     }
+}
+
+fn is_hang_up(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    )
 }
 
 /// The CLI's way to a running daemon. Each call answers `Ok(None)` when the command should

@@ -90,7 +90,8 @@ fn stderr(output: &Output) -> String {
 fn daemon_status() -> DaemonStatus {
     DaemonStatus {
         pid: 4242,
-        state_dir: "/var/lib/nearnative".into(),
+        // Not the default: without --state-dir, the daemon's is the one meant.
+        state_dir: "/srv/nearnative/state".into(),
         policy_dir: "/etc/nearnative/workloads.d".into(),
         workloads: vec![WorkloadStatus {
             workload: "vm:web1".to_owned(),
@@ -118,7 +119,7 @@ fn status_prints_the_daemons_view() {
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(
-        text.starts_with("daemon pid 4242: state /var/lib/nearnative"),
+        text.starts_with("daemon pid 4242: state /srv/nearnative/state"),
         "{text}"
     );
     assert!(

@@ -654,16 +654,16 @@ impl Client {
 
     /// Sends `request` when the daemon owns the command's host and state directory.
     fn ask(&self, request: &Request) -> Result<Option<Response>, ControlError> {
-        // The default state directory is the daemon's unless it was told otherwise, and
-        // then the caller meant it: only another one costs a status round trip.
-        let custom_state_dir = self.state_dir != Path::new(DEFAULT_STATE_DIR);
-        if custom_state_dir && self.status()?.is_none() {
+        if !self.live || (self.custom_state_dir() && self.status()?.is_none()) {
             return Ok(None);
         }
-        match self.live {
-            true => self.send(request),
-            false => Ok(None),
-        }
+        self.send(request)
+    }
+
+    /// The default means "wherever the daemon keeps it": a daemon started with another state
+    /// directory is still the one to ask. Only a directory named by the caller must match.
+    fn custom_state_dir(&self) -> bool {
+        self.state_dir != Path::new(DEFAULT_STATE_DIR)
     }
 
     /// The daemon's answer, its error turned into [`ControlError::Daemon`].
@@ -675,6 +675,9 @@ impl Client {
     }
 
     fn owns_state_dir(&self, status: &DaemonStatus) -> bool {
+        if !self.custom_state_dir() {
+            return true;
+        }
         let canonical = |dir: &Path| fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
         canonical(&status.state_dir) == canonical(&self.state_dir)
     }

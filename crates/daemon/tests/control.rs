@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nearnative_apply::StateDir;
+use nearnative_apply::{StateDir, DEFAULT_STATE_DIR};
 use nearnative_daemon::control::{
     self, Client, ControlError, ControlServer, Handler, Request, Response, RevertRequest,
     VerifyRequest, MAX_REQUEST_BYTES,
@@ -243,6 +243,10 @@ fn another_tree_or_another_state_dir_works_directly() {
     assert!(other.apply(&worker_request()).unwrap().is_none());
     // Only the status that found the state directory differs reached the daemon.
     assert_eq!(bench.handler.requests(), [Request::Status]);
+    // The default state directory is whichever the daemon keeps.
+    let default = Client::new(bench.socket(), Path::new("/"), Path::new(DEFAULT_STATE_DIR));
+    assert!(default.status().unwrap().is_some());
+    assert_eq!(bench.handler.requests(), [Request::Status, Request::Status]);
 }
 
 #[test]

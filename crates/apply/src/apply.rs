@@ -28,7 +28,7 @@ use nearnative_sys::durable::DurableError;
 use nearnative_sys::lock::{LockError, StateLock};
 
 /// What an apply did.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct ApplyReport {
     pub id: JournalId,
     pub journal: PathBuf,

@@ -21,7 +21,7 @@ pub enum RevertTarget {
     All,
 }
 
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct RevertReport {
     pub journals: Vec<JournalReverted>,
 }
@@ -33,7 +33,7 @@ impl RevertReport {
     }
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct JournalReverted {
     pub id: JournalId,
     pub restored: Vec<Described>,

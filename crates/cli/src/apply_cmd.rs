@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::Args;
 use nearnative_apply::{StateDir, DEFAULT_STATE_DIR};
+use nearnative_daemon::control::{Client, DEFAULT_SOCKET};
 use nearnative_engine::{Applied, Engine, RevertWhich, Reverted, Status};
 use nearnative_knob::{Backend, LiveBackend, TreeBackend};
 use serde::Serialize;
@@ -36,10 +37,44 @@ fn checked_state_dir(dir: &Path) -> anyhow::Result<StateDir> {
     }
 }
 
-pub fn apply(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let engine = engine(&args.root, &args.state_dir)?;
+/// Where a running daemon listens. While one does, the command goes through it, so the
+/// ledger has one owner; without one, the command works directly.
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// The daemon's control socket. Used when the command acts on the live host (`--root /`)
+    /// and the daemon's state directory.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    control_socket: PathBuf,
+}
+
+impl ControlArgs {
+    /// The way to the daemon for a command on `root` and `state_dir`.
+    pub(crate) fn client(&self, root: &Path, state_dir: &Path) -> Client {
+        Client::new(&self.control_socket, root, state_dir)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
+    #[command(flatten)]
+    control: ControlArgs,
+}
+
+pub fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let ApplyArgs {
+        plan: args,
+        control,
+    } = args;
     let request = request(args.target.clone(), &args)?;
-    let applied = engine.apply(&request)?;
+    let applied = match control
+        .client(&args.root, &args.state_dir)
+        .apply(&request)?
+    {
+        Some(applied) => applied,
+        None => engine(&args.root, &args.state_dir)?.apply(&request)?,
+    };
     match args.json {
         true => crate::output::print_json(&applied)?,
         false => out!("{}", render_applied(&applied)),
@@ -84,6 +119,8 @@ pub struct RevertArgs {
     all: bool,
     #[command(flatten)]
     applied: AppliedArgs,
+    #[command(flatten)]
+    control: ControlArgs,
     #[arg(long)]
     json: bool,
 }
@@ -102,15 +139,21 @@ impl AppliedArgs {
     pub(crate) fn engine(&self) -> anyhow::Result<Engine> {
         engine(&self.root, &self.state_dir)
     }
+
+    pub(crate) fn client(&self, control: &ControlArgs) -> Client {
+        control.client(&self.root, &self.state_dir)
+    }
 }
 
 pub fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
-    let engine = args.applied.engine()?;
     let which = match args.target {
         Some(target) => RevertWhich::Target(target),
         None => RevertWhich::All,
     };
-    let reverted = engine.revert(&which)?;
+    let reverted = match args.applied.client(&args.control).revert(&which)? {
+        Some(reverted) => reverted,
+        None => args.applied.engine()?.revert(&which)?,
+    };
     match args.json {
         true => crate::output::print_json(&RevertOutput::from(&reverted))?,
         false => out!("{}", render_reverted(&reverted, &which)),
@@ -188,11 +231,22 @@ fn render_reverted(reverted: &Reverted, which: &RevertWhich) -> String {
 pub struct StatusArgs {
     #[arg(long, default_value = DEFAULT_STATE_DIR)]
     state_dir: PathBuf,
+    #[command(flatten)]
+    control: ControlArgs,
+    /// Through the daemon: its whole report (sources, states, free cores).
     #[arg(long)]
     json: bool,
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let client = args.control.client(Path::new("/"), &args.state_dir);
+    if let Some(status) = client.status()? {
+        match args.json {
+            true => crate::output::print_json(&status)?,
+            false => out!("{}", crate::daemon_status::render(&status)),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let engine = Engine::new(
         nearnative_host::Root::default(),
         Box::new(LiveBackend::new()),

@@ -2,6 +2,7 @@
 //! library crates, one per pipeline stage.
 
 mod apply_cmd;
+mod daemon_status;
 mod duration;
 mod inspect_cmd;
 mod lab_cmd;
@@ -34,10 +35,11 @@ enum Command {
     /// advisories. Changes nothing.
     Plan(plan_cmd::PlanArgs),
     /// Plan, then make the changes through a crash-safe journal and record the allocation.
-    Apply(plan_cmd::PlanArgs),
+    Apply(apply_cmd::ApplyArgs),
     /// Undo an apply exactly (every knob back to its prior value) and release its cores.
     Revert(apply_cmd::RevertArgs),
-    /// List the latency-sensitive workloads in force and their journals.
+    /// List the latency-sensitive workloads in force and their journals; while the daemon
+    /// runs, its view: each workload's source, state and CPUs, and the free cores.
     Status(apply_cmd::StatusArgs),
     /// Prove an applied workload exclusive: knobs read back, exclusive CPUs sampled.
     Verify(verify_cmd::VerifyArgs),

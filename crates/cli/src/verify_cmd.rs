@@ -9,7 +9,7 @@ use nearnative_engine::{VerifyOptions, VerifyReport};
 use nearnative_sys::signal::stop_on_signals;
 use nearnative_verify::{Check, Outcome};
 
-use crate::apply_cmd::AppliedArgs;
+use crate::apply_cmd::{AppliedArgs, ControlArgs};
 use crate::duration::parse_duration;
 use crate::output::out;
 use crate::plan_cmd::mechanism;
@@ -26,17 +26,25 @@ pub struct VerifyArgs {
     sample: Duration,
     #[command(flatten)]
     applied: AppliedArgs,
+    #[command(flatten)]
+    control: ControlArgs,
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let engine = args.applied.engine()?;
-    let stop = stop_on_signals()?;
     let options = VerifyOptions {
         sample: args.sample,
     };
-    let report = engine.verify(&args.target, &options, stop)?;
+    // Through the daemon, Ctrl-C simply ends the command; the daemon's sample runs out alone.
+    let client = args.applied.client(&args.control);
+    let report = match client.verify(&args.target, &options)? {
+        Some(report) => report,
+        None => {
+            let engine = args.applied.engine()?;
+            engine.verify(&args.target, &options, stop_on_signals()?)?
+        }
+    };
     match args.json {
         true => crate::output::print_json(&report)?,
         false => out!("{}", render(&report)),

@@ -1,4 +1,5 @@
 //! The daemon's integration tests, one module per concern.
 
+mod control;
 mod discover;
 mod metrics;

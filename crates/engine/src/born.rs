@@ -28,7 +28,7 @@ use serde::Serialize;
 use crate::engine::Engine;
 
 /// What giving born tasks their masks back came to.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
 pub struct BornReverted {
     /// Widened to their creator's prior mask.
     pub widened: Vec<Described>,

@@ -29,7 +29,7 @@ pub struct Engine {
 }
 
 /// A plan carried out.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Applied {
     pub plan: Plan,
     pub report: ApplyReport,

@@ -30,7 +30,7 @@ pub enum RevertWhich {
     All,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Reverted {
     /// The workloads whose cores were given back.
     pub workloads: Vec<WorkloadKey>,

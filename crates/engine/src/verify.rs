@@ -21,7 +21,7 @@ pub struct VerifyOptions {
     pub sample: Duration,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct VerifyReport {
     pub workload: String,
     pub target: String,

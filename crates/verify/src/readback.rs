@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::{Check, CheckKind};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ReadBack {
     pub readings: Vec<KnobReading>,
     /// The workload's exclusive threads that exited since the apply: their cores are held
@@ -21,7 +21,7 @@ pub struct ReadBack {
 }
 
 /// An exclusive thread of the workload that is gone (or whose id a later thread reuses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ExitedThread {
     pub pid: u32,
     pub tid: u32,
@@ -29,7 +29,7 @@ pub struct ExitedThread {
     pub start_time: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct KnobReading {
     pub knob: Described,
     pub mechanism: Mechanism,
@@ -37,7 +37,7 @@ pub struct KnobReading {
     pub state: Reading,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum Reading {
     Holds,

@@ -3,6 +3,7 @@
 mod apply_live;
 mod apply_nested;
 mod apply_refusals;
+mod assets;
 mod born_live;
 mod inspect;
 mod inspect_vms;

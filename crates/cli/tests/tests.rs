@@ -9,6 +9,7 @@ mod inspect;
 mod inspect_vms;
 mod killed_live;
 mod lab_cmd;
+mod package;
 mod plan_cmd;
 mod probe_jitter;
 mod probe_rtt;

@@ -2,6 +2,7 @@
 //! library crates, one per pipeline stage.
 
 mod apply_cmd;
+mod assets_cmd;
 mod daemon_status;
 mod duration;
 mod inspect_cmd;
@@ -13,7 +14,7 @@ mod verify_cmd;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Exit code for an error: bad input, a host that refuses, a failed step. Clap uses it too.
 const EXIT_ERROR: u8 = 2;
@@ -49,6 +50,11 @@ enum Command {
     /// Run the experiment: default vs latency-sensitive, quiet and noisy, across network
     /// layers; print the table and write an HTML report. Reverts everything at the end.
     Lab(lab_cmd::LabArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(assets_cmd::CompletionsArgs),
+    /// Write the man pages (for packaging).
+    #[command(hide = true)]
+    Manpages(assets_cmd::ManpagesArgs),
 }
 
 fn main() -> ExitCode {
@@ -119,6 +125,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify_cmd::run(args),
         Command::Probe(cmd) => probe_cmd::run(cmd),
         Command::Lab(args) => lab_cmd::run(args),
+        Command::Completions(args) => assets_cmd::completions(args, Cli::command()),
+        Command::Manpages(args) => assets_cmd::manpages(args, Cli::command()),
     }
 }
 

@@ -3,12 +3,14 @@
 mod apply_live;
 mod apply_nested;
 mod apply_refusals;
+mod assets;
 mod born_live;
 mod control_socket;
 mod inspect;
 mod inspect_vms;
 mod killed_live;
 mod lab_cmd;
+mod package;
 mod plan_cmd;
 mod probe_jitter;
 mod probe_rtt;

@@ -2,7 +2,7 @@
 //! `nearnative apply|revert|status|verify` go through it, so the ledger has one owner.
 //!
 //! The protocol is one JSON [`Request`] line from the client and one JSON [`Response`] line
-//! back, per connection (docs/daemon-control.md). Lines are bounded, and each connection is
+//! back, per connection (docs/daemon.md). Lines are bounded, and each connection is
 //! served by a thread of its own with read and write timeouts, so a client that stalls holds
 //! up nobody else.
 //!

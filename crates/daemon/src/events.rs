@@ -39,8 +39,8 @@ pub enum Wake {
     Fork { parent_tgid: u32, child_pid: u32 },
     /// A watched process exited.
     Exit { pid: u32 },
-    /// A watched cgroup's `cgroup.events` changed (it became populated or empty), or the cgroup
-    /// was removed.
+    /// A watched cgroup's `cgroup.events` changed: it became populated or empty (a cgroup is
+    /// emptied before it can be removed).
     CgroupEvents { dir: PathBuf },
     /// Something in the policy directory was created, written, moved or deleted, or the
     /// directory itself appeared or went away.

@@ -195,17 +195,13 @@ impl FileWatches {
             }
             _ => {}
         }
-        let (dir, watch) = table
+        // cgroupfs does not report a cgroup's removal to a watch on its files; the cgroup had to
+        // be emptied first, and that was reported.
+        table
             .cgroups
-            .iter_mut()
-            .find(|(_, watch)| watch.as_ref().is_ok_and(|&wd| wd == event.wd))?;
-        if event.mask.contains(AddWatchFlags::IN_IGNORED) {
-            *watch = Err(format!(
-                "cgroup {} was removed: the sweep covers it",
-                dir.display()
-            ));
-        }
-        Some(Wake::CgroupEvents { dir: dir.clone() })
+            .iter()
+            .find(|(_, watch)| watch.as_ref().is_ok_and(|&wd| wd == event.wd))
+            .map(|(dir, _)| Wake::CgroupEvents { dir: dir.clone() })
     }
 }
 

@@ -140,8 +140,42 @@ fn open_pidfd(pid: u32) -> Result<OwnedFd, Errno> {
 #[cfg(test)]
 mod tests {
     use std::process::Command;
+    use std::sync::{mpsc, Arc};
+    use std::time::Duration;
 
     use super::*;
+
+    /// Without the proc connector (no root needed): the pidfd alone reports the exit.
+    #[test]
+    fn a_watched_process_exit_is_reported_through_its_pidfd() {
+        let mut child = Command::new("/bin/sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        let (watch, stop) = (
+            Arc::new(PidfdWatch::new().unwrap()),
+            Arc::new(Bell::new().unwrap()),
+        );
+        let (tx, rx) = mpsc::channel();
+        let thread = {
+            let (watch, stop) = (Arc::clone(&watch), Arc::clone(&stop));
+            std::thread::spawn(move || watch.run(&stop, &tx))
+        };
+        watch.watch(&BTreeSet::from([pid]));
+        // Let the thread open the pidfd first: opening after the exit reports it too, but
+        // through the other path.
+        std::thread::sleep(Duration::from_millis(100));
+        child.kill().unwrap();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(1)),
+            Ok(Wake::Exit { pid })
+        );
+        child.wait().unwrap();
+        stop.ring();
+        thread.join().unwrap();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(1)),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        );
+    }
 
     #[test]
     fn a_watched_set_opens_new_pids_and_reports_ones_already_gone() {

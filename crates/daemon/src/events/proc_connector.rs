@@ -109,24 +109,30 @@ fn u32_at(frame: &[u8], offset: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(bytes.try_into().ok()?))
 }
 
-/// What the loop hears of an event: every exec; a fork or exit only of a watched process.
+/// What the loop hears of an event: every exec; a new thread or child, or the exit, only of a
+/// watched process.
+///
+/// The kernel fills a fork event's parent from the new task's `real_parent`, which for a thread
+/// is the parent of its whole process: a new thread is told by its thread group (a watched
+/// tgid, with a tid of its own), a new process by its parent's.
 pub(crate) fn wake_for(event: ProcEvent, watched: &BTreeSet<u32>) -> Option<Wake> {
     match event {
         ProcEvent::Exec { tgid } => Some(Wake::Exec { pid: tgid }),
         ProcEvent::Fork {
+            child_pid,
+            child_tgid,
+            ..
+        } if child_pid != child_tgid && watched.contains(&child_tgid) => Some(Wake::Thread {
+            tgid: child_tgid,
+            tid: child_pid,
+        }),
+        ProcEvent::Fork {
             parent_tgid,
             child_pid,
             child_tgid,
-        } if watched.contains(&parent_tgid) => Some(if child_tgid == parent_tgid {
-            Wake::Thread {
-                tgid: parent_tgid,
-                tid: child_pid,
-            }
-        } else {
-            Wake::Fork {
-                parent_tgid,
-                child_pid: child_tgid,
-            }
+        } if child_pid == child_tgid && watched.contains(&parent_tgid) => Some(Wake::Fork {
+            parent_tgid,
+            child_pid,
         }),
         ProcEvent::Exit { pid, tgid } if pid == tgid && watched.contains(&tgid) => {
             Some(Wake::Exit { pid })
@@ -282,8 +288,9 @@ fn control_message(op: u32) -> [u8; NLMSG_HEADER_LEN + CN_MSG_LEN + 4] {
 }
 
 /// Beyond this many watched processes the filter passes every fork and exit and [`wake_for`]
-/// alone sorts them (the kernel takes at most 4096 instructions).
-const MAX_FILTERED_PIDS: usize = 1000;
+/// alone sorts them: the kernel takes at most 4096 instructions, and the filter compares the
+/// set three times, two instructions a pid.
+const MAX_FILTERED_PIDS: usize = 600;
 
 const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
 const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
@@ -292,14 +299,18 @@ const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 const ACCEPT: u32 = u32::MAX;
 const DROP: u32 = 0;
 
-/// The socket filter: pass every exec, a fork whose parent is watched, an exit whose pid is a
-/// watched process (its leader: threads have pids of their own), and drop the rest.
+/// The socket filter: pass every exec, a fork whose parent or whose new task's thread group is
+/// watched, an exit whose pid is a watched process (its leader: threads have pids of their
+/// own), and drop the rest.
 ///
 /// Each comparison that matches jumps to the `ret` right after it, so no conditional jump
 /// (8-bit offsets) spans more than one instruction, whatever the set's size.
 pub(crate) fn filter_program(pids: &BTreeSet<u32>) -> Vec<libc::sock_filter> {
-    let fork_section = pid_section(FORK_PARENT_TGID, pids);
-    let exit_section = pid_section(PROCESS_PID, pids);
+    let mut fork_section = accept_if_watched(FORK_PARENT_TGID, pids);
+    fork_section.extend(accept_if_watched(FORK_CHILD_TGID, pids));
+    fork_section.push(ret(DROP));
+    let mut exit_section = accept_if_watched(PROCESS_PID, pids);
+    exit_section.push(ret(DROP));
     let mut program = vec![
         load(EVENT_WHAT_OFFSET),
         jump_if_not(PROC_EVENT_EXEC, 1),
@@ -315,8 +326,9 @@ pub(crate) fn filter_program(pids: &BTreeSet<u32>) -> Vec<libc::sock_filter> {
     program
 }
 
-/// Loads the u32 at `offset` and accepts the frame if it is one of `pids`.
-fn pid_section(offset: usize, pids: &BTreeSet<u32>) -> Vec<libc::sock_filter> {
+/// Loads the u32 at `offset` and accepts the frame if it is one of `pids`; falls through if
+/// not.
+fn accept_if_watched(offset: usize, pids: &BTreeSet<u32>) -> Vec<libc::sock_filter> {
     if pids.len() > MAX_FILTERED_PIDS {
         return vec![ret(ACCEPT)];
     }
@@ -325,7 +337,6 @@ fn pid_section(offset: usize, pids: &BTreeSet<u32>) -> Vec<libc::sock_filter> {
         section.push(jump_if_not(pid, 1));
         section.push(ret(ACCEPT));
     }
-    section.push(ret(DROP));
     section
 }
 
@@ -426,9 +437,10 @@ mod tests {
             wake(ProcEvent::Exec { tgid: 99 }),
             Some(Wake::Exec { pid: 99 })
         );
+        // A thread's parent is its process's parent.
         assert_eq!(
             wake(ProcEvent::Fork {
-                parent_tgid: 10,
+                parent_tgid: 5,
                 child_pid: 12,
                 child_tgid: 10
             }),
@@ -450,6 +462,15 @@ mod tests {
                 parent_tgid: 11,
                 child_pid: 14,
                 child_tgid: 14
+            }),
+            None
+        );
+        // A thread of the watched process's parent.
+        assert_eq!(
+            wake(ProcEvent::Fork {
+                parent_tgid: 10,
+                child_pid: 15,
+                child_tgid: 5
             }),
             None
         );
@@ -488,9 +509,10 @@ mod tests {
     fn the_filter_passes_execs_and_the_watched_processes_forks_and_exits() {
         for watched in [BTreeSet::from([10, 40]), (1..=1001).collect()] {
             let program = filter_program(&watched);
+            assert!(program.len() <= 4096);
             let passes = |frame: Vec<u8>| run_filter(&program, &frame) == ACCEPT;
             assert!(passes(frame(PROC_EVENT_EXEC, &[77, 77])));
-            assert!(passes(frame(PROC_EVENT_FORK, &[40, 40, 41, 40])));
+            assert!(passes(frame(PROC_EVENT_FORK, &[5, 5, 41, 40])));
             assert!(passes(frame(PROC_EVENT_FORK, &[10, 10, 42, 42])));
             assert!(passes(frame(PROC_EVENT_EXIT, &[40, 40, 0, 0])));
         }
@@ -500,7 +522,7 @@ mod tests {
         assert!(!passes(frame(PROC_EVENT_EXIT, &[41, 40, 0, 0])));
         assert!(!passes(frame(PROC_EVENT_EXIT, &[50, 50, 0, 0])));
         assert!(!passes(frame(0x200, &[10, 10])));
-        assert!(program.len() < 4096);
+        assert!(filter_program(&(1..=600).collect()).len() <= 4096);
     }
 
     #[test]

@@ -2,4 +2,5 @@
 
 mod control;
 mod discover;
+mod events;
 mod metrics;

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use nearnative_knob::{Backend, Described, KnobError, Step};
 
+use crate::boot::boot_id;
 use crate::fault::FaultPoint;
 use crate::journal::{Journal, JournalStatus, Unchangeable};
 use crate::journal_log::{LogWriter, Record};
@@ -200,7 +201,8 @@ impl<'a> Executor<'a> {
                 path,
             });
         }
-        let journal = Journal::new(id.clone());
+        let mut journal = Journal::new(id.clone());
+        journal.boot_id = boot_id(backend.root());
         let log = LogWriter::create(&path, &journal).map_err(|source| ApplyError::Journal {
             source,
             rollback: Box::new(Rollback {

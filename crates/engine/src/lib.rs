@@ -20,6 +20,7 @@
 //! ```
 
 mod applied;
+mod boots;
 mod born;
 mod engine;
 mod error;
@@ -30,10 +31,12 @@ mod threads;
 mod verify;
 
 pub use applied::{AppliedPlan, APPLIED_SCHEMA_VERSION};
+pub use boots::ClosedEntry;
 pub use born::BornReverted;
 pub use engine::{Applied, Engine};
 pub use error::EngineError;
 pub use ledger_file::{load_ledger, LEDGER_SCHEMA_VERSION};
+pub use nearnative_apply::boot::Boot;
 pub use revert::{RevertWhich, Reverted};
 pub use status::{Status, StatusEntry};
 pub use threads::TargetThread;

@@ -1,6 +1,7 @@
 //! The engine end to end on every captured host (plan → apply → revert through the tree
 //! backend, byte-identical; injected crashes; refusals that leave nothing changed).
 
+mod boots;
 mod corrupt_ledger;
 mod evacuate;
 mod refusals;

@@ -115,6 +115,22 @@ impl LogWriter {
         Ok(log)
     }
 
+    /// Opens an existing log to append to it. The caller has just rewritten it whole (see
+    /// [`Journal::store`]): appending after a torn tail would make that tail a damaged line
+    /// with an intact one after it, which reads as corrupt.
+    pub(crate) fn append_to(path: &Path) -> Result<LogWriter, DurableError> {
+        trust::check_parent(path)?;
+        let file = OpenOptions::new()
+            .append(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| DurableError::Untrusted(trust::open_error(path, e)))?;
+        Ok(LogWriter {
+            file,
+            path: path.to_owned(),
+        })
+    }
+
     /// Appends `record` and waits until it is on disk.
     pub(crate) fn append_durable(&mut self, record: &Record) -> Result<(), DurableError> {
         self.append(record)?;

@@ -18,7 +18,7 @@ mod threads;
 pub mod validate;
 mod waves;
 
-pub use apply::{apply, apply_locked, ApplyError, ApplyReport, Rollback};
+pub use apply::{apply, apply_locked, extend_locked, ApplyError, ApplyReport, Rollback};
 #[cfg(feature = "fault-injection")]
 pub use apply::{apply_locked_with_crash, apply_with_crash};
 pub use boot::{Boot, ThisBoot};

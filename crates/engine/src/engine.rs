@@ -244,7 +244,7 @@ impl Engine {
 
     /// The host as the planner should see it. This process is left out unless it is the
     /// target: it is gone by the time anyone reverts, so a step for it would only clutter.
-    fn read_host(&self, target: &Target) -> Host {
+    pub(crate) fn read_host(&self, target: &Target) -> Host {
         let mut host = Host::read(&self.root, &self.inspect);
         let own = std::process::id();
         if self.root.is_live() && *target != Target::Pid(own) {

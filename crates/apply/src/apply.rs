@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use nearnative_knob::{Backend, Described, KnobError, Step};
 
+use crate::boot::boot_id;
 use crate::fault::FaultPoint;
 use crate::journal::{Journal, JournalStatus, Unchangeable};
 use crate::journal_log::{LogWriter, Record};
@@ -56,6 +57,16 @@ pub enum ApplyError {
     Lock(#[from] LockError),
     #[error("{path}: a journal with id {id} already exists; revert it first or pick another id")]
     AlreadyExists { id: JournalId, path: PathBuf },
+    #[error("{path}: there is no journal with id {id} to add to; nothing was changed")]
+    NoJournal { id: JournalId, path: PathBuf },
+    #[error("{path}: journal {id} is {status:?}, not applied; revert it before adding to it")]
+    NotApplied {
+        id: JournalId,
+        path: PathBuf,
+        status: JournalStatus,
+    },
+    #[error("{0}; nothing was changed")]
+    Unreadable(#[source] DurableError),
     #[error("cannot write the journal, so nothing more was changed; {rollback}")]
     Journal {
         #[source]
@@ -124,6 +135,24 @@ pub fn apply_locked(
     Executor::start(backend, state, id, FaultPoint::default())?.run(steps)
 }
 
+/// Adds `steps` to the journal `id` of a workload already applied (a thread born since, a
+/// knob the plan now covers), as [`apply_locked`] makes them: each wave's priors are durable
+/// before its knobs are written. The journal is first rewritten whole with the status
+/// `in_progress`, which also drops a torn tail (an append after it would read as corruption)
+/// and migrates a schema-1 journal; it ends `applied` again. A crash part-way leaves it
+/// `in_progress`, listing every knob that may have changed, for revert. If a step fails, the
+/// steps added are rolled back and the journal keeps what it held before, still applied.
+pub fn extend_locked(
+    steps: &[Step],
+    backend: &dyn Backend,
+    state: &StateDir,
+    id: &JournalId,
+    _held: &StateLock,
+) -> Result<ApplyReport, ApplyError> {
+    check_privilege(backend)?;
+    Executor::resume(backend, state, id, FaultPoint::default())?.run(steps)
+}
+
 /// [`apply`], stopping dead at `crash` as a killed process would. Tests only.
 #[cfg(feature = "fault-injection")]
 pub fn apply_with_crash(
@@ -174,6 +203,9 @@ struct Executor<'a> {
     path: PathBuf,
     /// How many steps the log's `changes` records hold, retracted ones included.
     logged: usize,
+    /// How many changes the journal held before this run (0 for an apply): a rollback
+    /// restores only those after.
+    base: usize,
     fault: FaultPoint,
     report: ApplyReport,
 }
@@ -200,7 +232,8 @@ impl<'a> Executor<'a> {
                 path,
             });
         }
-        let journal = Journal::new(id.clone());
+        let mut journal = Journal::new(id.clone());
+        journal.boot_id = boot_id(backend.root());
         let log = LogWriter::create(&path, &journal).map_err(|source| ApplyError::Journal {
             source,
             rollback: Box::new(Rollback {
@@ -209,13 +242,59 @@ impl<'a> Executor<'a> {
             }),
         })?;
         fault.journal_written()?;
-        Ok(Executor {
+        Ok(Executor::over(backend, journal, log, path, fault))
+    }
+
+    /// Opens the applied journal `id` to add to it, rewritten whole as `in_progress`.
+    fn resume(
+        backend: &'a dyn Backend,
+        state: &StateDir,
+        id: &JournalId,
+        fault: FaultPoint,
+    ) -> Result<Self, ApplyError> {
+        let path = state.journal_path(id);
+        let journal = Journal::load(&path).map_err(ApplyError::Unreadable)?;
+        let Some(mut journal) = journal else {
+            return Err(ApplyError::NoJournal {
+                id: id.clone(),
+                path,
+            });
+        };
+        if journal.status != JournalStatus::Applied {
+            return Err(ApplyError::NotApplied {
+                id: id.clone(),
+                path,
+                status: journal.status,
+            });
+        }
+        journal.status = JournalStatus::InProgress;
+        let opened = journal
+            .store(&path)
+            .and_then(|()| LogWriter::append_to(&path));
+        let log = opened.map_err(|source| ApplyError::Journal {
+            source,
+            rollback: Box::new(Rollback {
+                outcome: Restored::default(),
+                journal_kept: Some(path.clone()),
+            }),
+        })?;
+        Ok(Executor::over(backend, journal, log, path, fault))
+    }
+
+    /// An executor appending to `log`, which holds `journal` as one `changes` record.
+    fn over(
+        backend: &'a dyn Backend,
+        journal: Journal,
+        log: LogWriter,
+        path: PathBuf,
+        fault: FaultPoint,
+    ) -> Self {
+        let base = journal.changes.len();
+        Executor {
             backend,
             threads: Threads::new(backend),
-            journal,
-            log,
             report: ApplyReport {
-                id: id.clone(),
+                id: journal.id.clone(),
                 journal: path.clone(),
                 changed: Vec::new(),
                 skipped: Vec::new(),
@@ -223,10 +302,13 @@ impl<'a> Executor<'a> {
                 unchangeable: Vec::new(),
                 vanished: Vec::new(),
             },
+            journal,
+            log,
             path,
-            logged: 0,
+            logged: base,
+            base,
             fault,
-        })
+        }
     }
 
     fn run(mut self, steps: &[Step]) -> Result<ApplyReport, ApplyError> {
@@ -347,25 +429,32 @@ impl<'a> Executor<'a> {
         ApplyError::Step { source, rollback }
     }
 
-    /// Restores every journaled change, newest first (the failed one too: a write that failed
-    /// may still have changed something). The journal goes when all is restored; otherwise it
-    /// is rewritten with what is left for `revert`.
+    /// Restores every change this run journaled, newest first (the failed one too: a write
+    /// that failed may still have changed something). An apply's journal goes when all is
+    /// restored; otherwise it is rewritten with what is left for `revert`, after what it held
+    /// before this run.
     fn roll_back(&mut self) -> Box<Rollback> {
-        let outcome = restore(&self.journal.changes, self.backend);
-        if outcome.is_complete() && Journal::remove(&self.path).is_ok() {
+        let made = self.journal.changes.split_off(self.base);
+        let outcome = restore(&made, self.backend);
+        let complete = outcome.is_complete();
+        if complete && self.base == 0 && Journal::remove(&self.path).is_ok() {
             return Box::new(Rollback {
                 outcome,
                 journal_kept: None,
             });
         }
-        self.journal.changes = outcome.failed.iter().map(|(s, _)| s.clone()).collect();
-        self.journal.status = JournalStatus::RollbackIncomplete;
+        let left = outcome.failed.iter().map(|(s, _)| s.clone());
+        self.journal.changes.extend(left);
+        self.journal.status = match complete && self.base > 0 {
+            true => JournalStatus::Applied,
+            false => JournalStatus::RollbackIncomplete,
+        };
         // If even this store fails, the journal on disk still lists a superset of what is
         // left, which revert handles (restored knobs are skipped as already at their prior).
         let _ = self.journal.store(&self.path);
         Box::new(Rollback {
+            journal_kept: (!complete || self.base == 0).then(|| self.path.clone()),
             outcome,
-            journal_kept: Some(self.path.clone()),
         })
     }
 }

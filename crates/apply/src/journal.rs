@@ -49,6 +49,10 @@ pub struct Journal {
     pub status: JournalStatus,
     /// When the apply began, for ordering `revert --all` newest first.
     pub started_unix_ms: u64,
+    /// The kernel's boot id when the apply began (see [`crate::boot`]); `None` in a journal
+    /// written before boots were recorded, or on a host that does not show one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
     /// The changes in the order made; each `from` is the value read just before its write.
     pub changes: Vec<Step>,
     pub unchangeable: Vec<Unchangeable>,
@@ -63,6 +67,7 @@ impl Journal {
             id,
             status: JournalStatus::InProgress,
             started_unix_ms,
+            boot_id: None,
             changes: Vec::new(),
             unchangeable: Vec::new(),
         }

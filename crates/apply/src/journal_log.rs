@@ -39,6 +39,9 @@ pub(crate) enum Record {
         schema_version: u32,
         id: JournalId,
         started_unix_ms: u64,
+        /// Absent in a log written before boots were recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        boot_id: Option<String>,
     },
     /// Steps with their prior values, appended to the list of changes, made durable before
     /// any of them is written.
@@ -73,6 +76,7 @@ impl Record {
             schema_version: SCHEMA_VERSION,
             id: journal.id.clone(),
             started_unix_ms: journal.started_unix_ms,
+            boot_id: journal.boot_id.clone(),
         }
     }
 }
@@ -109,6 +113,22 @@ impl LogWriter {
             .and_then(|d| d.sync_all())
             .map_err(write_err)?;
         Ok(log)
+    }
+
+    /// Opens an existing log to append to it. The caller has just rewritten it whole (see
+    /// [`Journal::store`]): appending after a torn tail would make that tail a damaged line
+    /// with an intact one after it, which reads as corrupt.
+    pub(crate) fn append_to(path: &Path) -> Result<LogWriter, DurableError> {
+        trust::check_parent(path)?;
+        let file = OpenOptions::new()
+            .append(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| DurableError::Untrusted(trust::open_error(path, e)))?;
+        Ok(LogWriter {
+            file,
+            path: path.to_owned(),
+        })
     }
 
     /// Appends `record` and waits until it is on disk.
@@ -176,10 +196,12 @@ pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<Journal, DurableError>
             schema_version: SCHEMA_VERSION,
             id,
             started_unix_ms,
+            boot_id,
         }) => Journal {
             id,
             status: JournalStatus::InProgress,
             started_unix_ms,
+            boot_id,
             changes: Vec::new(),
             unchangeable: Vec::new(),
         },
@@ -330,6 +352,7 @@ mod tests {
     fn a_log_reads_back_as_the_journal_it_was_made_from() {
         let mut journal = journal();
         journal.status = JournalStatus::Applied;
+        journal.boot_id = Some("0f6c3b1e-3d52-4bd6-9a57-2f2b0d1c9e11".to_owned());
         journal.unchangeable = vec![Unchangeable {
             knob: Described::new("IRQ 3 affinity", "/proc/irq/3/smp_affinity_list"),
             reason: "refused".to_owned(),
@@ -406,6 +429,7 @@ mod tests {
             schema_version: 3,
             id: JournalId::try_from("j").unwrap(),
             started_unix_ms: 0,
+            boot_id: None,
         };
         let err = decoded(encode_line(&header).unwrap().as_bytes()).unwrap_err();
         assert!(err.to_string().contains("schema version 3"), "{err}");

@@ -6,6 +6,7 @@
 //! the host back.
 
 pub mod apply;
+pub mod boot;
 mod compact;
 pub mod fault;
 pub mod journal;
@@ -17,9 +18,10 @@ mod threads;
 pub mod validate;
 mod waves;
 
-pub use apply::{apply, apply_locked, ApplyError, ApplyReport, Rollback};
+pub use apply::{apply, apply_locked, extend_locked, ApplyError, ApplyReport, Rollback};
 #[cfg(feature = "fault-injection")]
 pub use apply::{apply_locked_with_crash, apply_with_crash};
+pub use boot::{Boot, ThisBoot};
 #[cfg(feature = "fault-injection")]
 pub use fault::{Crash, CrashPoint};
 pub use journal::{Journal, JournalStatus, Unchangeable, JOURNAL_SCHEMA_VERSION};

@@ -3,6 +3,7 @@
 //! objects the tests create.
 
 mod crash;
+mod extend;
 mod failure;
 mod live;
 mod migration;

@@ -15,7 +15,8 @@ use crate::threads::TargetThread;
 
 /// Version 1: `{request, plan, threads, applied_unix_ms}`. The plan has since gained typed
 /// notes and topics and `protected_irqs`, read compatibly from records without them (see
-/// docs/plan.md), so the version stays 1.
+/// docs/plan.md), and the record `origin` and `boot_id`, absent when unknown: the version
+/// stays 1.
 pub const APPLIED_SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +26,13 @@ pub struct AppliedPlan {
     /// The workload's exclusive and I/O threads when it was applied.
     pub threads: Vec<TargetThread>,
     pub applied_unix_ms: u64,
+    /// Who asked for it: `cli`, `policy:FILE:LINE`, `libvirt:NAME`; absent for a plain
+    /// apply and in records made before origins were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// The kernel's boot id when it was applied (see [`nearnative_apply::boot`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 impl AppliedPlan {

@@ -17,6 +17,7 @@
 
 use std::collections::HashSet;
 
+use nearnative_apply::boot::boot_time_s;
 use nearnative_apply::journal::Journal;
 use nearnative_host::tasks::{read_tasks, Process, Task, Tasks};
 use nearnative_host::{CpuSet, Root};
@@ -75,9 +76,7 @@ fn born_failure(err: &KnobError) -> String {
 
 /// The clock tick after boot when the apply that began at `unix_ms` did.
 fn start_tick(root: &Root, unix_ms: u64) -> Result<u64, String> {
-    let btime = root
-        .read_parsed("/proc/stat", parse_btime)
-        .map_err(|e| e.to_string())?;
+    let btime = boot_time_s(root).map_err(|e| e.to_string())?;
     let ticks_per_s = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
@@ -85,16 +84,6 @@ fn start_tick(root: &Root, unix_ms: u64) -> Result<u64, String> {
         .filter(|&hz| hz > 0)
         .ok_or("sysconf(_SC_CLK_TCK) gave no clock rate")?;
     Ok(tick_at(unix_ms, btime, ticks_per_s))
-}
-
-/// The `btime` line of `/proc/stat`: the boot time in seconds since the epoch.
-fn parse_btime(stat: &str) -> Result<u64, String> {
-    stat.lines()
-        .find_map(|line| line.strip_prefix("btime "))
-        .ok_or("no btime line")?
-        .trim()
-        .parse()
-        .map_err(|_| "btime is not a number".to_owned())
 }
 
 /// The CPUs of `process`'s v1 cpuset, when the scope fences with one.
@@ -425,13 +414,6 @@ mod tests {
             process(601, "/elsewhere", vec![task(601, 600, "3", 70)]),
         ];
         assert_eq!(widened(tasks), vec![]);
-    }
-
-    #[test]
-    fn btime_is_read_from_proc_stat() {
-        let stat = "cpu  1 2 3\nintr 5\nbtime 1764000000\nprocesses 9\n";
-        assert_eq!(parse_btime(stat), Ok(1_764_000_000));
-        assert!(parse_btime("cpu 1\n").is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use nearnative_apply::boot::boot_id;
 use nearnative_apply::{
     apply_locked, revert_locked, ApplyError, ApplyReport, JournalId, RevertTarget, StateDir,
 };
@@ -16,8 +17,9 @@ use nearnative_sys::durable::DurableError;
 use nearnative_sys::lock::StateLock;
 
 use crate::applied::{load_all, AppliedPlan};
+use crate::boots::ClosedEntry;
 use crate::error::EngineError;
-use crate::ledger_file::{load_ledger, store_ledger};
+use crate::ledger_file::{load_ledger, load_ledger_file, store_ledger, LedgerFile};
 use crate::threads::{first_gone, of_target, TargetThread};
 
 /// Where the engine reads the host, how it writes knobs, and where it keeps its state.
@@ -35,6 +37,8 @@ pub struct Applied {
     pub report: ApplyReport,
     /// Where the plan is recorded for `revert`, `verify` and `status`.
     pub record: PathBuf,
+    /// Entries of another boot closed first (see [`Engine::close_other_boots`]).
+    pub closed: Vec<ClosedEntry>,
 }
 
 impl Engine {
@@ -75,8 +79,19 @@ impl Engine {
     /// of the workload's own threads exits meanwhile, everything is rolled back, the record
     /// and the reservation go, and the error says why. When the rollback itself is incomplete,
     /// record, reservation and journal all stay for `revert`.
+    ///
+    /// Entries of another boot are closed first, under the same lock, so a workload applied
+    /// before a reboot is applied afresh rather than refused.
     pub fn apply(&self, request: &PlanRequest) -> Result<Applied, EngineError> {
-        self.apply_with(request, |steps, id, lock| {
+        self.apply_with(request, None, |steps, id, lock| {
+            apply_locked(steps, &*self.backend, &self.state, id, lock)
+        })
+    }
+
+    /// [`Engine::apply`], recording who asked for it (`cli`, `policy:FILE:LINE`,
+    /// `libvirt:NAME`) in the plan record, for `status`.
+    pub fn apply_from(&self, request: &PlanRequest, origin: &str) -> Result<Applied, EngineError> {
+        self.apply_with(request, Some(origin), |steps, id, lock| {
             apply_locked(steps, &*self.backend, &self.state, id, lock)
         })
     }
@@ -89,7 +104,7 @@ impl Engine {
         request: &PlanRequest,
         crash: nearnative_apply::Crash,
     ) -> Result<Applied, EngineError> {
-        self.apply_with(request, |steps, id, lock| {
+        self.apply_with(request, None, |steps, id, lock| {
             nearnative_apply::apply_locked_with_crash(
                 steps,
                 &*self.backend,
@@ -104,17 +119,20 @@ impl Engine {
     fn apply_with(
         &self,
         request: &PlanRequest,
+        origin: Option<&str>,
         execute: impl Fn(&[Step], &JournalId, &StateLock) -> Result<ApplyReport, ApplyError>,
     ) -> Result<Applied, EngineError> {
         self.check_privilege("apply")?;
         self.state.ensure()?;
         let lock = StateLock::acquire(self.state.dir())?;
-        let mut ledger = load_ledger(&self.state)?;
-        let record = self.planned_record(request, &ledger)?;
+        let closed = self.close_other_boots_locked(&lock)?;
+        let mut ledger = load_ledger_file(&self.state)?;
+        let mut record = self.planned_record(request, &ledger.ledger)?;
+        record.origin = origin.map(str::to_owned);
         let id = record.id()?;
         self.refuse_conflicts(&record, &id)?;
         record.store(&self.state, &id)?;
-        ledger.record(record.plan.allocation.clone());
+        ledger.record(record.plan.allocation.clone(), record.boot_id.as_deref());
         if let Err(err) = store_ledger(&self.state, &ledger) {
             let _ = AppliedPlan::remove(&self.state, &id);
             return Err(err.into());
@@ -140,6 +158,7 @@ impl Engine {
             record: self.state.plan_path(&id),
             plan: record.plan,
             report,
+            closed,
         })
     }
 
@@ -162,6 +181,8 @@ impl Engine {
             threads: of_target(&resolved),
             plan,
             applied_unix_ms: unix_ms(),
+            origin: None,
+            boot_id: boot_id(&self.root),
         };
         let affinity_now = |t: &TargetThread| {
             let process = host.tasks.process(t.pid)?;
@@ -182,7 +203,7 @@ impl Engine {
     fn released_after(
         &self,
         error: EngineError,
-        ledger: &mut Ledger,
+        ledger: &mut LedgerFile,
         record: &AppliedPlan,
         id: &JournalId,
     ) -> EngineError {
@@ -223,7 +244,7 @@ impl Engine {
 
     /// The host as the planner should see it. This process is left out unless it is the
     /// target: it is gone by the time anyone reverts, so a step for it would only clutter.
-    fn read_host(&self, target: &Target) -> Host {
+    pub(crate) fn read_host(&self, target: &Target) -> Host {
         let mut host = Host::read(&self.root, &self.inspect);
         let own = std::process::id();
         if self.root.is_live() && *target != Target::Pid(own) {
@@ -265,11 +286,11 @@ impl Engine {
     /// before the first write, and forgets its plan.
     pub(crate) fn release(
         &self,
-        ledger: &mut Ledger,
+        ledger: &mut LedgerFile,
         record: &AppliedPlan,
         id: &JournalId,
     ) -> Result<(), EngineError> {
-        if ledger.release(&record.plan.workload).is_some() {
+        if ledger.ledger.release(&record.plan.workload).is_some() {
             store_ledger(&self.state, ledger)?;
         }
         AppliedPlan::remove(&self.state, id)?;

@@ -20,20 +20,25 @@
 //! ```
 
 mod applied;
+mod boots;
 mod born;
 mod engine;
 mod error;
 mod ledger_file;
+mod reconcile;
 mod revert;
 mod status;
 mod threads;
 mod verify;
 
 pub use applied::{AppliedPlan, APPLIED_SCHEMA_VERSION};
+pub use boots::ClosedEntry;
 pub use born::BornReverted;
 pub use engine::{Applied, Engine};
 pub use error::EngineError;
 pub use ledger_file::{load_ledger, LEDGER_SCHEMA_VERSION};
+pub use nearnative_apply::boot::Boot;
+pub use reconcile::{DriftMode, Reconciled};
 pub use revert::{RevertWhich, Reverted};
 pub use status::{Status, StatusEntry};
 pub use threads::TargetThread;

@@ -14,14 +14,15 @@
 use nearnative_apply::journal::Journal;
 use nearnative_apply::{revert_locked, JournalId, RevertReport, RevertTarget};
 use nearnative_knob::{Described, Step};
-use nearnative_plan::{Ledger, Target, WorkloadKey};
+use nearnative_plan::{Target, WorkloadKey};
 use nearnative_sys::lock::StateLock;
 
 use crate::applied::{load_all, AppliedPlan};
+use crate::boots::ClosedEntry;
 use crate::born::BornReverted;
 use crate::engine::Engine;
 use crate::error::EngineError;
-use crate::ledger_file::{load_ledger, store_ledger};
+use crate::ledger_file::{load_ledger_file, store_ledger, LedgerFile};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RevertWhich {
@@ -39,6 +40,9 @@ pub struct Reverted {
     pub still_applied: Vec<WorkloadKey>,
     /// Tasks born during an apply, given back the mask their creator had before it.
     pub born: BornReverted,
+    /// Entries of another boot closed first, without a host write (see
+    /// [`Engine::close_other_boots`]).
+    pub closed: Vec<ClosedEntry>,
 }
 
 impl Reverted {
@@ -54,17 +58,20 @@ impl Engine {
             return Ok(Reverted::default());
         }
         let lock = StateLock::acquire(self.state.dir())?;
-        let ledger = load_ledger(&self.state)?;
-        match which {
+        let closed = self.close_other_boots_locked(&lock)?;
+        let ledger = load_ledger_file(&self.state)?;
+        let mut reverted = match which {
             RevertWhich::Target(target) => self.revert_target(target, ledger, &lock),
             RevertWhich::All => self.revert_all(ledger, &lock),
-        }
+        }?;
+        reverted.closed = closed;
+        Ok(reverted)
     }
 
     fn revert_target(
         &self,
         target: &str,
-        mut ledger: Ledger,
+        mut ledger: LedgerFile,
         lock: &StateLock,
     ) -> Result<Reverted, EngineError> {
         target
@@ -98,8 +105,8 @@ impl Engine {
         Ok(Reverted {
             workloads: vec![record.plan.workload],
             report,
-            still_applied: Vec::new(),
             born,
+            ..Reverted::default()
         })
     }
 
@@ -148,25 +155,25 @@ impl Engine {
     fn release_unrecorded(
         &self,
         target: &str,
-        mut ledger: Ledger,
+        mut ledger: LedgerFile,
         plans: &[(JournalId, AppliedPlan)],
     ) -> Result<Reverted, EngineError> {
         let key = WorkloadKey(target.to_owned());
         let mut reverted = Reverted::default();
-        if ledger.release(&key).is_some() {
+        if ledger.ledger.release(&key).is_some() {
             store_ledger(&self.state, &ledger)?;
             reverted.workloads.push(key);
             return Ok(reverted);
         }
         let recorded = plans.iter().map(|(_, p)| p.plan.workload.clone());
-        let reserved = ledger.iter().map(|a| a.workload().clone());
+        let reserved = ledger.ledger.iter().map(|a| a.workload().clone());
         reverted.still_applied = recorded.chain(reserved).collect();
         reverted.still_applied.sort();
         reverted.still_applied.dedup();
         Ok(reverted)
     }
 
-    fn revert_all(&self, ledger: Ledger, lock: &StateLock) -> Result<Reverted, EngineError> {
+    fn revert_all(&self, ledger: LedgerFile, lock: &StateLock) -> Result<Reverted, EngineError> {
         let mut journals = Vec::new();
         for id in self.state.journal_ids()? {
             journals.extend(Journal::load(&self.state.journal_path(&id))?);
@@ -182,9 +189,9 @@ impl Engine {
                 .map(|(_, record)| &record.plan.scope);
             self.widen_born(journal, scope, &mut born);
         }
-        let workloads = ledger.iter().map(|a| a.workload().clone()).collect();
-        if !ledger.is_empty() {
-            store_ledger(&self.state, &Ledger::new())?;
+        let workloads = ledger.ledger.iter().map(|a| a.workload().clone()).collect();
+        if !ledger.ledger.is_empty() {
+            store_ledger(&self.state, &LedgerFile::default())?;
         }
         for (id, _) in &records {
             AppliedPlan::remove(&self.state, id)?;
@@ -192,8 +199,8 @@ impl Engine {
         Ok(Reverted {
             workloads,
             report,
-            still_applied: Vec::new(),
             born,
+            ..Reverted::default()
         })
     }
 }

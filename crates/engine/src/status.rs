@@ -2,6 +2,7 @@
 //! that an apply running at the same moment may change right after). The state directory is
 //! checked to be root's alone first, as for every command.
 
+use nearnative_apply::boot::{Boot, ThisBoot};
 use nearnative_apply::journal::{Journal, JournalStatus};
 use nearnative_apply::JournalId;
 use nearnative_host::CpuSet;
@@ -9,9 +10,10 @@ use nearnative_plan::{Allocation, Level, WorkloadKey};
 use serde::Serialize;
 
 use crate::applied::{load_all, AppliedPlan};
+use crate::boots::boot_of;
 use crate::engine::Engine;
 use crate::error::EngineError;
-use crate::ledger_file::load_ledger;
+use crate::ledger_file::{load_ledger_file, LedgerFile};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -35,26 +37,32 @@ pub struct StatusEntry {
     pub journal_status: Option<JournalStatus>,
     pub changes: usize,
     pub applied_unix_ms: Option<u64>,
+    /// Who asked for it (`cli`, `policy:FILE:LINE`, ...), when the record says.
+    pub origin: Option<String>,
+    /// `other`: made in another boot, so its knobs were reset by the reboot; the next apply
+    /// or revert closes it without writing the host.
+    pub boot: Boot,
 }
 
 impl Engine {
     pub fn status(&self) -> Result<Status, EngineError> {
         self.state.check()?;
-        let ledger = load_ledger(&self.state)?;
+        let ledger = load_ledger_file(&self.state)?;
         let plans = load_all(&self.state)?;
+        let boot = ThisBoot::read(&self.root);
         let mut workloads = Vec::new();
-        for allocation in ledger.iter() {
+        for allocation in ledger.ledger.iter() {
             let record = plans
                 .iter()
                 .find(|(_, p)| &p.plan.workload == allocation.workload());
-            workloads.push(self.entry(allocation, record)?);
+            workloads.push(self.entry(allocation, record, &ledger, &boot)?);
         }
         // A record whose reservation is gone (a crash in a revert) still names a journal.
         for (id, record) in &plans {
-            if ledger.get(&record.plan.workload).is_none() {
-                workloads.push(
-                    self.entry(&record.plan.allocation, Some(&(id.clone(), record.clone())))?,
-                );
+            if ledger.ledger.get(&record.plan.workload).is_none() {
+                let named = (id.clone(), record.clone());
+                let entry = self.entry(&record.plan.allocation, Some(&named), &ledger, &boot)?;
+                workloads.push(entry);
             }
         }
         let named: Vec<&JournalId> = plans.iter().map(|(id, _)| id).collect();
@@ -75,6 +83,8 @@ impl Engine {
         &self,
         allocation: &Allocation,
         record: Option<&(JournalId, AppliedPlan)>,
+        ledger: &LedgerFile,
+        boot: &ThisBoot,
     ) -> Result<StatusEntry, EngineError> {
         let journal = match record {
             Some((id, _)) => Journal::load(&self.state.journal_path(id))?,
@@ -90,6 +100,12 @@ impl Engine {
             journal_status: journal.as_ref().map(|j| j.status),
             changes: journal.as_ref().map_or(0, |j| j.changes.len()),
             applied_unix_ms: record.map(|(_, p)| p.applied_unix_ms),
+            origin: record.and_then(|(_, p)| p.origin.clone()),
+            boot: boot_of(
+                boot,
+                record.map(|(_, p)| p),
+                ledger.boot_id(allocation.workload()),
+            ),
         })
     }
 }

@@ -1,8 +1,10 @@
 //! The engine end to end on every captured host (plan → apply → revert through the tree
 //! backend, byte-identical; injected crashes; refusals that leave nothing changed).
 
+mod boots;
 mod corrupt_ledger;
 mod evacuate;
+mod reconcile;
 mod refusals;
 mod snapshots;
 mod two_workloads;

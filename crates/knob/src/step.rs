@@ -79,6 +79,15 @@ macro_rules! steps {
                 }
             }
 
+            /// True when `other` changes the same knob (the same thread, with the same start
+            /// time, for a thread's knob), whatever the values.
+            pub fn same_knob(&self, other: &Step) -> bool {
+                match (self, other) {
+                    $((Step::$variant(a), Step::$variant(b)) => a.knob == b.knob,)*
+                    _ => false,
+                }
+            }
+
             /// The same step with `from` replaced by the knob's value read now.
             pub fn with_current(&self, backend: &dyn Backend) -> Result<Step, KnobError> {
                 match self {

@@ -41,7 +41,7 @@ pub use decisions::{Note, ProtectedIrq};
 pub use error::{AdmissionError, NodeCounts, NodeRole, Shortage};
 pub use ledger::{Ledger, LedgerError};
 pub use notes::{NodeCores, PlacementNote};
-pub use plan::{plan, Advisory, Plan, PlannedChange};
+pub use plan::{plan, replan, Advisory, Plan, PlannedChange};
 pub use plan_error::PlanError;
 pub use plan_request::PlanRequest;
 pub use pool::Pool;

@@ -15,6 +15,7 @@ use crate::allocation::Allocation;
 use crate::allocator::allocate;
 use crate::changes::{self, Changes, Context};
 use crate::decisions::{deserialize_notes, Note, ProtectedIrq};
+use crate::error::AdmissionError;
 use crate::ledger::Ledger;
 use crate::plan_error::PlanError;
 use crate::plan_request::PlanRequest;
@@ -79,6 +80,69 @@ impl Plan {
 
 /// Plans `request` on `host`, giving only cores no other workload in `ledger` holds.
 pub fn plan(host: &Host, request: &PlanRequest, ledger: &Ledger) -> Result<Plan, PlanError> {
+    plan_with(host, request, ledger, |wanted| {
+        allocate(&host.topology, ledger, wanted).map_err(PlanError::Admission)
+    })
+}
+
+/// Plans an applied workload again on the allocation it `holds` (its entry in `ledger`),
+/// for the threads it has now: the steps that bring the host back to the plan (a knob changed
+/// since, a thread born since). Re-planning an unchanged host gives no steps. When the
+/// workload no longer fits its allocation (a vCPU was added or removed), the error says why,
+/// and it has to be reverted and planned afresh.
+pub fn replan(
+    host: &Host,
+    request: &PlanRequest,
+    ledger: &Ledger,
+    holds: &Allocation,
+) -> Result<Plan, PlanError> {
+    plan_with(host, request, ledger, |wanted| {
+        ledger
+            .validate(&host.topology)
+            .map_err(|e| PlanError::Admission(AdmissionError::Ledger(e)))?;
+        let mut kept = holds.clone();
+        kept.request.within.clone_from(&wanted.within);
+        if kept.request != *wanted {
+            return Err(PlanError::AllocationNoLongerFits {
+                workload: wanted.workload.clone(),
+                reason: misfit(&holds.request, wanted),
+            });
+        }
+        let outside = wanted
+            .within
+            .as_ref()
+            .filter(|w| !holds.held().is_subset(w));
+        if let Some(within) = outside {
+            return Err(PlanError::AllocationNoLongerFits {
+                workload: wanted.workload.clone(),
+                reason: format!("its scope's CPUs are {within} now"),
+            });
+        }
+        kept.request = holds.request.clone();
+        // As the allocator does for a request it already holds: the CPUs no workload holds.
+        kept.housekeeping = host.topology.online.difference(&ledger.held());
+        Ok(kept)
+    })
+}
+
+/// Why an allocation made for `held` does not serve `wanted`.
+fn misfit(held: &AllocationRequest, wanted: &AllocationRequest) -> String {
+    match held.threads == wanted.threads {
+        false => format!(
+            "it has {} exclusive thread(s) now, its allocation was made for {}",
+            wanted.threads, held.threads
+        ),
+        true => "its request differs from the one its allocation was made for".to_owned(),
+    }
+}
+
+/// The plan, with `allocate` deciding the allocation for the request it is given.
+fn plan_with(
+    host: &Host,
+    request: &PlanRequest,
+    ledger: &Ledger,
+    allocate: impl FnOnce(&AllocationRequest) -> Result<Allocation, PlanError>,
+) -> Result<Plan, PlanError> {
     if let Some(priority) = request.rt.filter(|p| !(1..=99).contains(p)) {
         return Err(PlanError::BadPriority { priority });
     }
@@ -104,7 +168,7 @@ pub fn plan(host: &Host, request: &PlanRequest, ledger: &Ledger) -> Result<Plan,
     // Under cgroup v2 the target's cgroup may hold fewer CPUs than the whole host.
     let narrowed = scope.cpus != host.topology.online;
     wanted.within = (!scope.whole_host() || narrowed).then(|| scope.cpus.clone());
-    let allocation = allocate(&host.topology, ledger, &wanted).map_err(PlanError::Admission)?;
+    let allocation = allocate(&wanted)?;
     let held = allocation.held();
     if !held.is_subset(&scope.cpus) {
         return Err(PlanError::AllocationOutsideScope {

@@ -3,6 +3,7 @@
 use nearnative_host::CpuSet;
 
 use crate::error::AdmissionError;
+use crate::request::WorkloadKey;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -74,4 +75,9 @@ pub enum PlanError {
     BadPriority { priority: u32 },
     #[error(transparent)]
     Admission(AdmissionError),
+    #[error("{workload} no longer fits its allocation: {reason}; revert it and apply it afresh")]
+    AllocationNoLongerFits {
+        workload: WorkloadKey,
+        reason: String,
+    },
 }

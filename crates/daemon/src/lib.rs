@@ -17,6 +17,7 @@
 
 pub mod control;
 pub mod events;
+pub mod housekeeping;
 pub mod metrics;
 pub mod notify;
 pub mod policy;

@@ -15,11 +15,13 @@
 //! - [`notify`]: systemd's readiness and watchdog protocol.
 //! - [`status`]: what the daemon reports, shared by the control socket and the metrics.
 
+pub mod book;
 pub mod control;
 pub mod events;
 pub mod housekeeping;
 pub mod metrics;
 pub mod notify;
 pub mod policy;
+pub mod readiness;
 pub mod reconcile;
 pub mod status;

@@ -47,7 +47,7 @@ pub struct Held {
 }
 
 impl Held {
-    fn from_policy(&self) -> bool {
+    fn is_policys(&self) -> bool {
         self.origin
             .as_deref()
             .is_some_and(|o| o.starts_with(POLICY_ORIGIN))
@@ -110,7 +110,7 @@ pub fn decide(wanted: &[Wanted], held: &[Held]) -> Vec<Action> {
             reason,
         };
         let want = first_wanting(&h.key);
-        let reason = match (h.alive, h.unfinished, h.from_policy(), want) {
+        let reason = match (h.alive, h.unfinished, h.is_policys(), want) {
             (false, ..) => Some(RevertReason::Gone),
             (true, true, ..) => Some(RevertReason::Unfinished),
             (true, false, true, None) => Some(RevertReason::PolicyGone),
@@ -130,7 +130,7 @@ pub fn decide(wanted: &[Wanted], held: &[Held]) -> Vec<Action> {
             }
             None => keeps.push(Action::Keep {
                 key: h.key.clone(),
-                policy: want.filter(|_| h.from_policy()),
+                policy: want.filter(|_| h.is_policys()),
             }),
         }
     }
@@ -199,7 +199,8 @@ mod tests {
 
     #[test]
     fn rounds_are_decided_per_key() {
-        let cases: Vec<(&str, Vec<Wanted>, Vec<Held>, Vec<Action>)> = vec![
+        type Case = (&'static str, Vec<Wanted>, Vec<Held>, Vec<Action>);
+        let cases: Vec<Case> = vec![
             (
                 "a new instance is applied",
                 vec![wanted("vm:a", "vm-pid:10", P, 0)],

@@ -132,4 +132,26 @@ mod tests {
             "the following required arguments were not provided: <ADDR:PORT>"
         );
     }
+
+    /// A new `apply` option must be taught to the daemon's policy files too (or listed here
+    /// as one a policy cannot carry).
+    #[test]
+    fn every_apply_option_is_a_policy_option() {
+        use clap::CommandFactory;
+        let not_for_policies = ["root", "state-dir", "json", "threads"];
+        let cli = Cli::command();
+        let apply = cli.find_subcommand("apply").expect("an apply subcommand");
+        let options: Vec<&str> = apply
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .filter(|long| !not_for_policies.contains(long))
+            .collect();
+        assert!(options.contains(&"level"), "{options:?}");
+        for option in options {
+            assert!(
+                nearnative_daemon::policy::OPTION_NAMES.contains(&option),
+                "apply --{option} is not an option of a daemon policy"
+            );
+        }
+    }
 }

@@ -7,7 +7,8 @@
 //! with what the policies and the plans say and acts through the engine. It never trusts its
 //! own memory of what it wrote.
 //!
-//! - [`policy`]: the policy files (`workloads.d/*.toml`), parsed and matched.
+//! - [`policy`]: the policy files (`workloads.d/*.toml`), parsed.
+//! - [`discover`]: the live instances the policies match on a host.
 //! - [`events`]: the wake-up sources.
 //! - [`reconcile`]: the loop itself, over the engine.
 //! - [`control`]: the root-only control socket the CLI talks to while the daemon runs.
@@ -17,6 +18,7 @@
 
 pub mod book;
 pub mod control;
+pub mod discover;
 pub mod events;
 pub mod housekeeping;
 pub mod metrics;

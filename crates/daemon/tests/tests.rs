@@ -1,1 +1,3 @@
 //! The daemon's integration tests, one module per concern.
+
+mod discover;

@@ -2,6 +2,7 @@
 //! library crates, one per pipeline stage.
 
 mod apply_cmd;
+mod daemon_cmd;
 mod duration;
 mod inspect_cmd;
 mod lab_cmd;
@@ -47,6 +48,9 @@ enum Command {
     /// Run the experiment: default vs latency-sensitive, quiet and noisy, across network
     /// layers; print the table and write an HTML report. Reverts everything at the end.
     Lab(lab_cmd::LabArgs),
+    /// Keep the workloads the policy files declare latency-sensitive for their whole life:
+    /// applied when they appear, repaired when they drift, released when they exit.
+    Daemon(daemon_cmd::DaemonArgs),
 }
 
 fn main() -> ExitCode {
@@ -117,6 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify_cmd::run(args),
         Command::Probe(cmd) => probe_cmd::run(cmd),
         Command::Lab(args) => lab_cmd::run(args),
+        Command::Daemon(args) => daemon_cmd::run_daemon(args),
     }
 }
 

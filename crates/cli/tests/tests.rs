@@ -4,6 +4,7 @@ mod apply_live;
 mod apply_nested;
 mod apply_refusals;
 mod born_live;
+mod daemon_live;
 mod inspect;
 mod inspect_vms;
 mod killed_live;

@@ -108,6 +108,11 @@ impl Gate {
         *sighting
     }
 
+    /// The VM processes seen starting: their new threads should wake the loop.
+    pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.seen.keys().copied()
+    }
+
     /// Forgets the VMs `host` no longer runs.
     pub fn forget_gone(&mut self, host: &Host) {
         self.seen

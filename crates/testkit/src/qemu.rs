@@ -56,12 +56,7 @@ impl PausedQemu {
     /// shell moves itself there and then execs QEMU, so QEMU's exec and its every thread
     /// happen inside it, as under libvirt or systemd.
     #[track_caller]
-    pub fn start_in(
-        dir: &Path,
-        name: &str,
-        options: QemuOptions,
-        procs: Option<&Path>,
-    ) -> Self {
+    pub fn start_in(dir: &Path, name: &str, options: QemuOptions, procs: Option<&Path>) -> Self {
         let pidfile = dir.join("qemu.pid");
         let qmp_socket = options.qmp.then(|| dir.join("qmp.sock"));
         let name_option = match options.debug_threads {

@@ -3,6 +3,7 @@
 
 mod apply_cmd;
 mod assets_cmd;
+mod daemon_cmd;
 mod daemon_status;
 mod duration;
 mod inspect_cmd;
@@ -55,6 +56,9 @@ enum Command {
     /// Write the man pages (for packaging).
     #[command(hide = true)]
     Manpages(assets_cmd::ManpagesArgs),
+    /// Keep the workloads the policy files declare latency-sensitive for their whole life:
+    /// applied when they appear, repaired when they drift, released when they exit.
+    Daemon(daemon_cmd::DaemonArgs),
 }
 
 fn main() -> ExitCode {
@@ -127,6 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lab(args) => lab_cmd::run(args),
         Command::Completions(args) => assets_cmd::completions(args, Cli::command()),
         Command::Manpages(args) => assets_cmd::manpages(args, Cli::command()),
+        Command::Daemon(args) => daemon_cmd::run_daemon(args),
     }
 }
 

@@ -6,6 +6,7 @@ mod apply_refusals;
 mod assets;
 mod born_live;
 mod control_socket;
+mod daemon_live;
 mod inspect;
 mod inspect_vms;
 mod killed_live;

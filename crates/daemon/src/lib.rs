@@ -10,17 +10,34 @@
 //! - [`policy`]: the policy files (`workloads.d/*.toml`), parsed.
 //! - [`discover`]: the live instances the policies match on a host.
 //! - [`events`]: the wake-up sources.
-//! - [`reconcile`]: the loop itself, over the engine.
+//! - [`reconcile`]: one round of the loop, decided (pure); `round` carries it out through the
+//!   engine, `runner` waits for wake-ups, `daemon` starts and stops it all ([`run`]).
+//! - [`readiness`]: when a starting VM is complete enough to plan.
+//! - [`housekeeping`]: the daemon's own CPUs, and the free cores per node.
+//! - [`book`]: what the loop remembers between rounds (refusals, drift, totals).
+//! - [`handler`]: the daemon's answers on the control socket.
 //! - [`control`]: the root-only control socket the CLI talks to while the daemon runs.
 //! - [`metrics`]: the Prometheus exposition on loopback.
 //! - [`notify`]: systemd's readiness and watchdog protocol.
 //! - [`status`]: what the daemon reports, shared by the control socket and the metrics.
 
+pub mod book;
 pub mod control;
+mod daemon;
 pub mod discover;
 pub mod events;
+pub mod handler;
+mod held;
+pub mod housekeeping;
+mod log;
 pub mod metrics;
 pub mod notify;
 pub mod policy;
+mod publish;
+pub mod readiness;
 pub mod reconcile;
+mod round;
+mod runner;
 pub mod status;
+
+pub use daemon::{run, DaemonConfig, DaemonError, PID_FILE};

@@ -13,7 +13,7 @@ use nearnative_apply::journal::Journal;
 use nearnative_apply::JournalId;
 use nearnative_plan::WorkloadKey;
 use nearnative_sys::lock::StateLock;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::applied::{load_all, AppliedPlan};
 use crate::engine::Engine;
@@ -21,7 +21,7 @@ use crate::error::EngineError;
 use crate::ledger_file::{load_ledger_file, store_ledger, LedgerFile};
 
 /// A workload's state from another boot, removed without writing the host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClosedEntry {
     /// The workload its plan record or ledger entry named; `None` for a journal alone.
     pub workload: Option<WorkloadKey>,

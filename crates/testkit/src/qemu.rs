@@ -49,13 +49,31 @@ impl PausedQemu {
 
     #[track_caller]
     pub fn start_with(dir: &Path, name: &str, options: QemuOptions) -> Self {
+        PausedQemu::start_in(dir, name, options, None)
+    }
+
+    /// Starts VM `name` already inside the cgroup whose `cgroup.procs` file is `procs`: a
+    /// shell moves itself there and then execs QEMU, so QEMU's exec and its every thread
+    /// happen inside it, as under libvirt or systemd.
+    #[track_caller]
+    pub fn start_in(dir: &Path, name: &str, options: QemuOptions, procs: Option<&Path>) -> Self {
         let pidfile = dir.join("qemu.pid");
         let qmp_socket = options.qmp.then(|| dir.join("qmp.sock"));
         let name_option = match options.debug_threads {
             true => format!("guest={name},debug-threads=on"),
             false => format!("guest={name}"),
         };
-        let mut command = Command::new(QEMU);
+        let mut command = match procs {
+            None => Command::new(QEMU),
+            Some(procs) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .args(["-c", "echo $$ > \"$0\" && exec \"$@\""])
+                    .arg(procs)
+                    .arg(QEMU);
+                shell
+            }
+        };
         command
             .args(["-enable-kvm", "-S", "-display", "none", "-M", "microvm"])
             .args(["-smp", &options.vcpus.to_string(), "-m", "64"])
@@ -96,6 +114,19 @@ impl PausedQemu {
 
     pub fn pid(&self) -> u32 {
         self.pid.as_raw().unsigned_abs()
+    }
+
+    /// Kills the VM and waits (up to 10 s) until its process is gone.
+    pub fn stop(self) {
+        let pid = self.pid();
+        drop(self);
+        for _ in 0..1000 {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("QEMU {pid} did not exit within 10 s of SIGKILL");
     }
 
     /// The QMP socket, when the options asked for one.

@@ -25,6 +25,15 @@ pub fn name(args: &[String]) -> Option<String> {
     (!path.is_empty()).then(|| path.to_owned())
 }
 
+/// The vCPUs the VM boots with: `--cpus boot=N`, and 1 without it.
+pub fn boot_vcpus(args: &[String]) -> Option<u32> {
+    let Some(value) = option_values(args, &["--cpus"]).pop() else {
+        return Some(1);
+    };
+    let boot = value.split(',').find_map(|kv| kv.strip_prefix("boot="));
+    boot.unwrap_or("1").parse().ok()
+}
+
 pub fn vcpu_index(comm: &str) -> Option<u32> {
     comm.strip_prefix("vcpu")?.parse().ok()
 }
@@ -52,6 +61,19 @@ mod tests {
         ];
         for (what, line, expected) in cases {
             assert_eq!(name(&args(line)).as_deref(), expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn boot_vcpus_from_the_cpus_option() {
+        let cases = [
+            ("absent", "cloud-hypervisor --kernel k", Some(1)),
+            ("boot=", "cloud-hypervisor --cpus boot=4,max=8", Some(4)),
+            ("max only", "cloud-hypervisor --cpus max=8", Some(1)),
+            ("garbage", "cloud-hypervisor --cpus boot=x", None),
+        ];
+        for (what, line, expected) in cases {
+            assert_eq!(boot_vcpus(&args(line)), expected, "{what}");
         }
     }
 

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::tasks::{SchedPolicy, Task};
-use crate::CpuSet;
+use crate::{CpuSet, ReadError, Root};
 
 pub use findings::findings;
 pub use qmp::{query_threads, QmpError, QmpThreads};
@@ -59,6 +59,16 @@ impl VmmKind {
         }
     }
 
+    /// The vCPUs the VM boots with, as its command line declares them; `None` when the
+    /// command line does not say (Firecracker reads them from its API or a config file).
+    pub fn boot_vcpus(self, args: &[String]) -> Option<u32> {
+        match self {
+            VmmKind::Qemu => qemu::boot_vcpus(args),
+            VmmKind::CloudHypervisor => cloud_hypervisor::boot_vcpus(args),
+            VmmKind::Firecracker => None,
+        }
+    }
+
     /// The vCPU index a thread's name gives, if it names a vCPU.
     pub fn vcpu_index(self, comm: &str) -> Option<u32> {
         match self {
@@ -75,6 +85,13 @@ impl VmmKind {
             VmmKind::Firecracker => "firecracker",
         }
     }
+}
+
+/// How many vCPUs `vm` boots with, from its command line: a daemon waits for that many vCPU
+/// threads before it plans the VM. `None` when the command line does not say.
+pub fn read_boot_vcpus(root: &Root, vm: &Workload) -> Result<Option<u32>, ReadError> {
+    let args = cmdline::read_args(root, vm.pid)?;
+    Ok(vm.kind.boot_vcpus(&args))
 }
 
 /// One thread of a VM, with where it may and did run.

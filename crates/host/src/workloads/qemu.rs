@@ -35,6 +35,16 @@ pub fn vcpu_index(comm: &str) -> Option<u32> {
     index.parse().ok()
 }
 
+/// The vCPUs the VM boots with: `-smp N` or `-smp cpus=N,...`, and 1 without `-smp`, as
+/// QEMU counts them. `None` when the count is left to QEMU to derive from sockets, cores and
+/// threads.
+pub fn boot_vcpus(args: &[String]) -> Option<u32> {
+    match qemu_option_values(args, "smp").pop() {
+        None => Some(1),
+        Some(value) => QemuOpts::parse(value, "cpus").get("cpus")?.parse().ok(),
+    }
+}
+
 /// The iothread id of an `IO <id>` thread (cut short when the name passed 15 bytes).
 pub fn io_thread_id(comm: &str) -> Option<&str> {
     comm.strip_prefix("IO ").filter(|id| !id.is_empty())
@@ -93,6 +103,24 @@ mod tests {
         ];
         for (what, comm, line, expected) in cases {
             assert_eq!(matches(comm, &args(line)), expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn boot_vcpus_from_smp() {
+        let cases = [
+            ("no -smp", "qemu-system-x86_64 -S", Some(1)),
+            ("plain count", "qemu-system-x86_64 -smp 4", Some(4)),
+            (
+                "cpus= form",
+                "qemu-system-x86_64 --smp=cpus=2,maxcpus=8",
+                Some(2),
+            ),
+            ("derived", "qemu-system-x86_64 -smp sockets=2,cores=2", None),
+            ("garbage", "qemu-system-x86_64 -smp x", None),
+        ];
+        for (what, line, expected) in cases {
+            assert_eq!(boot_vcpus(&args(line)), expected, "{what}");
         }
     }
 

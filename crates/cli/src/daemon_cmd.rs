@@ -1,0 +1,89 @@
+//! `nearnative daemon`: keeps the workloads the policy files declare latency-sensitive for
+//! their whole life (docs/daemon.md). The work is the daemon crate's; this is its flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use nearnative_apply::DEFAULT_STATE_DIR;
+use nearnative_daemon::control::DEFAULT_SOCKET;
+use nearnative_daemon::{run, DaemonConfig};
+
+use crate::duration::parse_duration;
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The policy files (`*.toml`, each with `[[workload]]` tables) to keep true.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/etc/nearnative/workloads.d"
+    )]
+    policy_dir: PathBuf,
+    /// Where the ledger, plan records and journals live (shared with apply and revert).
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    /// The root-only socket `apply`, `revert`, `status` and `verify` go through while the
+    /// daemon runs.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    control_socket: PathBuf,
+    /// Serve Prometheus metrics at ADDR:PORT (loopback), or `off`.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9464", value_parser = metrics_addr)]
+    metrics: MetricsAddr,
+    /// cgroup:/PATH in the cpuset hierarchy: only workloads inside it are considered, and it
+    /// is every policy's default scope (default: the whole host).
+    #[arg(long, value_name = "cgroup:/PATH")]
+    scope: Option<String>,
+    /// How often the host is swept for what events missed (e.g. 10s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = sweep)]
+    sweep: Duration,
+    /// On SIGTERM, revert what the policies applied before exiting (CLI applies stay).
+    #[arg(long)]
+    revert_on_exit: bool,
+}
+
+/// `--metrics`: an address, or off.
+#[derive(Debug, Clone, Copy)]
+struct MetricsAddr(Option<SocketAddr>);
+
+fn metrics_addr(text: &str) -> Result<MetricsAddr, String> {
+    match text {
+        "off" => Ok(MetricsAddr(None)),
+        addr => addr
+            .parse()
+            .map(|addr| MetricsAddr(Some(addr)))
+            .map_err(|e| format!("{e}: expected ADDR:PORT or off")),
+    }
+}
+
+fn sweep(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("the sweep period must be above zero".to_owned()),
+        d => Ok(d),
+    }
+}
+
+pub fn run_daemon(args: DaemonArgs) -> anyhow::Result<ExitCode> {
+    let scope = match &args.scope {
+        None => None,
+        Some(text) => Some(
+            text.strip_prefix("cgroup:")
+                .filter(|p| p.starts_with('/'))
+                .with_context(|| format!("--scope {text:?}: expected cgroup:/PATH"))?
+                .to_owned(),
+        ),
+    };
+    run(DaemonConfig {
+        policy_dir: args.policy_dir,
+        state_dir: args.state_dir,
+        control_socket: args.control_socket,
+        metrics: args.metrics.0,
+        scope,
+        sweep: args.sweep,
+        revert_on_exit: args.revert_on_exit,
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

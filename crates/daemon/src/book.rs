@@ -1,0 +1,161 @@
+//! What the loop remembers between rounds, which the host and the state directory cannot tell
+//! it: why a wanted workload is not applied (refused, waiting for cores, failed), which
+//! applied ones drifted under `on_drift = "report"`, the totals, and the standing conditions
+//! already logged, so that a condition that lasts is said once, not every sweep.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use nearnative_plan::WorkloadKey;
+
+use crate::status::{Counters, Source, WorkloadState};
+
+/// A wanted workload that is not applied, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unapplied {
+    pub target: String,
+    pub source: Source,
+    pub state: WorkloadState,
+    /// The ledger as it was when it was refused: it is tried again once that changes (or at
+    /// the next sweep).
+    pub ledger: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Book {
+    pub unapplied: BTreeMap<WorkloadKey, Unapplied>,
+    /// Knobs seen drifted and left so (`on_drift = "report"`), per applied workload.
+    pub drifted: BTreeMap<WorkloadKey, Vec<String>>,
+    pub counters: Counters,
+    /// The last line logged for each standing condition.
+    said: BTreeMap<String, String>,
+}
+
+impl Book {
+    /// True when `line` is news for `condition` (it was not the last thing said about it),
+    /// and remembers it.
+    pub fn is_news(&mut self, condition: &str, line: &str) -> bool {
+        match self.said.get(condition) {
+            Some(said) if said == line => false,
+            _ => {
+                self.said.insert(condition.to_owned(), line.to_owned());
+                true
+            }
+        }
+    }
+
+    /// Forgets `condition`, so that it is said again if it comes back.
+    pub fn settled(&mut self, condition: &str) {
+        self.said.remove(condition);
+    }
+
+    /// Whether a wanted workload is tried this round: always when it was never refused, on
+    /// a sweep, or once the ledger changed since its refusal.
+    pub fn should_try(&self, key: &WorkloadKey, sweep: bool, ledger: &str) -> bool {
+        match self.unapplied.get(key) {
+            None => true,
+            Some(unapplied) => sweep || unapplied.ledger != ledger,
+        }
+    }
+
+    /// Forgets whatever was remembered about `key` but its logged conditions: it is applied,
+    /// or gone.
+    pub fn forget(&mut self, key: &WorkloadKey) {
+        self.unapplied.remove(key);
+        self.drifted.remove(key);
+    }
+}
+
+/// Who asked for a workload, from the origin its plan record keeps: `policy:FILE:LINE`,
+/// `libvirt:DOMAIN`, `kubernetes:POD`, or the CLI (`cli`, and records made before origins).
+pub fn source_of(origin: Option<&str>) -> Source {
+    let Some((kind, rest)) = origin.and_then(|o| o.split_once(':')) else {
+        return Source::Cli;
+    };
+    match kind {
+        "policy" => match rest.rsplit_once(':') {
+            Some((file, line)) => match line.parse() {
+                Ok(line) => Source::Policy {
+                    file: PathBuf::from(file),
+                    line,
+                },
+                Err(_) => Source::Cli,
+            },
+            None => Source::Cli,
+        },
+        "libvirt" => Source::Libvirt {
+            domain: rest.to_owned(),
+        },
+        "kubernetes" => Source::Kubernetes {
+            pod: rest.to_owned(),
+        },
+        _ => Source::Cli,
+    }
+}
+
+/// How a log line names a source: `policy:/p/a.toml:1`, `cli`, ...
+pub fn source_words(source: &Source) -> String {
+    match source {
+        Source::Policy { file, line } => format!("policy:{}:{line}", file.display()),
+        Source::Cli => "cli".to_owned(),
+        Source::Libvirt { domain } => format!("libvirt:{domain}"),
+        Source::Kubernetes { pod } => format!("kubernetes:{pod}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_standing_condition_is_said_once_until_it_changes_or_settles() {
+        let mut book = Book::default();
+        assert!(book.is_news("vm:a", "refused: CPU 0"));
+        assert!(!book.is_news("vm:a", "refused: CPU 0"));
+        assert!(book.is_news("vm:a", "waiting for cores"));
+        book.settled("vm:a");
+        assert!(book.is_news("vm:a", "waiting for cores"));
+        assert!(book.is_news("vm:b", "waiting for cores"));
+    }
+
+    #[test]
+    fn a_refusal_is_tried_again_on_a_sweep_or_a_ledger_change() {
+        let mut book = Book::default();
+        let key = WorkloadKey("vm:a".to_owned());
+        assert!(book.should_try(&key, false, "L1"));
+        book.unapplied.insert(
+            key.clone(),
+            Unapplied {
+                target: "vm:a".to_owned(),
+                source: Source::Cli,
+                state: WorkloadState::WaitingForCores {
+                    reason: "no core".to_owned(),
+                },
+                ledger: "L1".to_owned(),
+            },
+        );
+        assert!(!book.should_try(&key, false, "L1"));
+        assert!(book.should_try(&key, true, "L1"));
+        assert!(book.should_try(&key, false, "L2"));
+        book.forget(&key);
+        assert!(book.should_try(&key, false, "L1"));
+    }
+
+    #[test]
+    fn origins_name_their_source_and_back() {
+        let cases = [
+            (
+                Some("policy:/etc/nearnative/workloads.d/a:b.toml:12"),
+                "policy:/etc/nearnative/workloads.d/a:b.toml:12",
+            ),
+            (Some("cli"), "cli"),
+            (None, "cli"),
+            (Some("libvirt:web1"), "libvirt:web1"),
+            (Some("kubernetes:ns/pod"), "kubernetes:ns/pod"),
+            (Some("policy:nonumber"), "cli"),
+        ];
+        for (origin, words) in cases {
+            assert_eq!(source_words(&source_of(origin)), words, "{origin:?}");
+        }
+    }
+}

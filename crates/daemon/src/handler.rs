@@ -1,0 +1,85 @@
+//! The daemon's answers on the control socket. `apply`, `revert` and `verify` run through an
+//! engine of their own on the connection's thread (the engine is not shared across threads),
+//! taking the daemon's turn so the loop and a request never meet at the state lock; `status`
+//! is the loop's last published view. After a change the loop is woken to see it at once.
+//!
+//! A CLI apply records origin `cli`: the loop keeps it true (drift, new threads) and releases
+//! it when its target exits, but no policy reverts it.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+
+use nearnative_engine::{Engine, RevertWhich};
+
+use crate::control::{Handler, Request, Response};
+use crate::daemon::DaemonConfig;
+use crate::events::Wake;
+use crate::status::DaemonStatus;
+
+/// The origin of applies made through the control socket.
+pub const CLI_ORIGIN: &str = "cli";
+
+pub struct ControlHandler {
+    state_dir: std::path::PathBuf,
+    status: Arc<Mutex<DaemonStatus>>,
+    turn: Arc<Mutex<()>>,
+    loop_tx: Sender<Wake>,
+}
+
+impl ControlHandler {
+    pub fn new(
+        config: &DaemonConfig,
+        status: Arc<Mutex<DaemonStatus>>,
+        turn: Arc<Mutex<()>>,
+        loop_tx: Sender<Wake>,
+    ) -> ControlHandler {
+        ControlHandler {
+            state_dir: config.state_dir.clone(),
+            status,
+            turn,
+            loop_tx,
+        }
+    }
+
+    /// Wakes the loop for a full round (a sweep: the ledger changed under it).
+    fn wake_loop(&self) {
+        // The loop is gone only when the daemon is on its way out.
+        let _ = self.loop_tx.send(Wake::Overrun);
+    }
+}
+
+impl Handler for ControlHandler {
+    fn handle(&self, request: Request) -> Response {
+        let engine = Engine::live(&self.state_dir);
+        let response = match request {
+            Request::Status => {
+                let status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+                return Response::Status(status.clone());
+            }
+            Request::Verify { target, options } => {
+                let never = AtomicBool::new(false);
+                return match engine.verify(&target, &options.options(), &never) {
+                    Ok(report) => Response::Verified(Box::new(report)),
+                    Err(err) => Response::error(&err),
+                };
+            }
+            Request::Apply { request } => {
+                let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+                match engine.apply_from(&request, CLI_ORIGIN) {
+                    Ok(applied) => Response::Applied(Box::new(applied)),
+                    Err(err) => Response::error(&err),
+                }
+            }
+            Request::Revert { which } => {
+                let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+                match engine.revert(&RevertWhich::from(which)) {
+                    Ok(reverted) => Response::Reverted(Box::new(reverted)),
+                    Err(err) => Response::error(&err),
+                }
+            }
+        };
+        self.wake_loop();
+        response
+    }
+}

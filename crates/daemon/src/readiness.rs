@@ -1,0 +1,184 @@
+//! When a VM is complete enough to plan. QEMU creates its vCPU threads one by one after its
+//! exec, and `-daemonize` runs two processes of the same name for a moment; a plan made
+//! before that would pin some vCPUs and leave the others (or be refused as ambiguous). So a
+//! VM is applied once exactly one process carries its name, it has every vCPU its command
+//! line boots with, and no thread was added for a short settle.
+//!
+//! While a VM is incomplete the loop looks again after the settle, for a few seconds; after
+//! that only events and the sweep bring it back, so a VM that never completes costs nothing.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use nearnative_host::workloads::read_boot_vcpus;
+use nearnative_host::{Host, Root};
+use nearnative_plan::Target;
+
+/// How long a VM's thread count must stay put before it is planned.
+pub const SETTLE: Duration = Duration::from_millis(20);
+
+/// How long after first sight an incomplete VM is looked at again without an event.
+const PATIENCE: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Not yet: look again at `until` (or at the next event or sweep when `None`).
+    NotYet {
+        until: Option<Instant>,
+    },
+}
+
+/// One VM process as last seen.
+#[derive(Debug, Clone, Copy)]
+struct Sighting {
+    /// When it was first seen.
+    first: Instant,
+    threads: usize,
+    /// When its thread count last changed.
+    changed: Instant,
+    /// The vCPUs its command line boots with, read once.
+    boot_vcpus: Option<u32>,
+}
+
+impl Sighting {
+    /// Ready with every boot vCPU present (`vcpus` found), the name unambiguous (`more` is
+    /// false), and the threads settled.
+    fn judge(&self, vcpus: usize, more: bool, now: Instant) -> Readiness {
+        let all_vcpus = match self.boot_vcpus {
+            Some(boot) => vcpus >= boot as usize,
+            None => vcpus > 0,
+        };
+        let settled_at = self.changed + SETTLE;
+        let retry = (now.duration_since(self.first) < PATIENCE).then_some(now + SETTLE);
+        match (more, all_vcpus) {
+            (false, true) if now >= settled_at => Readiness::Ready,
+            (false, true) => Readiness::NotYet {
+                until: Some(settled_at),
+            },
+            _ => Readiness::NotYet { until: retry },
+        }
+    }
+}
+
+/// The VMs seen while they start.
+#[derive(Debug, Default)]
+pub struct Gate {
+    seen: BTreeMap<u32, Sighting>,
+}
+
+impl Gate {
+    /// Whether `target`'s instance on `host` may be planned now. Targets other than VMs are
+    /// always ready.
+    pub fn check(&mut self, root: &Root, host: &Host, target: &Target, now: Instant) -> Readiness {
+        let mut vms = host.workloads.iter().filter(|vm| match target {
+            Target::Vm(name) => vm.name == *name,
+            Target::VmPid(pid) => vm.pid == *pid,
+            _ => false,
+        });
+        let (vm, more) = match (target, vms.next(), vms.next()) {
+            (Target::Vm(_) | Target::VmPid(_), Some(vm), more) => (vm, more.is_some()),
+            _ => return Readiness::Ready,
+        };
+        let threads = host.tasks.process(vm.pid).map_or(0, |p| p.threads.len());
+        let boot = || read_boot_vcpus(root, vm).ok().flatten();
+        let sighting = self.observe(vm.pid, threads, now, boot);
+        sighting.judge(vm.vcpus.len(), more, now)
+    }
+
+    /// Records process `pid`'s thread count, noting when it changed; `boot_vcpus` is asked
+    /// on first sight only.
+    fn observe(
+        &mut self,
+        pid: u32,
+        threads: usize,
+        now: Instant,
+        boot_vcpus: impl FnOnce() -> Option<u32>,
+    ) -> Sighting {
+        let sighting = self.seen.entry(pid).or_insert_with(|| Sighting {
+            first: now,
+            threads,
+            changed: now,
+            boot_vcpus: boot_vcpus(),
+        });
+        if sighting.threads != threads {
+            sighting.threads = threads;
+            sighting.changed = now;
+        }
+        *sighting
+    }
+
+    /// The VM processes seen starting: their new threads should wake the loop.
+    pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.seen.keys().copied()
+    }
+
+    /// Forgets the VMs `host` no longer runs.
+    pub fn forget_gone(&mut self, host: &Host) {
+        self.seen
+            .retain(|pid, _| host.workloads.iter().any(|vm| vm.pid == *pid));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vm_is_ready_with_every_boot_vcpu_once_its_threads_settle() {
+        let mut gate = Gate::default();
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let seen = gate.observe(40, 3, t0, || Some(2));
+        assert_eq!(
+            seen.judge(1, false, t0),
+            Readiness::NotYet {
+                until: Some(ms(20))
+            }
+        );
+        let seen = gate.observe(40, 4, ms(5), || panic!("asked once"));
+        assert_eq!(
+            seen.judge(2, false, ms(5)),
+            Readiness::NotYet {
+                until: Some(ms(25))
+            }
+        );
+        let seen = gate.observe(40, 4, ms(25), || None);
+        assert_eq!(seen.judge(2, false, ms(25)), Readiness::Ready);
+        assert_eq!(
+            seen.judge(2, true, ms(25)),
+            Readiness::NotYet {
+                until: Some(ms(45))
+            },
+            "two processes of one name (daemonizing)"
+        );
+    }
+
+    #[test]
+    fn an_incomplete_vm_is_not_polled_forever() {
+        let mut gate = Gate::default();
+        let t0 = Instant::now();
+        let late = t0 + PATIENCE;
+        gate.observe(40, 3, t0, || Some(4));
+        let seen = gate.observe(40, 3, late, || None);
+        assert_eq!(
+            seen.judge(3, false, late),
+            Readiness::NotYet { until: None }
+        );
+    }
+
+    #[test]
+    fn without_a_declared_count_one_vcpu_will_do() {
+        let mut gate = Gate::default();
+        let t0 = Instant::now();
+        let seen = gate.observe(40, 3, t0, || None);
+        let later = t0 + SETTLE;
+        assert_eq!(
+            seen.judge(0, false, later),
+            Readiness::NotYet {
+                until: Some(later + SETTLE)
+            }
+        );
+        assert_eq!(seen.judge(1, false, later), Readiness::Ready);
+    }
+}

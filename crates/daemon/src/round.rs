@@ -1,0 +1,320 @@
+//! One reconcile round carried out: the host read once, the state directory read once, the
+//! round decided ([`crate::reconcile::decide`]), and each action done through the engine,
+//! with one log line per event and none for a condition that stands.
+
+use std::time::Instant;
+
+use nearnative_engine::{DriftMode, EngineError, RevertWhich};
+use nearnative_host::{Host, InspectOptions};
+use nearnative_plan::{AdmissionError, PlanError, WorkloadKey};
+use nearnative_sys::lock::LockError;
+
+use crate::book::{source_of, source_words, Unapplied};
+use crate::daemon::DaemonError;
+use crate::discover;
+use crate::held::{self, Record};
+use crate::log::line as log;
+use crate::policy::OnDrift;
+use crate::readiness::Readiness;
+use crate::reconcile::{decide, Action, Held, RevertReason, Wanted};
+use crate::runner::{Runner, BUSY_RETRY};
+use crate::status::WorkloadState;
+
+/// What an engine error means for the loop.
+enum Outcome {
+    /// The target vanished while it was planned or applied (the apply rolled back): the
+    /// next round sees the host as it is.
+    Gone,
+    /// A CLI apply or revert holds the state lock: try again shortly.
+    Busy,
+    /// Shown in `status`, logged once, tried again when the ledger changes or on the sweep.
+    Standing(WorkloadState),
+}
+
+fn outcome(err: &EngineError) -> Outcome {
+    let reason = err.to_string();
+    match err {
+        EngineError::TargetExited { .. }
+        | EngineError::Plan(
+            PlanError::UnknownVm { .. }
+            | PlanError::UnknownVmPid { .. }
+            | PlanError::UnknownPid { .. }
+            | PlanError::ProcessExited { .. }
+            | PlanError::EmptyCgroup { .. },
+        ) => Outcome::Gone,
+        EngineError::Lock(LockError::Busy { .. }) => Outcome::Busy,
+        EngineError::Plan(PlanError::Admission(
+            AdmissionError::NotEnoughCores(_) | AdmissionError::NoSingleNode(_),
+        )) => Outcome::Standing(WorkloadState::WaitingForCores { reason }),
+        EngineError::Plan(_)
+        | EngineError::NotPinned { .. }
+        | EngineError::AlreadyApplied { .. }
+        | EngineError::ThreadTaken { .. } => Outcome::Standing(WorkloadState::Refused { reason }),
+        _ => Outcome::Standing(WorkloadState::Failed { reason }),
+    }
+}
+
+/// A mark of the ledger as the round found it: the keys held.
+fn ledger_mark(held: &[Held]) -> String {
+    let keys: Vec<&str> = held.iter().map(|h| h.key.0.as_str()).collect();
+    keys.join(",")
+}
+
+impl Runner {
+    /// One round; `sweep` also retries refused workloads whose ledger did not change.
+    pub(crate) fn round(&mut self, sweep: bool) -> Result<(), DaemonError> {
+        self.due = None;
+        let host = Host::read(&self.root, &InspectOptions::default());
+        self.gate.forget_gone(&host);
+        let records = held::read(self.engine.state(), &self.root)?;
+        let nobody_applying =
+            !records.iter().any(Record::unfinished) || held::nobody_applying(self.engine.state())?;
+        let held: Vec<Held> = records.iter().map(|r| r.held(nobody_applying)).collect();
+        let wanted = self.wanted(&host);
+        let ledger = ledger_mark(&held);
+        let mut changed = false;
+        for action in decide(&wanted, &held) {
+            changed |= match action {
+                Action::Revert { key, reason, .. } => self.revert(&key, reason),
+                Action::Apply { index } => self.try_apply(&host, &wanted[index], sweep, &ledger),
+                Action::Keep { key, policy } => self.keep(&host, &key, policy, &wanted, &ledger),
+            };
+        }
+        self.book
+            .unapplied
+            .retain(|key, _| wanted.iter().any(|w| &w.key == key));
+        let records = match changed {
+            true => held::read(self.engine.state(), &self.root)?,
+            false => records,
+        };
+        if changed {
+            self.pin_to_housekeeping(&host, &records)?;
+        }
+        self.watch(&host, &records);
+        self.publish(&host, &records);
+        Ok(())
+    }
+
+    /// The instances the policies want on `host`.
+    fn wanted(&self, host: &Host) -> Vec<Wanted> {
+        let exe = discover::exe_names(&self.root, host, &self.policies);
+        let scope = self.config.scope.as_deref();
+        let desired = discover::desired_with_exe(host, &self.policies, scope, &exe);
+        desired
+            .into_iter()
+            .map(|d| {
+                let policy = &self.policies.policies[d.policy];
+                Wanted {
+                    origin: format!("policy:{}:{}", policy.file.display(), policy.line),
+                    key: d.key,
+                    request: d.request,
+                    policy: d.policy,
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn due_at(&mut self, at: Instant) {
+        self.due = Some(self.due.map_or(at, |due| due.min(at)));
+    }
+
+    fn revert(&mut self, key: &WorkloadKey, reason: RevertReason) -> bool {
+        let result = {
+            let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+            self.engine.revert(&RevertWhich::Target(key.0.clone()))
+        };
+        match result {
+            Ok(_) => {
+                log(&format!("{key} released ({})", reason.words()));
+                self.book.counters.reverts += 1;
+                self.sampler.forget(&key.0);
+                self.book.forget(key);
+                self.book.settled(&key.0);
+                true
+            }
+            Err(err) => {
+                self.standing_error(key, "cannot release it", &err);
+                false
+            }
+        }
+    }
+
+    fn try_apply(&mut self, host: &Host, wanted: &Wanted, sweep: bool, ledger: &str) -> bool {
+        if !self.book.should_try(&wanted.key, sweep, ledger) {
+            return false;
+        }
+        let now = Instant::now();
+        match self
+            .gate
+            .check(&self.root, host, &wanted.request.target, now)
+        {
+            Readiness::Ready => {}
+            Readiness::NotYet { until } => {
+                if let Some(until) = until {
+                    self.due_at(until);
+                }
+                return false;
+            }
+        }
+        let result = {
+            let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+            self.engine.apply_from(&wanted.request, &wanted.origin)
+        };
+        match result {
+            Ok(applied) => {
+                let took = now.elapsed();
+                log(&format!(
+                    "{} applied on CPUs {} (source {}) in {} ms",
+                    wanted.key,
+                    applied.plan.allocation.exclusive_cpus,
+                    wanted.origin,
+                    took.as_millis()
+                ));
+                self.book.counters.applies += 1;
+                self.metrics.observe_apply(took.as_secs_f64());
+                self.book.forget(&wanted.key);
+                self.book.settled(&wanted.key.0);
+                true
+            }
+            Err(err) => {
+                self.not_applied(wanted, &err, ledger);
+                false
+            }
+        }
+    }
+
+    fn not_applied(&mut self, wanted: &Wanted, err: &EngineError, ledger: &str) {
+        let state = match outcome(err) {
+            Outcome::Gone => return,
+            Outcome::Busy => return self.due_at(Instant::now() + BUSY_RETRY),
+            Outcome::Standing(state) => state,
+        };
+        let line = format!("{} {}: {err}", wanted.key, state.label().replace('_', " "));
+        if self.book.is_news(&wanted.key.0, &line) {
+            log(&line);
+            self.book.counters.refusals += 1;
+        }
+        let unapplied = Unapplied {
+            target: wanted.request.target.to_string(),
+            source: source_of(Some(&wanted.origin)),
+            state,
+            ledger: ledger.to_owned(),
+        };
+        self.book.unapplied.insert(wanted.key.clone(), unapplied);
+    }
+
+    /// Keeps an applied workload true: drift repaired (or reported), threads born since
+    /// placed, and a re-plan when the engine says the plan no longer fits.
+    fn keep(
+        &mut self,
+        host: &Host,
+        key: &WorkloadKey,
+        policy: Option<usize>,
+        wanted: &[Wanted],
+        ledger: &str,
+    ) -> bool {
+        let on_drift = policy.map_or(OnDrift::Repair, |i| self.policies.policies[i].on_drift);
+        let mode = match on_drift {
+            OnDrift::Repair => DriftMode::Repair,
+            OnDrift::Report => DriftMode::Report,
+        };
+        let result = {
+            let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+            self.engine.reconcile(&key.0, mode)
+        };
+        let reconciled = match result {
+            Ok(reconciled) => reconciled,
+            Err(err) => {
+                self.standing_error(key, "cannot keep it true", &err);
+                return false;
+            }
+        };
+        for knob in &reconciled.repaired {
+            log(&format!("{key}: drift repaired: {knob}"));
+        }
+        self.book.counters.drift_repairs += reconciled.repaired.len() as u64;
+        self.reported(key, reconciled.reported);
+        if !reconciled.added.is_empty() {
+            log(&format!(
+                "{key}: placed {} new thread(s): {}",
+                reconciled.added.len(),
+                reconciled.added.join(", ")
+            ));
+        }
+        let Some(why) = reconciled.replan else {
+            return false;
+        };
+        let again = policy.and_then(|i| wanted.iter().find(|w| w.policy == i && &w.key == key));
+        match again {
+            Some(wanted) => {
+                log(&format!("{key}: re-planning: {why}"));
+                let reverted = self.revert(key, RevertReason::Replan);
+                if reverted {
+                    self.try_apply(host, wanted, true, ledger);
+                }
+                reverted
+            }
+            None => {
+                let line = format!("{key}: {why}; revert it and apply it again to re-plan");
+                if self.book.is_news(&format!("{key} replan"), &line) {
+                    log(&line);
+                }
+                false
+            }
+        }
+    }
+
+    /// Drift left as it is under `on_drift = "report"`: logged and counted when it changes.
+    fn reported(&mut self, key: &WorkloadKey, knobs: Vec<String>) {
+        if knobs.is_empty() {
+            self.book.drifted.remove(key);
+            self.book.settled(&format!("{key} drift"));
+            return;
+        }
+        let line = format!("{key}: drifted, reported only: {}", knobs.join(", "));
+        if self.book.is_news(&format!("{key} drift"), &line) {
+            log(&line);
+            self.book.counters.drift_reports += knobs.len() as u64;
+        }
+        self.book.drifted.insert(key.clone(), knobs);
+    }
+
+    /// An engine error about an applied workload, logged once while it stands; a busy lock
+    /// is only tried again shortly.
+    fn standing_error(&mut self, key: &WorkloadKey, what: &str, err: &EngineError) {
+        if matches!(err, EngineError::Lock(LockError::Busy { .. })) {
+            return self.due_at(Instant::now() + BUSY_RETRY);
+        }
+        let line = format!("{key}: {what}: {err}");
+        if self.book.is_news(&format!("{key} {what}"), &line) {
+            log(&line);
+        }
+    }
+
+    /// Reverts what this daemon's policies applied (`--revert-on-exit`); CLI applies stay.
+    pub fn revert_own(&mut self) {
+        let records = match held::read(self.engine.state(), &self.root) {
+            Ok(records) => records,
+            Err(err) => return log(&format!("cannot revert on exit: {err}")),
+        };
+        let mut own: Vec<&Record> = records
+            .iter()
+            .filter(|r| {
+                matches!(
+                    source_of(r.applied.origin.as_deref()),
+                    crate::status::Source::Policy { .. }
+                )
+            })
+            .collect();
+        // Newest first, so no older journal is refused for a knob a newer one shares.
+        own.sort_by_key(|r| std::cmp::Reverse(r.applied.applied_unix_ms));
+        for record in own {
+            let key = record.applied.plan.workload.clone();
+            let source = source_words(&source_of(record.applied.origin.as_deref()));
+            match self.engine.revert(&RevertWhich::Target(key.0.clone())) {
+                Ok(_) => log(&format!("{key} reverted on exit (source {source})")),
+                Err(err) => log(&format!("{key}: cannot revert on exit: {err}")),
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The loop: wait for a wake-up (an event, a deadline of the readiness gate, or the sweep),
+//! drain every wake-up queued behind it, and run one reconcile round for them all. Between
+//! rounds the daemon sleeps in one `recv_timeout`: it costs nothing while the host is quiet.
+//!
+//! Not every event is worth a round. The proc connector reports every exec on the host (a
+//! build runs thousands a second), so an exec counts only when its process could be a
+//! workload a policy wants: a VMM for a `vm:` policy, a `comm` a `process:` policy matches,
+//! any process inside the scope for a `cgroup:` policy. Threads, forks and exits arrive only
+//! for the processes the loop watches (applied workloads, VMs still starting), and all count.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nearnative_engine::Engine;
+use nearnative_host::workloads::VmmKind;
+use nearnative_host::Root;
+
+use crate::book::Book;
+use crate::daemon::{DaemonConfig, DaemonError};
+use crate::events::{Events, Wake};
+use crate::metrics::{InterferenceSampler, Metrics};
+use crate::notify::Notifier;
+use crate::policy::{self, PolicySet, TargetPattern};
+use crate::readiness::Gate;
+use crate::status::DaemonStatus;
+
+/// How soon a round is tried again when a CLI apply or revert holds the state lock.
+pub const BUSY_RETRY: Duration = Duration::from_millis(100);
+
+/// What ended a wait.
+enum Waited {
+    Round,
+    /// A round that also retries refusals: policies reloaded, or events lost.
+    Sweep,
+    Stop,
+}
+
+pub struct Runner {
+    pub(crate) config: DaemonConfig,
+    pub(crate) engine: Engine,
+    pub(crate) root: Root,
+    pub(crate) policies: PolicySet,
+    pub(crate) book: Book,
+    pub(crate) gate: Gate,
+    pub(crate) status: Arc<Mutex<DaemonStatus>>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) sampler: InterferenceSampler,
+    /// Held while the engine writes, by the loop and by control requests alike, so the
+    /// state lock is never found busy by one of the daemon's own.
+    pub(crate) turn: Arc<Mutex<()>>,
+    /// The earliest moment a round is due before the sweep (a VM settling, a busy lock).
+    pub(crate) due: Option<Instant>,
+    /// The processes whose threads, forks and exits wake the loop.
+    pub(crate) watched: BTreeSet<u32>,
+    /// The cgroup v2 directories whose `cgroup.events` wake the loop.
+    pub(crate) cgroups: Vec<PathBuf>,
+    /// Standing remarks from the event sources, for `status`.
+    pub(crate) notes: Vec<String>,
+}
+
+impl Runner {
+    pub fn new(
+        config: DaemonConfig,
+        engine: Engine,
+        status: Arc<Mutex<DaemonStatus>>,
+        metrics: Arc<Metrics>,
+        turn: Arc<Mutex<()>>,
+    ) -> Runner {
+        let root = Root::default();
+        let mut runner = Runner {
+            sampler: InterferenceSampler::new(root.clone()),
+            root,
+            engine,
+            policies: PolicySet::default(),
+            book: Book::default(),
+            gate: Gate::default(),
+            status,
+            metrics,
+            turn,
+            due: None,
+            watched: BTreeSet::new(),
+            cgroups: Vec::new(),
+            notes: Vec::new(),
+            config,
+        };
+        runner.reload();
+        runner
+    }
+
+    /// Loads the policy directory again; a rejected file is logged once per reason.
+    pub(crate) fn reload(&mut self) {
+        let mut policies = policy::load_dir(&self.config.policy_dir);
+        policies.confine(self.config.scope.as_deref());
+        let policies = policies.with_last_good(&self.policies);
+        for error in &policies.errors {
+            let line = format!("policy rejected: {error}");
+            if self
+                .book
+                .is_news(&format!("policy {}", error.file.display()), &line)
+            {
+                crate::log::line(&line);
+            }
+        }
+        crate::log::line(&format!(
+            "{} polic{} loaded from {}",
+            policies.policies.len(),
+            if policies.policies.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+            self.config.policy_dir.display()
+        ));
+        self.policies = policies;
+    }
+
+    /// Rounds until SIGTERM (or SIGINT), or until the event sources are gone.
+    pub fn run(
+        &mut self,
+        rx: &Receiver<Wake>,
+        events: &Events,
+        notifier: &Notifier,
+    ) -> Result<(), DaemonError> {
+        let mut next_sweep = Instant::now();
+        // systemd wants to hear from the loop at least every half watchdog interval.
+        let watchdog = notifier.watchdog_interval().map(|interval| interval / 2);
+        loop {
+            let now = Instant::now();
+            let sweep = now >= next_sweep;
+            if sweep {
+                next_sweep = now + self.config.sweep;
+            }
+            self.notes = events.notes();
+            self.round(sweep)?;
+            events.watch_processes(&self.watched);
+            events.watch_cgroups(&self.cgroups);
+            crate::daemon::tell_systemd(notifier.watchdog());
+            if let Some(ping) = watchdog {
+                self.due_at(Instant::now() + ping);
+            }
+            match self.wait(rx, next_sweep) {
+                Waited::Round => {}
+                Waited::Sweep => next_sweep = Instant::now(),
+                Waited::Stop => return Ok(()),
+            }
+        }
+    }
+
+    /// Sleeps until a wake-up that counts, a deadline (a VM settling, the sweep), or a stop.
+    fn wait(&mut self, rx: &Receiver<Wake>, next_sweep: Instant) -> Waited {
+        loop {
+            let wake_at = self.due.map_or(next_sweep, |due| due.min(next_sweep));
+            let first = match rx.recv_timeout(wake_at.saturating_duration_since(Instant::now())) {
+                Ok(wake) => wake,
+                Err(RecvTimeoutError::Timeout) => return Waited::Round,
+                Err(RecvTimeoutError::Disconnected) => return Waited::Stop,
+            };
+            let wakes: Vec<Wake> = std::iter::once(first).chain(rx.try_iter()).collect();
+            if wakes.contains(&Wake::Terminate) {
+                crate::log::line("stopping on SIGTERM; applied workloads stay applied");
+                return Waited::Stop;
+            }
+            if wakes
+                .iter()
+                .any(|w| matches!(w, Wake::Hangup | Wake::PolicyDir))
+            {
+                self.reload();
+                return Waited::Sweep;
+            }
+            if wakes.contains(&Wake::Overrun) {
+                return Waited::Sweep;
+            }
+            if wakes.iter().any(|w| self.counts(w)) {
+                return Waited::Round;
+            }
+        }
+    }
+
+    /// Whether `wake` is worth a round (see the module doc).
+    fn counts(&self, wake: &Wake) -> bool {
+        match wake {
+            Wake::Exec { pid } => self.could_be_wanted(*pid),
+            Wake::Thread { tgid, .. } => self.watched.contains(tgid),
+            Wake::Fork { parent_tgid, .. } => self.watched.contains(parent_tgid),
+            Wake::Exit { pid } => self.watched.contains(pid),
+            Wake::CgroupEvents { .. }
+            | Wake::PolicyDir
+            | Wake::Hangup
+            | Wake::Overrun
+            | Wake::Terminate => true,
+        }
+    }
+
+    /// Whether process `pid`, just exec'd, could be an instance of some policy: two small
+    /// reads of its `/proc` files at most, not a round.
+    fn could_be_wanted(&self, pid: u32) -> bool {
+        let Ok(comm) = self.root.read_trimmed(format!("/proc/{pid}/comm")) else {
+            return false;
+        };
+        let in_scope = || match &self.config.scope {
+            None => true,
+            Some(scope) => self
+                .root
+                .read_trimmed(format!("/proc/{pid}/cpuset"))
+                .is_ok_and(|cgroup| nearnative_host::cgroup::is_within(&cgroup, scope)),
+        };
+        let matches = self.policies.policies.iter().any(|p| match &p.target {
+            TargetPattern::Vm(_) => VmmKind::detect(&comm, &[]).is_some(),
+            TargetPattern::Process(glob) => glob.matches(&comm),
+            TargetPattern::Cgroup(_) => true,
+        });
+        matches && in_scope()
+    }
+}

@@ -1,8 +1,11 @@
 //! When a VM is complete enough to plan. QEMU creates its vCPU threads one by one after its
 //! exec, and `-daemonize` runs two processes of the same name for a moment; a plan made
 //! before that would pin some vCPUs and leave the others (or be refused as ambiguous). So a
-//! VM is applied once exactly one process carries its name, it has every vCPU its command
-//! line boots with, and no thread was added for a short settle.
+//! VM is applied once exactly one process carries its name and it has every vCPU its command
+//! line boots with. Only when the command line does not say how many (a VMM we cannot read)
+//! must its threads also stay put for a short settle. Threads the VM makes after that (an
+//! iothread, a hot-added vCPU) are placed by the engine's reconcile, so waiting for them would
+//! only delay the vCPUs.
 //!
 //! While a VM is incomplete the loop looks again after the settle, for a few seconds; after
 //! that only events and the sweep bring it back, so a VM that never completes costs nothing.
@@ -14,7 +17,8 @@ use nearnative_host::workloads::read_boot_vcpus;
 use nearnative_host::{Host, Root};
 use nearnative_plan::Target;
 
-/// How long a VM's thread count must stay put before it is planned.
+/// How long a VM's thread count must stay put before it is planned, when its command line
+/// does not say how many vCPUs it boots with.
 pub const SETTLE: Duration = Duration::from_millis(20);
 
 /// How long after first sight an incomplete VM is looked at again without an event.
@@ -42,14 +46,13 @@ struct Sighting {
 }
 
 impl Sighting {
-    /// Ready with every boot vCPU present (`vcpus` found), the name unambiguous (`more` is
-    /// false), and the threads settled.
+    /// Ready with the name unambiguous (`more` is false) and every boot vCPU present
+    /// (`vcpus` found); with no boot count known, at least one vCPU and the threads settled.
     fn judge(&self, vcpus: usize, more: bool, now: Instant) -> Readiness {
-        let all_vcpus = match self.boot_vcpus {
-            Some(boot) => vcpus >= boot as usize,
-            None => vcpus > 0,
+        let (all_vcpus, settled_at) = match self.boot_vcpus {
+            Some(boot) => (vcpus >= boot as usize, self.changed),
+            None => (vcpus > 0, self.changed + SETTLE),
         };
-        let settled_at = self.changed + SETTLE;
         let retry = (now.duration_since(self.first) < PATIENCE).then_some(now + SETTLE);
         match (more, all_vcpus) {
             (false, true) if now >= settled_at => Readiness::Ready,
@@ -125,7 +128,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_vm_is_ready_with_every_boot_vcpu_once_its_threads_settle() {
+    fn a_vm_is_ready_as_soon_as_every_boot_vcpu_is_there() {
         let mut gate = Gate::default();
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
@@ -134,21 +137,15 @@ mod tests {
             seen.judge(1, false, t0),
             Readiness::NotYet {
                 until: Some(ms(20))
-            }
+            },
+            "one vCPU of two"
         );
         let seen = gate.observe(40, 4, ms(5), || panic!("asked once"));
+        assert_eq!(seen.judge(2, false, ms(5)), Readiness::Ready);
         assert_eq!(
-            seen.judge(2, false, ms(5)),
+            seen.judge(2, true, ms(5)),
             Readiness::NotYet {
                 until: Some(ms(25))
-            }
-        );
-        let seen = gate.observe(40, 4, ms(25), || None);
-        assert_eq!(seen.judge(2, false, ms(25)), Readiness::Ready);
-        assert_eq!(
-            seen.judge(2, true, ms(25)),
-            Readiness::NotYet {
-                until: Some(ms(45))
             },
             "two processes of one name (daemonizing)"
         );

@@ -76,8 +76,8 @@ pub struct Interference {
     pub cpus: CpuSet,
     /// The window's wall time, in nanoseconds.
     pub window_ns: u64,
-    /// What the spin-loop probe saw taken from it over the window; `None` without a probe
-    /// (as in `verify --sample`, where the workload itself runs there).
+    /// What the spin-loop probe saw taken from it, at its rate over the whole window; `None`
+    /// without a probe (as in `verify --sample`, where the workload itself runs there).
     pub stolen_ns: Option<u64>,
     /// Device IRQ lines, by number and name.
     pub irqs: Vec<InterruptSource>,
@@ -101,6 +101,29 @@ pub struct Interference {
     pub incomplete: bool,
 }
 
+/// What a spin-loop probe saw on the exclusive CPUs: the time taken from it over its run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub stolen_ns: u64,
+    /// The probe's own run, which lies within the sample's window.
+    pub runtime_ns: u64,
+}
+
+impl Probe {
+    /// The stolen time at the probe's rate over `window_ns`: the sampler's window is a little
+    /// longer than the probe's run (starting and joining it), and its counts cover all of it.
+    fn stolen_over(&self, window_ns: u64) -> u64 {
+        match self.runtime_ns {
+            0 => self.stolen_ns,
+            runtime => {
+                let scaled = u128::from(self.stolen_ns) * u128::from(window_ns.max(runtime))
+                    / u128::from(runtime);
+                u64::try_from(scaled).unwrap_or(u64::MAX)
+            }
+        }
+    }
+}
+
 /// One line of a ranking: a source and the time charged to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ranked {
@@ -110,16 +133,17 @@ pub struct Ranked {
     pub measured: bool,
 }
 
-/// Attributes the exclusive CPUs' lost time over `sample`'s window: `stolen_ns` is what a
-/// spin-loop probe saw taken on those CPUs over the same window, if one ran. `measuring`
-/// names threads to leave out (the probe's own spinning thread, say): they are the
-/// measurement, not interference.
+/// Attributes the exclusive CPUs' lost time over `sample`'s window: `probe` is what a
+/// spin-loop probe saw taken on those CPUs during a run inside that window, if one ran; its
+/// stolen time is taken at its rate over the whole window. `measuring` names threads to leave
+/// out (the probe's own spinning thread, say): they are the measurement, not interference.
 pub fn attribute(
     sample: &Sample,
-    stolen_ns: Option<u64>,
+    probe: Option<Probe>,
     costs: EventCosts,
     measuring: impl Fn(&ForeignThread) -> bool,
 ) -> Interference {
+    let stolen_ns = probe.map(|p| p.stolen_over(sample.duration_ns));
     let irqs = sample.irqs.as_ref();
     let mut interference = Interference {
         cpus: sample.cpus.clone(),
@@ -376,7 +400,7 @@ cpu1 67063 0 15994 43152 718 0 147 255 0 0\n";
             thread("jitter-cpu1", 8, 900_000_000),
             thread("idle-ish", 9, 0),
         ]);
-        let got = attribute(&sample, Some(10_000_000), EventCosts::default(), |t| {
+        let got = attribute(&sample, probe(10_000_000), EventCosts::default(), |t| {
             t.comm == "jitter-cpu1"
         });
         let counts = |sources: &[InterruptSource]| -> Vec<(String, u64)> {
@@ -419,7 +443,7 @@ cpu1 67063 0 15994 43152 718 0 147 255 0 0\n";
     #[test]
     fn ranking_and_shares_put_the_largest_first_and_mark_estimates() {
         let sample = captured_sample(vec![thread("intruder", 42, 6_000_000)]);
-        let got = attribute(&sample, Some(10_000_000), EventCosts::default(), |_| false);
+        let got = attribute(&sample, probe(10_000_000), EventCosts::default(), |_| false);
         let top = got.top(3);
         assert_eq!(top[0], "thread intruder (tid 42) 60%");
         assert!(
@@ -432,8 +456,39 @@ cpu1 67063 0 15994 43152 718 0 147 255 0 0\n";
     #[test]
     fn explained_time_beyond_the_stolen_time_leaves_no_negative_remainder() {
         let sample = captured_sample(vec![thread("hog", 1, 900_000_000)]);
-        let got = attribute(&sample, Some(500_000_000), EventCosts::default(), |_| false);
+        let got = attribute(&sample, probe(500_000_000), EventCosts::default(), |_| {
+            false
+        });
         assert_eq!(got.unexplained_ns, Some(0));
+    }
+
+    /// A probe that ran the whole 1 s window.
+    fn probe(stolen_ns: u64) -> Option<Probe> {
+        Some(Probe {
+            stolen_ns,
+            runtime_ns: 1_000_000_000,
+        })
+    }
+
+    #[test]
+    fn a_probe_shorter_than_the_window_is_taken_at_its_rate() {
+        let sample = captured_sample(vec![]);
+        let short = Probe {
+            stolen_ns: 8_000_000,
+            runtime_ns: 800_000_000,
+        };
+        let got = attribute(&sample, Some(short), EventCosts::default(), |_| false);
+        assert_eq!(got.stolen_ns, Some(10_000_000));
+        let idle = Probe {
+            stolen_ns: 5,
+            runtime_ns: 0,
+        };
+        let got = attribute(&sample, Some(idle), EventCosts::default(), |_| false);
+        assert_eq!(
+            got.stolen_ns,
+            Some(5),
+            "a run of no length is taken as it is"
+        );
     }
 
     #[test]
@@ -451,7 +506,7 @@ cpu1 67063 0 15994 43152 718 0 147 255 0 0\n";
     fn serialises_the_fields_the_lab_report_names() {
         let got = attribute(
             &captured_sample(vec![]),
-            Some(1),
+            probe(1),
             EventCosts::default(),
             |_| false,
         );

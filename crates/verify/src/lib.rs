@@ -26,7 +26,7 @@ pub mod threads;
 mod unknowns;
 pub mod verdict;
 
-pub use attribution::{attribute, EventCosts, Interference, InterruptSource, ThreadSource};
+pub use attribution::{attribute, EventCosts, Interference, InterruptSource, Probe, ThreadSource};
 pub use counters::{advance, deltas, CounterTable, CpuCount};
 pub use cpu_busy::CpuBusy;
 pub use error::VerifyError;

@@ -13,8 +13,10 @@
 //! (see [`nearnative_verify::sample_notifying`]): the window opens before the probe starts
 //! and closes when it ends, so the interrupts, softirqs and foreign threads it counts are set
 //! against the time the probe saw stolen ([`nearnative_verify::attribute`]). The window is a
-//! few milliseconds longer than the probe's run (starting the spinner, joining it): what runs
-//! there meanwhile is counted too.
+//! few milliseconds longer than the probe's run (starting the spinner, joining it): the
+//! probe's stolen time is taken at its rate over the whole window, and what runs there
+//! meanwhile is counted too, so a thread that takes the CPU whenever the probe is not there
+//! (a hog pinned to it) can show a little over 100% of the stolen time.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +29,8 @@ use nearnative_probe::rtt::{
     run_client, ClientConfig, RttReport, RunLength, Server, ServerConfig, Transport,
 };
 use nearnative_verify::{
-    attribute, sample_notifying, EventCosts, ForeignThread, Interference, Sample, SampleSpec, Scope,
+    attribute, sample_notifying, EventCosts, ForeignThread, Interference, Probe, Sample,
+    SampleSpec, Scope,
 };
 
 use super::error::ExperimentError;
@@ -222,13 +225,16 @@ impl CellRunner<'_> {
 /// What took `cpu` during the jitter run: the sample set against the time the run saw
 /// stolen there, the run's own spinning thread left out.
 fn interference(sample: &Sample, report: &JitterReport, cpu: u32) -> Interference {
-    let stolen_ns = match report {
+    let probe = match report {
         JitterReport::Spin(spin) => spin.cpus.iter().find(|row| row.cpu == cpu),
         JitterReport::Timer(_) => None,
     }
-    .map(|row| row.stolen_ns);
+    .map(|row| Probe {
+        stolen_ns: row.stolen_ns,
+        runtime_ns: row.runtime_ns,
+    });
     let spinner = format!("jitter-cpu{cpu}");
     let own_pid = std::process::id();
     let measuring = |thread: &ForeignThread| thread.pid == own_pid && thread.comm == spinner;
-    attribute(sample, stolen_ns, EventCosts::default(), measuring)
+    attribute(sample, probe, EventCosts::default(), measuring)
 }

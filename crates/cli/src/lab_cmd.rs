@@ -12,7 +12,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use nearnative_apply::DEFAULT_STATE_DIR;
 use nearnative_lab::experiment::{self, ExperimentError, Options, Progress};
-use nearnative_lab::report::{check_writable, render_text, write_html, LabReport};
+use nearnative_lab::report::{check_writable, render_text, write_html, Config, LabReport};
 use nearnative_lab::{clean_up_on_signals, CgroupChoice, Layer, DEFAULT_RUN_DIR};
 
 use crate::duration::parse_duration;
@@ -37,6 +37,16 @@ pub struct LabArgs {
         default_value = "loopback,veth,bridge,tap"
     )]
     paths: Vec<Layer>,
+    /// The configurations to measure, comma-separated: default (the host as found), pinned
+    /// (the measured threads pinned to the exclusive CPUs, nothing else), latency-sensitive
+    /// (the plan applied)
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "default,pinned,latency-sensitive"
+    )]
+    configs: Vec<Config>,
     /// Print the report as JSON on stdout instead of the table
     #[arg(long)]
     json: bool,
@@ -60,6 +70,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         quick: args.quick,
         duration: args.duration,
         paths: args.paths,
+        configs: args.configs,
         state_dir: absolute("--state-dir", &args.state_dir)?,
         run_dir: absolute("--run-dir", &args.run_dir)?,
         cgroup: args.cgroup,

@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::Args;
 use nearnative_engine::{VerifyOptions, VerifyReport};
 use nearnative_sys::signal::stop_on_signals;
-use nearnative_verify::{Check, Outcome};
+use nearnative_verify::{attribute, Check, EventCosts, Interference, Outcome, Sample};
+use serde::Serialize;
 
 use crate::apply_cmd::{AppliedArgs, ControlArgs};
 use crate::duration::parse_duration;
@@ -45,9 +46,13 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             engine.verify(&args.target, &options, stop_on_signals()?)?
         }
     };
+    let interference = report.sample.as_ref().map(interference);
     match args.json {
-        true => crate::output::print_json(&report)?,
-        false => out!("{}", render(&report)),
+        true => crate::output::print_json(&WithInterference {
+            report: &report,
+            interference: interference.as_ref(),
+        })?,
+        false => out!("{}", render(&report, interference.as_ref())),
     }
     Ok(match report.verdict.outcome {
         Outcome::Pass | Outcome::Warn => ExitCode::SUCCESS,
@@ -55,7 +60,24 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn render(report: &VerifyReport) -> String {
+/// The report as `--json` prints it: the engine's report with the sample's attribution.
+#[derive(Serialize)]
+struct WithInterference<'a> {
+    #[serde(flatten)]
+    report: &'a VerifyReport,
+    interference: Option<&'a Interference>,
+}
+
+/// What took the exclusive CPUs from the workload during the sample. No probe runs there
+/// (the workload does), so shares are of the sample's wall time and nothing is unexplained.
+fn interference(sample: &Sample) -> Interference {
+    attribute(sample, None, EventCosts::default(), |_| false)
+}
+
+/// How many sources the text names.
+const TOP_SOURCES: usize = 5;
+
+fn render(report: &VerifyReport, interference: Option<&Interference>) -> String {
     let mut out = format!(
         "verify {}: {}\n",
         report.workload,
@@ -71,6 +93,16 @@ fn render(report: &VerifyReport) -> String {
             } else {
                 ""
             }
+        ));
+    }
+    if let Some(interference) = interference {
+        let top = interference.top(TOP_SOURCES);
+        let top = match top.is_empty() {
+            true => "nothing".to_owned(),
+            false => top.join(", "),
+        };
+        out.push_str(&format!(
+            "  interference (share of the sample's time, ~ estimated): {top}\n"
         ));
     }
     for check in &report.verdict.checks {

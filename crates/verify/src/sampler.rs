@@ -43,6 +43,19 @@ pub fn sample(
     duration: Duration,
     stop: &AtomicBool,
 ) -> Result<Sample, VerifyError> {
+    sample_notifying(root, spec, duration, stop, || {})
+}
+
+/// [`sample`], calling `started` the moment the window opens (once every followed thread has
+/// its baseline and the counters are read): a caller that times something else over the same
+/// window (a spin-loop probe) starts it then, and ends the sample with `stop`.
+pub fn sample_notifying(
+    root: &Root,
+    spec: &SampleSpec,
+    duration: Duration,
+    stop: &AtomicBool,
+    started: impl FnOnce() + Send,
+) -> Result<Sample, VerifyError> {
     spec.check(duration)?;
     check_online(root, &spec.cpus)?;
     if let Some(scope) = &spec.scope {
@@ -51,13 +64,19 @@ pub fn sample(
     std::thread::scope(|scope| {
         let sampler = std::thread::Builder::new()
             .name("nn-verify".to_owned())
-            .spawn_scoped(scope, || run(root, spec, duration, stop))
+            .spawn_scoped(scope, || run(root, spec, duration, stop, started))
             .map_err(VerifyError::Spawn)?;
         sampler.join().map_err(|_| VerifyError::SamplerPanicked)
     })
 }
 
-fn run(root: &Root, spec: &SampleSpec, duration: Duration, stop: &AtomicBool) -> Sample {
+fn run(
+    root: &Root,
+    spec: &SampleSpec,
+    duration: Duration,
+    stop: &AtomicBool,
+    started_window: impl FnOnce(),
+) -> Sample {
     let pinned_to = pin_to_housekeeping(root, &spec.cpus);
     let cpu_start = thread_cpu_ns();
     let mut unknowns = UnknownLog::default();
@@ -69,6 +88,7 @@ fn run(root: &Root, spec: &SampleSpec, duration: Duration, stop: &AtomicBool) ->
     tracker.rebaseline(&mut unknowns);
     let counters_start = Counters::read(root, &mut unknowns);
     let started = Instant::now();
+    started_window();
     let followed = follow(&mut tracker, spec, started + duration, stop, &mut unknowns);
     let targets = targets.finish(root, &tracker.target_pids, &mut unknowns);
     let counters_end = Counters::read(root, &mut unknowns);

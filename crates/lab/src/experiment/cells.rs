@@ -8,21 +8,34 @@
 //! affinity: under the latency-sensitive apply it spins on the exclusive CPU, fenced like the
 //! client, without an apply of its own; in the default configuration it spins on the same CPU
 //! number, unprotected.
+//!
+//! While the jitter run spins, verify's sampler watches the same CPU from a housekeeping CPU
+//! (see [`nearnative_verify::sample_notifying`]): the window opens before the probe starts
+//! and closes when it ends, so the interrupts, softirqs and foreign threads it counts are set
+//! against the time the probe saw stolen ([`nearnative_verify::attribute`]). The window is a
+//! few milliseconds longer than the probe's run (starting the spinner, joining it): the
+//! probe's stolen time is taken at its rate over the whole window, and what runs there
+//! meanwhile is counted too, so a thread that takes the CPU whenever the probe is not there
+//! (a hog pinned to it) can show a little over 100% of the stolen time.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use nearnative_host::CpuSet;
+use nearnative_host::{CpuSet, Root};
 use nearnative_probe::jitter::{self, JitterConfig, JitterReport};
 use nearnative_probe::rtt::{
     run_client, ClientConfig, RttReport, RunLength, Server, ServerConfig, Transport,
 };
+use nearnative_verify::{
+    attribute, sample_notifying, EventCosts, ForeignThread, Interference, Probe, Sample,
+    SampleSpec, Scope,
+};
 
 use super::error::ExperimentError;
 use super::options::Timing;
-use super::placement::Placement;
+use super::placement::{Measured, Placement};
 use super::progress::Progress;
 use crate::path::NetPath;
 use crate::report::{Condition, Config, FixedRate, Jitter, Row};
@@ -35,11 +48,18 @@ pub const PAYLOAD: usize = 64;
 pub const FIXED_RATE: u64 = 10_000;
 /// A reply later than this counts as lost.
 const TIMEOUT: Duration = Duration::from_secs(1);
+/// How much longer than the jitter run the sampler may watch, should the run not return (it
+/// is normally stopped the moment the run ends).
+const WINDOW_SLACK: Duration = Duration::from_secs(5);
 
 /// What every cell of a run shares.
 pub struct CellRunner<'a> {
     pub client: &'a Worker,
     pub server: &'a Worker,
+    /// The measured threads: the sampler's targets, never counted as interference.
+    pub measured: &'a Measured,
+    /// The lab's cgroup: threads in it are the lab's own (`in_scope`), others are not.
+    pub scope: &'a str,
     pub timing: Timing,
     pub progress: &'a dyn Progress,
     pub stop: &'static AtomicBool,
@@ -71,10 +91,11 @@ impl CellRunner<'_> {
         let closed = self.rtt(cell, "closed-loop", None, timing.closed_loop)?;
         let fixed = self.rtt(cell, "fixed-rate", Some(FIXED_RATE), timing.fixed_rate)?;
         let cpu = cell.placement.jitter_cpu();
-        let jitter = self.jitter(cell, cpu)?;
+        let (jitter, interference) = self.jitter(cell, cpu)?;
         let mut row = Row::new(cell.path.layer, cell.condition, cell.config, &closed);
         row.fixed_rate = FixedRate::from_run(&fixed);
         row.jitter = Jitter::from_report(&jitter, cpu);
+        row.interference = interference;
         Ok(row)
     }
 
@@ -98,7 +119,7 @@ impl CellRunner<'_> {
             bind: SocketAddr::new(cell.path.server_ip, 0).to_string(),
             transport: Transport::Udp,
             wait,
-            cpus: Some(cell.placement.server.clone()),
+            cpus: cell.placement.server_cpus(cell.config),
         };
         let server_stop = Arc::new(AtomicBool::new(false));
         let serving_stop = Arc::clone(&server_stop);
@@ -121,7 +142,7 @@ impl CellRunner<'_> {
             target: target.to_string(),
             transport: Transport::Udp,
             wait,
-            cpus: Some(cell.placement.client.clone()),
+            cpus: cell.placement.client_cpus(cell.config),
             payload: PAYLOAD,
             warmup: self.timing.warmup,
             length: RunLength::Duration(length),
@@ -143,21 +164,53 @@ impl CellRunner<'_> {
     }
 
     /// The spin-loop jitter run on `cpu`, started from the client thread (see the module
-    /// doc).
-    fn jitter(&self, cell: &Cell, cpu: u32) -> Result<JitterReport, ExperimentError> {
+    /// doc), and what interrupted `cpu` meanwhile; `None` when the sampler could not run.
+    fn jitter(
+        &self,
+        cell: &Cell,
+        cpu: u32,
+    ) -> Result<(JitterReport, Option<Interference>), ExperimentError> {
         self.begin(cell, "jitter")?;
         let config = JitterConfig::spin(CpuSet::from_ids([cpu]), self.timing.jitter);
-        let stop = self.stop;
-        let report = self
-            .client
-            .submit(None, move || jitter::run(&config, stop))?
-            .wait(self.stop)?
-            .map_err(|source| ExperimentError::Jitter {
-                cell: cell.name(),
-                source,
-            })?;
+        let spec = self.sample_spec(cpu);
+        let window_closed = AtomicBool::new(false);
+        let (report, sample) = std::thread::scope(|threads| {
+            let (opened_sender, opened) = mpsc::sync_channel(1);
+            let limit = self.timing.jitter + WINDOW_SLACK;
+            let (spec, window_closed) = (&spec, &window_closed);
+            let sampler = threads.spawn(move || {
+                let opened = move || {
+                    let _ = opened_sender.send(());
+                };
+                sample_notifying(&Root::default(), spec, limit, window_closed, opened)
+            });
+            // A sampler that cannot start drops the sender: the run goes ahead unwatched.
+            let _ = opened.recv();
+            let stop = self.stop;
+            let report = self
+                .client
+                .submit(None, move || jitter::run(&config, stop))
+                .map(|pending| pending.wait(self.stop));
+            window_closed.store(true, Ordering::Relaxed);
+            let sample = sampler.join().ok().and_then(Result::ok);
+            (report, sample)
+        });
+        let report = report??.map_err(|source| ExperimentError::Jitter {
+            cell: cell.name(),
+            source,
+        })?;
+        let interference = sample.map(|sample| interference(&sample, &report, cpu));
         self.progress.run_done();
-        Ok(report)
+        Ok((report, interference))
+    }
+
+    /// The sampler's view: the jitter CPU, the measured threads as targets, the lab's cgroup
+    /// as the scope.
+    fn sample_spec(&self, cpu: u32) -> SampleSpec {
+        let mut spec = SampleSpec::new(CpuSet::from_ids([cpu]));
+        spec.targets = self.measured.tids().into_iter().collect();
+        spec.scope = Some(Scope::Cgroup(self.scope.to_owned()));
+        spec
     }
 
     fn begin(&self, cell: &Cell, run: &str) -> Result<(), ExperimentError> {
@@ -167,4 +220,21 @@ impl CellRunner<'_> {
         self.progress.step(&format!("{}: {run}", cell.name()));
         Ok(())
     }
+}
+
+/// What took `cpu` during the jitter run: the sample set against the time the run saw
+/// stolen there, the run's own spinning thread left out.
+fn interference(sample: &Sample, report: &JitterReport, cpu: u32) -> Interference {
+    let probe = match report {
+        JitterReport::Spin(spin) => spin.cpus.iter().find(|row| row.cpu == cpu),
+        JitterReport::Timer(_) => None,
+    }
+    .map(|row| Probe {
+        stolen_ns: row.stolen_ns,
+        runtime_ns: row.runtime_ns,
+    });
+    let spinner = format!("jitter-cpu{cpu}");
+    let own_pid = std::process::id();
+    let measuring = |thread: &ForeignThread| thread.pid == own_pid && thread.comm == spinner;
+    attribute(sample, probe, EventCosts::default(), measuring)
 }

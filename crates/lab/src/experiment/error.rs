@@ -45,7 +45,7 @@ pub enum ExperimentError {
     },
     #[error("the noisy neighbour failed")]
     Noise(#[source] NoiseError),
-    #[error("no latency-sensitive session placed the measured threads before a default one")]
+    #[error("no online CPU to place the measured threads on")]
     NoPlacement,
     #[error("interrupted")]
     Interrupted,

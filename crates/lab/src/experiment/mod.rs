@@ -1,14 +1,16 @@
 //! The experiment `nearnative lab` runs: every path × condition (quiet, noisy) ×
-//! configuration (default, latency-sensitive), each cell measured by a closed-loop rtt run, a
-//! fixed-rate run and a spin-loop jitter run, into a [`LabReport`].
+//! configuration (default, pinned, latency-sensitive), each cell measured by a closed-loop rtt
+//! run, a fixed-rate run and a spin-loop jitter run (with what interrupted its CPU meanwhile),
+//! into a [`LabReport`].
 //!
 //! The lab moves itself into a cgroup of its own first (cgroup v1 cpuset, else cgroup v2), so everything it starts (the
 //! measured threads, the noise, the tap forwarders) lives there and the apply, scoped to that
 //! cgroup, moves nothing else. The measured threads (client, server, tap forwarders) are
 //! started once, before any apply, and serve every path: for each condition a
 //! latency-sensitive session applies the plan for exactly those threads, reads back where
-//! they landed, measures every path and reverts; then a default session measures every path
-//! again on the same CPU numbers, unprotected. Every apply, namespace, link, thread and the
+//! they landed, measures every path and reverts; then a pinned session measures every path
+//! again with the threads pinned to the same CPUs and nothing else, and a default session
+//! with the threads unpinned. Every apply, namespace, link, thread and the
 //! cgroup are registered before they are made, so cleanup (at the end, on a failed step, on
 //! a panic, on SIGINT/SIGTERM, or by the sweep after a `kill -9`) leaves nothing behind.
 
@@ -37,7 +39,7 @@ use crate::cgroup::{self, CgroupChoice};
 use crate::ip;
 use crate::lab::{Lab, LabError, OwnCgroup};
 use crate::path::NetPath;
-use crate::report::{Condition, Config, HostLine, LabReport, Row};
+use crate::report::{Condition, HostLine, LabReport, Row};
 use crate::sweep::SweepReport;
 use crate::worker::Worker;
 
@@ -66,7 +68,7 @@ pub fn run(
         host: host_line(&root),
         online,
     };
-    let cells = options.paths.len() * Condition::ALL.len() * Config::ALL.len();
+    let cells = options.paths.len() * Condition::ALL.len() * options.configs.len();
     progress.start(cells as u64 * RUNS_PER_CELL);
     progress.step("setting up the lab");
     let outcome = Lab::create(&options.run_dir)
@@ -211,7 +213,7 @@ fn measure(
     };
     let mut rows: Vec<Row> = Vec::new();
     for condition in Condition::ALL {
-        for config in [Config::LatencySensitive, Config::Default] {
+        for config in options.session_order() {
             rows.extend(experiment.session(condition, config)?);
         }
     }
@@ -337,14 +339,13 @@ mod tests {
                 "step failed, cleanup failed",
                 failed_cleanup(),
                 &running,
-                "no latency-sensitive session placed the measured threads before a default \
-                 one; then the lab could not remove",
+                "no online CPU to place the measured threads on; then the lab could not remove",
             ),
             (
                 "step failed, clean",
                 Ok(()),
                 &running,
-                "no latency-sensitive session placed",
+                "no online CPU to place",
             ),
         ];
         for (what, cleaned, stop, want) in cases {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::cgroup::CgroupChoice;
 use crate::path::Layer;
+use crate::report::Config;
 
 /// The shortest and longest `--duration` accepted: shorter gives too few samples for a
 /// p99.99, longer would keep the noisy neighbour beyond its 600 s bound in one session.
@@ -19,6 +20,10 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// The paths to measure, in the order given; each at most once.
     pub paths: Vec<Layer>,
+    /// The configurations to measure (`--configs`), each at most once; measured in the order
+    /// latency-sensitive, pinned, default whatever the order given, since the first apply
+    /// decides the CPUs the others use.
+    pub configs: Vec<Config>,
     /// The engine's state directory: the apply's journal and ledger.
     pub state_dir: PathBuf,
     /// Where the lab registries live (see [`crate::registry`]).
@@ -33,6 +38,12 @@ pub enum OptionsError {
     NoPaths,
     #[error("--paths lists {0} twice")]
     Duplicate(&'static str),
+    #[error(
+        "--configs names no configuration (expected some of default, pinned, latency-sensitive)"
+    )]
+    NoConfigs,
+    #[error("--configs lists {0} twice")]
+    DuplicateConfig(&'static str),
     #[error("--duration {given:?} is outside {MIN_RUN:?}..={MAX_RUN:?}")]
     Duration { given: Duration },
 }
@@ -52,14 +63,14 @@ pub struct Timing {
 }
 
 impl Timing {
-    /// `--quick`: 16 cells of about 2.5 s, a minute in all with the set-up.
+    /// `--quick`: 24 cells of about 2 s, under a minute in all with the set-up.
     pub const QUICK: Timing = Timing {
-        closed_loop: Duration::from_millis(1000),
-        fixed_rate: Duration::from_millis(500),
-        jitter: Duration::from_millis(500),
-        warmup: Duration::from_millis(200),
+        closed_loop: Duration::from_millis(800),
+        fixed_rate: Duration::from_millis(400),
+        jitter: Duration::from_millis(400),
+        warmup: Duration::from_millis(150),
     };
-    /// The default: 16 cells of about 11 s, three to four minutes in all.
+    /// The default: 24 cells of about 11 s, five to six minutes in all.
     pub const FULL: Timing = Timing {
         closed_loop: Duration::from_secs(5),
         fixed_rate: Duration::from_secs(3),
@@ -111,7 +122,25 @@ impl Options {
                 return Err(OptionsError::Duplicate(layer.name()));
             }
         }
+        if self.configs.is_empty() {
+            return Err(OptionsError::NoConfigs);
+        }
+        for (i, config) in self.configs.iter().enumerate() {
+            if self.configs[..i].contains(config) {
+                return Err(OptionsError::DuplicateConfig(config.name()));
+            }
+        }
         Timing::choose(self.quick, self.duration)
+    }
+
+    /// The chosen configurations in the order a condition measures them: latency-sensitive
+    /// first (its apply places the threads), then pinned, then default.
+    pub fn session_order(&self) -> Vec<Config> {
+        Config::ALL
+            .into_iter()
+            .rev()
+            .filter(|config| self.configs.contains(config))
+            .collect()
     }
 }
 
@@ -125,6 +154,7 @@ mod tests {
             quick: true,
             duration,
             paths,
+            configs: Config::ALL.to_vec(),
             state_dir: "/tmp/state".into(),
             run_dir: "/tmp/run".into(),
             cgroup: CgroupChoice::Auto,
@@ -158,6 +188,34 @@ mod tests {
     }
 
     #[test]
+    fn refuses_bad_configs_and_measures_latency_sensitive_first() {
+        let with = |configs: Vec<Config>| Options {
+            configs,
+            ..options(Layer::ALL.to_vec(), None)
+        };
+        let none = with(vec![]).timing().unwrap_err().to_string();
+        assert!(none.contains("--configs names no configuration"), "{none}");
+        let twice = with(vec![Config::Pinned, Config::Pinned]).timing();
+        assert_eq!(
+            twice.unwrap_err().to_string(),
+            "--configs lists pinned twice"
+        );
+        let order = with(vec![
+            Config::Default,
+            Config::LatencySensitive,
+            Config::Pinned,
+        ]);
+        assert_eq!(
+            order.session_order(),
+            [Config::LatencySensitive, Config::Pinned, Config::Default]
+        );
+        assert_eq!(
+            with(vec![Config::Default]).session_order(),
+            [Config::Default]
+        );
+    }
+
+    #[test]
     fn duration_overrides_every_run_and_noise_fits_its_bound() {
         let timing = Timing::choose(false, Some(Duration::from_secs(2))).unwrap();
         assert_eq!(timing.closed_loop, Duration::from_secs(2));
@@ -168,9 +226,9 @@ mod tests {
     }
 
     #[test]
-    fn quick_stays_well_inside_two_minutes() {
-        let cells = 4 * 2 * 2;
+    fn quick_measures_every_cell_in_under_a_minute() {
+        let cells = 4 * 2 * 3;
         let measuring = (Timing::QUICK.cell() - Timing::CELL_SLACK) * cells;
-        assert!(measuring < Duration::from_secs(60), "{measuring:?}");
+        assert!(measuring < Duration::from_secs(50), "{measuring:?}");
     }
 }

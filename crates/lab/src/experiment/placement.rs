@@ -1,6 +1,8 @@
 //! Where the measured threads run: read back from the kernel after the latency-sensitive
-//! apply (each thread's affinity), then used unchanged by the default configuration, so both
-//! configurations measure on the same CPU numbers and only the protection differs.
+//! apply (each thread's affinity), then used unchanged by the pinned configuration (the same
+//! CPUs by affinity alone), so both measure on the same CPU numbers and only the rest of the
+//! protection differs. The default configuration leaves the threads where the scheduler puts
+//! them; its jitter run still measures the same CPU.
 //!
 //! The wait strategy follows the placement: with a core of its own, each end spins on its
 //! socket (the wake-up leaves every round trip); when client and server share one CPU, as on
@@ -114,6 +116,32 @@ impl Placement {
             .any(|(i, a)| sets[i + 1..].iter().any(|b| !a.is_disjoint(b)))
     }
 
+    /// Where the threads go when no latency-sensitive session ran (`--configs` without it):
+    /// every measured thread on the highest online CPU, the rest housekeeping, as the planner
+    /// places them on a 2-CPU host.
+    pub fn unplanned(measured: &Measured, online: &CpuSet) -> Option<Placement> {
+        let last = CpuSet::from_ids([online.iter().last()?]);
+        Some(Placement {
+            client: last.clone(),
+            server: last.clone(),
+            forwarders: vec![last.clone(); measured.forwarders.len()],
+            housekeeping: online.difference(&last),
+            exclusive: last,
+            pool: None,
+            fencing: "nothing (no latency-sensitive session ran)".to_owned(),
+        })
+    }
+
+    /// The CPUs the client pins itself to in `config`; `None`: it stays unpinned.
+    pub fn client_cpus(&self, config: Config) -> Option<CpuSet> {
+        (config != Config::Default).then(|| self.client.clone())
+    }
+
+    /// The CPUs the server pins itself to in `config`; `None`: it stays unpinned.
+    pub fn server_cpus(&self, config: Config) -> Option<CpuSet> {
+        (config != Config::Default).then(|| self.server.clone())
+    }
+
     /// How client and server wait for a message in `config`.
     pub fn wait(&self, config: Config) -> Wait {
         match config {
@@ -133,6 +161,15 @@ impl Placement {
             set_thread_affinity(tid, cpus)?;
         }
         Ok(())
+    }
+
+    /// Lets every measured thread run on any of `online`, as a thread of an untuned process
+    /// may: an earlier pinned run or the revert of an apply may have left them pinned.
+    pub fn unpin(measured: &Measured, online: &CpuSet) -> Result<(), PlacementError> {
+        measured
+            .tids()
+            .into_iter()
+            .try_for_each(|tid| set_thread_affinity(tid, online))
     }
 
     /// The placement and waits in words, for the report.
@@ -170,10 +207,11 @@ impl Placement {
         };
         format!(
             "latency-sensitive: {where_}, {} housekeeping, fenced by {}, {}{why_block}; \
-             default: the same CPUs unprotected, {}",
+             pinned: the same CPUs by affinity alone, {}; default: unpinned, {}",
             cpus_named(&self.housekeeping),
             self.fencing,
             wait(Config::LatencySensitive),
+            wait(Config::Pinned),
             wait(Config::Default),
         )
     }
@@ -275,7 +313,33 @@ mod tests {
             let ls = placement.wait(Config::LatencySensitive);
             assert_eq!(ls == Wait::Block, shared, "{what}");
             assert_eq!(placement.wait(Config::Default), Wait::Block, "{what}");
+            assert_eq!(placement.wait(Config::Pinned), Wait::Block, "{what}");
         }
+    }
+
+    #[test]
+    fn only_default_leaves_client_and_server_unpinned() {
+        let placement = placement("1", "1", &[], Some(1));
+        assert_eq!(placement.client_cpus(Config::Default), None);
+        assert_eq!(placement.server_cpus(Config::Default), None);
+        for config in [Config::Pinned, Config::LatencySensitive] {
+            assert_eq!(placement.client_cpus(config), Some(cpus("1")));
+            assert_eq!(placement.server_cpus(config), Some(cpus("1")));
+        }
+    }
+
+    #[test]
+    fn without_an_apply_the_threads_go_to_the_last_online_cpu() {
+        let measured = Measured {
+            client: 1,
+            server: 2,
+            forwarders: vec![3],
+        };
+        let got = Placement::unplanned(&measured, &cpus("0-3")).unwrap();
+        assert_eq!(got.client, cpus("3"));
+        assert_eq!(got.forwarders, [cpus("3")]);
+        assert_eq!(got.housekeeping, cpus("0-2"));
+        assert!(Placement::unplanned(&measured, &CpuSet::default()).is_none());
     }
 
     #[test]
@@ -318,14 +382,15 @@ mod tests {
             "latency-sensitive: client, server and tap forwarder share exclusive CPU 1 \
              (1 whole core), CPU 0 housekeeping, fenced by cgroup v1 cpusets, blocking waits \
              (spinners sharing a CPU \
-             would starve each other); default: the same CPUs unprotected, blocking waits"
+             would starve each other); pinned: the same CPUs by affinity alone, blocking \
+             waits; default: unpinned, blocking waits"
         );
         let own = placement("2", "3", &[], None).describe();
         assert!(
             own.contains("client on exclusive CPU 2, server on CPU 3"),
             "{own}"
         );
-        assert!(own.contains("spinning waits; default"), "{own}");
+        assert!(own.contains("spinning waits; pinned"), "{own}");
     }
 
     #[test]

@@ -26,8 +26,8 @@ fn lacks_cores(err: &EngineError) -> bool {
 }
 
 impl Experiment<'_> {
-    /// Measures every path in `condition` and `config`. A default session uses the placement
-    /// the first latency-sensitive session read back.
+    /// Measures every path in `condition` and `config`. Pinned and default sessions use the
+    /// placement the first latency-sensitive session read back.
     pub(super) fn session(
         &mut self,
         condition: Condition,
@@ -42,7 +42,8 @@ impl Experiment<'_> {
         };
         let placement = match config {
             Config::LatencySensitive => self.apply()?,
-            Config::Default => self.unprotected()?,
+            Config::Pinned => self.pinned()?,
+            Config::Default => self.unpinned()?,
         };
         let rows = self.cells(condition, config, &placement)?;
         if config == Config::LatencySensitive {
@@ -72,6 +73,8 @@ impl Experiment<'_> {
         let runner = CellRunner {
             client: &self.rig.client,
             server: &self.rig.server,
+            measured: &self.rig.measured,
+            scope: &self.rig.scope.cgroup.path,
             timing: self.timing,
             progress: self.progress,
             stop: self.stop,
@@ -131,12 +134,30 @@ impl Experiment<'_> {
         self.lab.apply(&self.options.state_dir, &request)
     }
 
-    /// The placement of the latency-sensitive apply, without its protection: the tap
-    /// forwarders are pinned to the same CPUs (client and server pin themselves per run).
-    fn unprotected(&self) -> Result<Placement, ExperimentError> {
-        let placement = self.placement.clone().ok_or(ExperimentError::NoPlacement)?;
+    /// The placement of the latency-sensitive apply by affinity alone, as `taskset` would
+    /// set it: the tap forwarders are pinned to the same CPUs (client and server pin
+    /// themselves per run).
+    fn pinned(&mut self) -> Result<Placement, ExperimentError> {
+        let placement = self.placement_so_far()?;
         placement.pin_forwarders(&self.rig.measured)?;
         Ok(placement)
+    }
+
+    /// No placement at all: every measured thread may run on any online CPU. The jitter run
+    /// still measures the CPU the other configurations protect.
+    fn unpinned(&mut self) -> Result<Placement, ExperimentError> {
+        let placement = self.placement_so_far()?;
+        Placement::unpin(&self.rig.measured, &self.rig.online)?;
+        Ok(placement)
+    }
+
+    /// The placement the latency-sensitive apply read back, or, when none ran, the one the
+    /// planner would choose on a 2-CPU host (see [`Placement::unplanned`]).
+    fn placement_so_far(&mut self) -> Result<Placement, ExperimentError> {
+        if self.placement.is_none() {
+            self.placement = Placement::unplanned(&self.rig.measured, &self.rig.online);
+        }
+        self.placement.clone().ok_or(ExperimentError::NoPlacement)
     }
 }
 

@@ -45,6 +45,7 @@ impl Row {
             fixed_rate: None,
             jitter: None,
             spectrum,
+            interference: None,
         }
     }
 }

@@ -6,13 +6,16 @@ use std::fmt::Write as _;
 use super::escape::escape;
 use super::model::{Condition, Config, LabReport, Row};
 use super::plot::{spectrum_plot, Axes, Curve};
-use super::table::{details_table, latency_table, native_baseline, Baseline, Table};
+use super::table::{
+    details_table, interference_table, latency_table, native_baseline, Baseline, Table,
+};
 use super::text::context_lines;
 use super::verdict::verdict;
 use crate::path::Layer;
 
 const TITLE: &str = "nearnative lab: latency sensitivity";
 const DEFAULT_COLOUR: &str = "#e8590c";
+const PINNED_COLOUR: &str = "#7b2cbf";
 const LS_COLOUR: &str = "#1864ab";
 const NATIVE_COLOUR: &str = "#555555";
 
@@ -57,6 +60,9 @@ pub fn html(report: &LabReport) -> String {
     if let Some(details) = details_table(report) {
         page.push_str(&table_html(&details));
     }
+    if let Some(interference) = interference_table(report) {
+        page.push_str(&table_html(&interference));
+    }
     page.push_str(&notes_html(&report.notes));
     page.push_str(&plots_html(report));
     page.push_str("</body>\n</html>\n");
@@ -74,7 +80,7 @@ fn context_html(report: &LabReport) -> String {
 
 fn table_html(table: &Table) -> String {
     let class = |column: usize| {
-        if column < table.label_columns {
+        if table.is_label(column) {
             " class=\"label\""
         } else {
             ""
@@ -175,6 +181,7 @@ fn curve(row: &Row, reference: bool) -> Curve<'_> {
     let (label, colour) = match (reference, row.config) {
         (true, _) => ("native", NATIVE_COLOUR),
         (false, Config::Default) => ("default", DEFAULT_COLOUR),
+        (false, Config::Pinned) => ("pinned", PINNED_COLOUR),
         (false, Config::LatencySensitive) => ("latency-sensitive", LS_COLOUR),
     };
     Curve {

@@ -26,9 +26,11 @@ pub use from_probe::spectrum_of;
 pub use html::html;
 pub use model::{
     Condition, Config, FixedRate, HostLine, Jitter, LabReport, Percentiles, Row, SpectrumPoint,
-    SCHEMA_VERSION,
+    UnknownConfig, SCHEMA_VERSION,
 };
-pub use table::{details_table, latency_table, native_baseline, sorted_rows, Baseline, Table};
+pub use table::{
+    details_table, interference_table, latency_table, native_baseline, sorted_rows, Baseline, Table,
+};
 pub use text::render_text;
-pub use verdict::{ls_vs_default, verdict, LsVsDefault};
+pub use verdict::{ls_vs, ls_vs_default, verdict, LsVs};
 pub use write::{check_writable, write_html, write_json, ReportError};

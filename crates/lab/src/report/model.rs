@@ -6,12 +6,13 @@
 //! should hold each cell at most once, and every reader uses the first row of a cell.
 
 use nearnative_host::CpuSet;
+use nearnative_verify::Interference;
 use serde::{Deserialize, Serialize};
 
 use crate::path::Layer;
 
 /// The version of the JSON layout below; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabReport {
@@ -47,12 +48,14 @@ pub enum Condition {
     Noisy,
 }
 
-/// The host configuration the cell measured: as found, or with the latency-sensitive plan
-/// applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The host configuration the cell measured: as found; with the measured threads pinned
+/// (`taskset`-style) to the CPUs latency-sensitive gives them and nothing else changed; or
+/// with the latency-sensitive plan applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Config {
     Default,
+    Pinned,
     LatencySensitive,
 }
 
@@ -74,6 +77,11 @@ pub struct Row {
     /// The closed-loop RTT by percentile, ascending; may be empty.
     #[serde(default)]
     pub spectrum: Vec<SpectrumPoint>,
+    /// What took the jitter run's CPU during that run: interrupts, softirqs, per-CPU
+    /// interrupts and foreign threads, against the time the run saw stolen; `None` when the
+    /// cell has no jitter run or the sampler could not run.
+    #[serde(default)]
+    pub interference: Option<Interference>,
 }
 
 /// The order statistics the table shows, in ns. Monotone: p50 <= p99 <= ... <= max; all zero
@@ -165,13 +173,31 @@ impl Condition {
 }
 
 impl Config {
-    pub const ALL: [Config; 2] = [Config::Default, Config::LatencySensitive];
+    /// In reading order: the host as found, what users do by hand, the plan.
+    pub const ALL: [Config; 3] = [Config::Default, Config::Pinned, Config::LatencySensitive];
 
     pub fn name(&self) -> &'static str {
         match self {
             Config::Default => "default",
+            Config::Pinned => "pinned",
             Config::LatencySensitive => "latency-sensitive",
         }
+    }
+}
+
+/// A name `--configs` does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown configuration {0:?} (expected default, pinned or latency-sensitive)")]
+pub struct UnknownConfig(pub String);
+
+impl std::str::FromStr for Config {
+    type Err = UnknownConfig;
+
+    fn from_str(name: &str) -> Result<Config, UnknownConfig> {
+        Config::ALL
+            .into_iter()
+            .find(|config| config.name() == name)
+            .ok_or_else(|| UnknownConfig(name.to_owned()))
     }
 }
 

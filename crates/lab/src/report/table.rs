@@ -2,6 +2,8 @@
 //! fixed-rate and jitter runs beside them. Built as cells first ([`Table`]) so the text and
 //! the HTML show the very same strings.
 
+use nearnative_verify::Interference;
+
 use super::model::{Condition, Config, LabReport, Row};
 use super::units::{micros, ratio, ratio_of};
 use crate::path::Layer;
@@ -22,6 +24,8 @@ pub struct Table {
     pub header: Vec<String>,
     /// The leading columns that are labels (left-aligned); the rest are numbers.
     pub label_columns: usize,
+    /// The last column is words too (left-aligned), as a list of sources is.
+    pub label_last: bool,
     pub rows: Vec<Vec<String>>,
     /// The index in `rows` of the baseline row, to set it apart.
     pub highlight: Option<usize>,
@@ -81,8 +85,8 @@ impl Baseline<'_> {
     }
 }
 
-/// The rows in reading order: path (loopback first), then quiet before noisy, then default
-/// before latency-sensitive; the report's order among duplicates.
+/// The rows in reading order: path (loopback first), then quiet before noisy, then default,
+/// pinned, latency-sensitive; the report's order among duplicates.
 pub fn sorted_rows(report: &LabReport) -> Vec<&Row> {
     let mut rows: Vec<&Row> = report.rows.iter().collect();
     rows.sort_by_key(|row| cell_order(row));
@@ -108,6 +112,7 @@ pub fn latency_table(report: &LabReport) -> Table {
         caption: latency_caption(baseline),
         header: LATENCY_HEADER.map(str::to_owned).to_vec(),
         label_columns: 3,
+        label_last: false,
         rows: rows
             .iter()
             .map(|row| latency_cells(row, baseline))
@@ -167,6 +172,7 @@ pub fn details_table(report: &LabReport) -> Option<Table> {
             .to_owned(),
         header: DETAILS_HEADER.map(str::to_owned).to_vec(),
         label_columns: 3,
+        label_last: false,
         rows,
         highlight: None,
     })
@@ -196,6 +202,60 @@ fn details_cells(row: &Row) -> Vec<String> {
     cells
 }
 
+const INTERFERENCE_HEADER: [&str; 9] = [
+    "path",
+    "condition",
+    "config",
+    "stolen µs/s",
+    "threads µs/s",
+    "interrupts µs/s",
+    "unexplained µs/s",
+    "steal µs/s",
+    "top sources (share of stolen)",
+];
+/// Sources named per cell in the interference table.
+const TOP_SOURCES: usize = 3;
+
+/// What took the jitter CPU during each cell's jitter run, for the cells that recorded it;
+/// `None` if no cell did.
+pub fn interference_table(report: &LabReport) -> Option<Table> {
+    let rows: Vec<Vec<String>> = sorted_rows(report)
+        .into_iter()
+        .filter_map(|row| Some(interference_cells(row, row.interference.as_ref()?)))
+        .collect();
+    (!rows.is_empty()).then(|| Table {
+        caption: "what took the jitter CPU during the jitter run, per second of the run: \
+                  foreign threads (measured), interrupts (counted, ~ an estimated cost each), \
+                  the unexplained rest (taken below the guest), the hypervisor's own steal \
+                  figure beside it"
+            .to_owned(),
+        header: INTERFERENCE_HEADER.map(str::to_owned).to_vec(),
+        label_columns: 3,
+        label_last: true,
+        rows,
+        highlight: None,
+    })
+}
+
+fn interference_cells(row: &Row, interference: &Interference) -> Vec<String> {
+    let per_second = |ns: Option<u64>| match (ns, interference.window_ns) {
+        (Some(ns), window) if window > 0 => format!("{:.0}", ns as f64 * 1e6 / window as f64),
+        _ => "-".to_owned(),
+    };
+    let threads: u64 = interference.threads.iter().map(|t| t.ns).sum();
+    let interrupts = interference.explained_ns().saturating_sub(threads);
+    let mut cells = labels(row);
+    cells.extend([
+        per_second(interference.stolen_ns),
+        per_second(Some(threads)),
+        per_second(Some(interrupts)),
+        per_second(interference.unexplained_ns),
+        per_second(interference.steal_ns),
+        interference.top(TOP_SOURCES).join(", "),
+    ]);
+    cells
+}
+
 impl Table {
     /// The caption, then the table with aligned columns: labels left, numbers right.
     pub fn to_text(&self) -> String {
@@ -208,6 +268,11 @@ impl Table {
             out.push_str(&self.text_line(row, &widths));
         }
         out
+    }
+
+    /// Whether `column` holds words (left-aligned) rather than numbers.
+    pub fn is_label(&self, column: usize) -> bool {
+        column < self.label_columns || (self.label_last && column + 1 == self.header.len())
     }
 
     fn widths(&self) -> Vec<usize> {
@@ -229,7 +294,7 @@ impl Table {
             .zip(widths)
             .enumerate()
             .map(|(column, (cell, &width))| {
-                if column < self.label_columns {
+                if self.is_label(column) {
                     format!("{cell:<width$}")
                 } else {
                     format!("{cell:>width$}")
@@ -250,6 +315,7 @@ mod tests {
             caption: "c".to_owned(),
             header: vec!["a".to_owned(), "×b".to_owned()],
             label_columns: 1,
+            label_last: false,
             rows: vec![vec!["long".to_owned(), "1".to_owned()]],
             highlight: None,
         };

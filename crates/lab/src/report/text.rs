@@ -1,7 +1,7 @@
 //! The report as plain text for a terminal: the run's context, the tables and the verdict.
 
 use super::model::LabReport;
-use super::table::{details_table, latency_table};
+use super::table::{details_table, interference_table, latency_table};
 use super::verdict::verdict;
 
 /// The run's context as (label, value) lines, shared by the text and the HTML.
@@ -31,7 +31,7 @@ pub fn context_lines(report: &LabReport) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Context, latency table, details table (if any), verdict and notes.
+/// Context, latency table, details and interference tables (if any), verdict and notes.
 pub fn render_text(report: &LabReport) -> String {
     let mut out = String::from("nearnative lab: latency sensitivity\n");
     for (label, value) in context_lines(report) {
@@ -39,9 +39,12 @@ pub fn render_text(report: &LabReport) -> String {
     }
     out.push('\n');
     out.push_str(&latency_table(report).to_text());
-    if let Some(details) = details_table(report) {
+    for table in [details_table(report), interference_table(report)]
+        .into_iter()
+        .flatten()
+    {
         out.push('\n');
-        out.push_str(&details.to_text());
+        out.push_str(&table.to_text());
     }
     out.push_str(&format!("\nverdict: {}\n", verdict(report)));
     for note in &report.notes {

@@ -1,23 +1,26 @@
 //! The one-line answer to the experiment's question (does the latency-sensitive configuration
-//! keep the deepest layer near native under noise?), and the per-path comparison of the two
-//! configurations that a runner or a test can assert on.
+//! keep the deepest layer near native under noise, where pinning alone and the default do
+//! not?), and the per-path comparison of latency-sensitive with either of the others that a
+//! runner or a test can assert on.
 
 use super::model::{Condition, Config, LabReport, Row};
 use super::table::{native_baseline, Baseline};
 use super::units::{micros, ratio, ratio_of};
 use crate::path::Layer;
 
-/// Latency-sensitive over default on one path and condition, at three percentiles: below 1.0
-/// the latency-sensitive configuration was faster there.
+/// Latency-sensitive over another configuration on one path and condition, at three
+/// percentiles: below 1.0 the latency-sensitive configuration was faster there.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LsVsDefault {
+pub struct LsVs {
     pub path: Layer,
+    /// The configuration compared with.
+    pub other: Config,
     pub p50_ratio: f64,
     pub p99_9_ratio: f64,
     pub p99_99_ratio: f64,
 }
 
-impl LsVsDefault {
+impl LsVs {
     pub fn beats_at_p50(&self) -> bool {
         self.p50_ratio < 1.0
     }
@@ -31,30 +34,37 @@ impl LsVsDefault {
     }
 }
 
-/// For every path (in [`Layer::ALL`] order) measured under `condition` in both configurations
-/// with samples in each, how latency-sensitive compares with default.
-pub fn ls_vs_default(report: &LabReport, condition: Condition) -> Vec<LsVsDefault> {
+/// For every path (in [`Layer::ALL`] order) measured under `condition` in latency-sensitive
+/// and `other` with samples in each, how latency-sensitive compares with `other`.
+pub fn ls_vs(report: &LabReport, condition: Condition, other: Config) -> Vec<LsVs> {
     Layer::ALL
         .into_iter()
         .filter_map(|path| {
             let ls = sampled(report.row(path, condition, Config::LatencySensitive))?;
-            let default = sampled(report.row(path, condition, Config::Default))?;
-            Some(LsVsDefault {
+            let them = sampled(report.row(path, condition, other))?;
+            Some(LsVs {
                 path,
-                p50_ratio: ratio_of(ls.rtt_ns.p50, default.rtt_ns.p50),
-                p99_9_ratio: ratio_of(ls.rtt_ns.p99_9, default.rtt_ns.p99_9),
-                p99_99_ratio: ratio_of(ls.rtt_ns.p99_99, default.rtt_ns.p99_99),
+                other,
+                p50_ratio: ratio_of(ls.rtt_ns.p50, them.rtt_ns.p50),
+                p99_9_ratio: ratio_of(ls.rtt_ns.p99_9, them.rtt_ns.p99_9),
+                p99_99_ratio: ratio_of(ls.rtt_ns.p99_99, them.rtt_ns.p99_99),
             })
         })
         .collect()
+}
+
+/// [`ls_vs`] against the default configuration.
+pub fn ls_vs_default(report: &LabReport, condition: Condition) -> Vec<LsVs> {
+    ls_vs(report, condition, Config::Default)
 }
 
 fn sampled(row: Option<&Row>) -> Option<&Row> {
     row.filter(|row| row.samples > 0 && row.rtt_ns.p50 > 0)
 }
 
-/// One line: the deepest path measured under noise (quiet if nothing was), both configurations'
-/// p50 and p99.99 as multiples of native, or in µs when there is no native row.
+/// One line: the deepest path measured under noise (quiet if nothing was), each
+/// configuration's p50 and p99.99 (latency-sensitive, pinned, default) as multiples of
+/// native, or in µs when there is no native row.
 pub fn verdict(report: &LabReport) -> String {
     let Some((condition, path)) = focus(report) else {
         return "no measurements".to_owned();
@@ -68,12 +78,8 @@ pub fn verdict(report: &LabReport) -> String {
         Condition::Noisy => "under noise",
         Condition::Quiet => "quiet (no noisy cells)",
     };
-    let mut line = format!(
-        "{setting}, {}: {}; {}",
-        path.name(),
-        clause(Config::LatencySensitive),
-        clause(Config::Default)
-    );
+    let clauses: Vec<String> = Config::ALL.into_iter().rev().map(clause).collect();
+    let mut line = format!("{setting}, {}: {}", path.name(), clauses.join("; "));
     match baseline {
         None => line.push_str(" (no native row to compare with)"),
         Some(b) if b.fallback => line.push_str(" (native = loopback quiet default)"),

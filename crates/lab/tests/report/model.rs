@@ -41,9 +41,9 @@ fn json_uses_the_documented_key_names() {
         "notes",
     ];
     assert_eq!(keys(&json), BTreeSet::from(top));
-    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["schema_version"], 2);
     assert_eq!(json["host"]["cpus_online"], serde_json::json!([0, 1]));
-    let row = &json["rows"][1];
+    let row = &json["rows"][2];
     let row_keys = [
         "path",
         "condition",
@@ -54,8 +54,20 @@ fn json_uses_the_documented_key_names() {
         "fixed_rate",
         "jitter",
         "spectrum",
+        "interference",
     ];
     assert_eq!(keys(row), BTreeSet::from(row_keys));
+    let interference = keys(&row["interference"]);
+    for key in ["irqs", "softirqs", "ipis", "threads", "unexplained_ns"] {
+        assert!(
+            interference.contains(key),
+            "{key} missing: {interference:?}"
+        );
+    }
+    assert_eq!(
+        keys(&row["interference"]["ipis"][0]),
+        BTreeSet::from(["name", "description", "count", "estimated_ns"])
+    );
     assert_eq!(
         (&row["path"], &row["condition"], &row["config"]),
         (
@@ -97,7 +109,10 @@ fn every_enum_value_reads_back() {
     let set = |names: &[&str]| names.iter().map(|&n| n.to_owned()).collect();
     assert_eq!(names("path"), set(&["bridge", "loopback", "tap", "veth"]));
     assert_eq!(names("condition"), set(&["noisy", "quiet"]));
-    assert_eq!(names("config"), set(&["default", "latency-sensitive"]));
+    assert_eq!(
+        names("config"),
+        set(&["default", "latency-sensitive", "pinned"])
+    );
 }
 
 #[test]

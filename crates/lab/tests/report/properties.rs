@@ -69,23 +69,19 @@ fn any_row() -> impl Strategy<Value = Row> {
     (
         0..4usize,
         any::<bool>(),
-        any::<bool>(),
+        0..3usize,
         proptest::array::uniform5(any::<u64>()),
         proptest::collection::vec(point, 0..6),
     )
         .prop_map(
-            |(path, noisy, ls, [p50, p99, p99_9, p99_99, max], spectrum)| Row {
+            |(path, noisy, config, [p50, p99, p99_9, p99_99, max], spectrum)| Row {
                 path: Layer::ALL[path],
                 condition: if noisy {
                     Condition::Noisy
                 } else {
                     Condition::Quiet
                 },
-                config: if ls {
-                    Config::LatencySensitive
-                } else {
-                    Config::Default
-                },
+                config: Config::ALL[config],
                 rtt_ns: Percentiles {
                     p50,
                     p99,
@@ -98,6 +94,7 @@ fn any_row() -> impl Strategy<Value = Row> {
                 fixed_rate: None,
                 jitter: None,
                 spectrum,
+                interference: None,
             },
         )
 }

@@ -8,6 +8,9 @@ use nearnative_lab::Layer;
 use nearnative_probe::jitter::{JitterReport, SpinCpuReport, SpinReport};
 use nearnative_probe::rtt::{Histograms, Mode, RateReport, RttReport, Transport};
 use nearnative_probe::stats::{new_histogram, record, Summary};
+use nearnative_verify::{
+    Attribution, EventCosts, Interference, InterruptSource, ThreadClass, ThreadSource,
+};
 
 pub const SAMPLES_PER_CELL: u64 = 60_000;
 
@@ -50,7 +53,47 @@ fn synthetic_row(path: Layer, condition: Condition, config: Config) -> Row {
     let mut row = Row::new(path, condition, config, &closed);
     row.fixed_rate = FixedRate::from_run(&fixed);
     row.jitter = Jitter::from_report(&jitter_report(condition, config), 1);
+    row.interference = Some(interference(condition, config));
     row
+}
+
+/// What took CPU 1 during a synthetic jitter run: under noise without the apply the hog on
+/// CPU 1 dominates; otherwise TLB shootdowns, the tick and the rest below the guest.
+pub fn interference(condition: Condition, config: Config) -> Interference {
+    let hog = condition == Condition::Noisy && config != Config::LatencySensitive;
+    let source = |name: &str, count: u64| InterruptSource {
+        name: name.to_owned(),
+        description: None,
+        count,
+        estimated_ns: count * 2_000,
+    };
+    let threads = match hog {
+        true => vec![ThreadSource {
+            comm: "nn-hog-1".to_owned(),
+            pid: 4242,
+            tid: 4250,
+            class: ThreadClass::InScope,
+            ns: 900_000_000,
+            attribution: Attribution::Exact,
+        }],
+        false => Vec::new(),
+    };
+    let stolen_ns = if hog { 1_000_000_000 } else { 20_000_000 };
+    let mut interference = Interference {
+        cpus: "1".parse().unwrap(),
+        window_ns: 2_000_000_000,
+        stolen_ns: Some(stolen_ns),
+        irqs: vec![source("IRQ 38 virtio2-input.0", 100)],
+        softirqs: vec![source("NET_RX", 400)],
+        ipis: vec![source("TLB", 3_000), source("LOC", 500)],
+        threads,
+        steal_ns: Some(10_000_000),
+        unexplained_ns: None,
+        costs: EventCosts::default(),
+        incomplete: false,
+    };
+    interference.unexplained_ns = Some(stolen_ns.saturating_sub(interference.explained_ns()));
+    interference
 }
 
 /// How one cell's RTTs are drawn: an exponential spread over a floor, plus rare spikes.
@@ -73,6 +116,8 @@ impl Shape {
         let (factor, spike_share, spike_max_us) = match (condition, config) {
             (Condition::Quiet, Config::LatencySensitive) => (1.0, 0.0001, 40.0),
             (Condition::Quiet, Config::Default) => (1.15, 0.0005, 150.0),
+            (Condition::Quiet, Config::Pinned) => (1.1, 0.0003, 100.0),
+            (Condition::Noisy, Config::Pinned) => (1.3, 0.01, 1500.0),
             (Condition::Noisy, Config::LatencySensitive) => (1.05, 0.0003, 60.0),
             (Condition::Noisy, Config::Default) => (1.6, 0.03, 3000.0),
         };
@@ -192,6 +237,7 @@ pub fn cell(path: Layer, condition: Condition, config: Config, p50: u64, p99_99:
         lost: 0,
         fixed_rate: None,
         jitter: None,
+        interference: None,
         spectrum: vec![
             SpectrumPoint {
                 percentile: 50.0,

@@ -1,6 +1,8 @@
 //! The text table: ratios to native, the fallback baseline, alignment and order.
 
-use nearnative_lab::report::{details_table, latency_table, render_text, Condition, Config};
+use nearnative_lab::report::{
+    details_table, interference_table, latency_table, render_text, Condition, Config,
+};
 use nearnative_lab::Layer;
 
 use super::sample::{cell, full_report, report_of};
@@ -105,15 +107,16 @@ fn zero_native_latency_gives_a_dash_not_infinity() {
 }
 
 #[test]
-fn rows_read_native_first_quiet_before_noisy_default_before_ls() {
+fn rows_read_native_first_quiet_before_noisy_default_pinned_then_ls() {
     let table = latency_table(&full_report());
     let labels: Vec<String> = table.rows.iter().map(|r| r[..3].join(" ")).collect();
-    assert_eq!(labels.len(), 16);
+    assert_eq!(labels.len(), 24);
     assert_eq!(labels[0], "loopback quiet default");
-    assert_eq!(labels[1], "loopback quiet latency-sensitive");
-    assert_eq!(labels[3], "loopback noisy latency-sensitive");
-    assert_eq!(labels[15], "tap noisy latency-sensitive");
-    assert_eq!(table.highlight, Some(1));
+    assert_eq!(labels[1], "loopback quiet pinned");
+    assert_eq!(labels[2], "loopback quiet latency-sensitive");
+    assert_eq!(labels[5], "loopback noisy latency-sensitive");
+    assert_eq!(labels[23], "tap noisy latency-sensitive");
+    assert_eq!(table.highlight, Some(2));
 }
 
 #[test]
@@ -137,9 +140,32 @@ fn text_table_columns_line_up() {
 fn details_show_only_when_some_cell_has_them() {
     assert_eq!(details_table(&report_of(rows(true))), None);
     let details = details_table(&full_report()).unwrap();
-    assert_eq!(details.rows.len(), 16);
+    assert_eq!(details.rows.len(), 24);
     assert_eq!(details.rows[0][3..5], ["10000", "9999"]);
     assert_eq!(details.rows[0][7], "1");
+}
+
+#[test]
+fn interference_names_the_top_sources_with_their_share_of_the_stolen_time() {
+    assert_eq!(interference_table(&report_of(rows(true))), None);
+    let table = interference_table(&full_report()).unwrap();
+    assert_eq!(table.rows.len(), 24);
+    let noisy_pinned = figures(&table, ["loopback", "noisy", "pinned"]);
+    // 1 s stolen over a 2 s window; the hog 0.9 s; 4 000 interrupts at 2 µs; the rest.
+    assert_eq!(
+        noisy_pinned[..5],
+        ["500000", "450000", "4000", "46000", "5000"]
+    );
+    assert_eq!(
+        noisy_pinned[5],
+        "thread nn-hog-1 (tid 4250) 90%, below the guest (unexplained) 9%, TLB ~1%"
+    );
+    let noisy_ls = figures(&table, ["loopback", "noisy", "latency-sensitive"]);
+    assert_eq!(noisy_ls[0], "10000");
+    assert!(
+        noisy_ls[5].starts_with("below the guest (unexplained) 60%, TLB ~30%"),
+        "{noisy_ls:?}"
+    );
 }
 
 #[test]
@@ -150,6 +176,7 @@ fn text_report_has_context_tables_and_verdict() {
         "CPUs online 0-1 (2)",
         "×native p99.99",
         "fixed p50",
+        "top sources (share of stolen)",
         "verdict: under noise, tap:",
         "note: synthetic data",
     ] {

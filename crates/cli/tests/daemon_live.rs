@@ -177,6 +177,20 @@ impl DaemonLab {
         )
     }
 
+    /// `status --json` through the daemon's control socket: the daemon's own view.
+    fn daemon_status(&self) -> Value {
+        let socket = self.path("control.sock");
+        succeeded(
+            nearnative(&[
+                "status",
+                "--json",
+                "--control-socket",
+                socket.to_str().unwrap(),
+            ]),
+            "status through the daemon",
+        )
+    }
+
     /// The one workload applied for `key`, once it is applied with its journal complete.
     fn applied(&self, key: &str) -> Option<Value> {
         let status = self.status();
@@ -246,6 +260,12 @@ impl Drop for DaemonLab {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// The daemon status's entry for workload `key`.
+fn workload_of<'a>(status: &'a Value, key: &str) -> Option<&'a Value> {
+    let workloads = status["workloads"].as_array()?;
+    workloads.iter().find(|w| w["workload"] == key)
 }
 
 /// Polls `check` every 20 ms until it gives a value, failing the test after [`PATIENCE`].
@@ -527,12 +547,16 @@ fn a_hot_added_iothread_is_placed_and_a_new_bystander_stays_off_the_exclusive_cp
     lab.assert_exclusive(pid);
 }
 
-/// Widens the vCPU's affinity to every CPU behind the daemon's back, as another tool would.
-fn widen(tid: u32) {
+/// Widens the vCPU's affinity to every CPU behind the daemon's back, as another tool would:
+/// a v1 cpuset bounds `sched_setaffinity` by the cpuset's CPUs, so the tool first moves the
+/// thread out of nearnative's cgroup into the scope, then sets its affinity.
+fn widen(lab: &DaemonLab, tid: u32) {
+    std::fs::write(lab.scope_dir.join("tasks"), tid.to_string()).unwrap();
     let mut all = nix::sched::CpuSet::new();
     all.set(0).unwrap();
     all.set(1).unwrap();
     nix::sched::sched_setaffinity(Pid::from_raw(tid as i32), &all).unwrap();
+    assert_eq!(affinity(tid), BTreeSet::from([0, 1]), "the vCPU widened");
 }
 
 #[test]
@@ -546,18 +570,23 @@ fn a_widened_vcpu_is_repaired_within_a_sweep_and_revert_still_restores_the_origi
     lab.start_daemon();
     wait_until("applied", || lab.applied("vm:nn-d-drift"));
     lab.assert_exclusive(pid);
-    widen(vcpu);
+    widen(&lab, vcpu);
     let widened = Instant::now();
-    wait_until("the vCPU repaired", || {
-        (affinity(vcpu) == BTreeSet::from([1])).then_some(())
+    // The knobs are written before the line is logged: wait for both.
+    wait_until("the vCPU repaired, and said so", || {
+        let repaired = affinity(vcpu) == BTreeSet::from([1]);
+        let said = lab.daemon_log().contains("vm:nn-d-drift: drift repaired");
+        (repaired && said).then_some(())
     });
     assert!(
         widened.elapsed() < Duration::from_secs(3),
         "repaired after {:?}, more than a sweep of 1 s and a round",
         widened.elapsed()
     );
-    let log = lab.daemon_log();
-    assert!(log.contains("vm:nn-d-drift: drift repaired"), "{log}");
+    lab.assert_exclusive(pid);
+    let status = lab.daemon_status();
+    let counted = &status["counters"]["drift_repairs"];
+    assert!(counted.as_u64() >= Some(1), "{status}");
     assert_eq!(lab.stop_daemon(Signal::SIGTERM).code(), Some(0));
     succeeded(
         nearnative(&["revert", "--all", "--state-dir", &lab.state()]),
@@ -576,7 +605,7 @@ fn under_report_a_widened_vcpu_is_only_reported() {
     let original = affinity(vcpu);
     lab.start_daemon();
     wait_until("applied", || lab.applied("vm:nn-d-report"));
-    widen(vcpu);
+    widen(&lab, vcpu);
     let log = wait_until("the drift reported", || {
         let log = lab.daemon_log();
         log.contains("vm:nn-d-report: drifted, reported only")
@@ -587,6 +616,17 @@ fn under_report_a_widened_vcpu_is_only_reported() {
         BTreeSet::from([0, 1]),
         "left as widened: {log}"
     );
+    let status = wait_until("status shows it drifted", || {
+        let status = lab.daemon_status();
+        (workload_of(&status, "vm:nn-d-report")?["state"] == "drifted").then_some(status)
+    });
+    let knobs = &workload_of(&status, "vm:nn-d-report").unwrap()["knobs"];
+    assert!(knobs.as_array().is_some_and(|k| !k.is_empty()), "{status}");
+    assert!(
+        status["counters"]["drift_reports"].as_u64() >= Some(1),
+        "{status}"
+    );
+    assert_eq!(status["counters"]["drift_repairs"], 0, "{status}");
     assert_eq!(lab.stop_daemon(Signal::SIGTERM).code(), Some(0));
     succeeded(
         nearnative(&["revert", "--all", "--state-dir", &lab.state()]),

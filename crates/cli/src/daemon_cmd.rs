@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use nearnative_apply::DEFAULT_STATE_DIR;
 use nearnative_daemon::control::DEFAULT_SOCKET;
+use nearnative_daemon::metrics;
 use nearnative_daemon::{run, DaemonConfig};
 
 use crate::duration::parse_duration;
@@ -31,7 +32,7 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
     control_socket: PathBuf,
     /// Serve Prometheus metrics at ADDR:PORT (loopback), or `off`.
-    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9464", value_parser = metrics_addr)]
+    #[arg(long, value_name = "ADDR|off", default_value = metrics::DEFAULT_ADDR, value_parser = metrics_addr)]
     metrics: MetricsAddr,
     /// cgroup:/PATH in the cpuset hierarchy: only workloads inside it are considered, and it
     /// is every policy's default scope (default: the whole host).
@@ -45,18 +46,13 @@ pub struct DaemonArgs {
     revert_on_exit: bool,
 }
 
-/// `--metrics`: an address, or off.
+/// `--metrics`: an address, or off (a type of its own: clap takes `Option<T>` for an
+/// optional flag, not for a value that may be `off`).
 #[derive(Debug, Clone, Copy)]
 struct MetricsAddr(Option<SocketAddr>);
 
 fn metrics_addr(text: &str) -> Result<MetricsAddr, String> {
-    match text {
-        "off" => Ok(MetricsAddr(None)),
-        addr => addr
-            .parse()
-            .map(|addr| MetricsAddr(Some(addr)))
-            .map_err(|e| format!("{e}: expected ADDR:PORT or off")),
-    }
+    metrics::parse_addr(text).map(MetricsAddr)
 }
 
 fn sweep(text: &str) -> Result<Duration, String> {

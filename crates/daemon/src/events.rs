@@ -48,6 +48,9 @@ pub enum Wake {
     /// The kernel dropped process events (the socket's buffer overran): anything may have
     /// started or exited unseen, so the loop should sweep now.
     Overrun,
+    /// A request on the control socket changed the ledger (a CLI apply or revert): the loop
+    /// should sweep now, so that what it freed or took shows at once.
+    Control,
     /// SIGHUP.
     Hangup,
     /// SIGTERM or SIGINT.

@@ -42,10 +42,10 @@ impl ControlHandler {
         }
     }
 
-    /// Wakes the loop for a full round (a sweep: the ledger changed under it).
+    /// Wakes the loop for a sweep: the ledger changed under it.
     fn wake_loop(&self) {
         // The loop is gone only when the daemon is on its way out.
-        let _ = self.loop_tx.send(Wake::Overrun);
+        let _ = self.loop_tx.send(Wake::Control);
     }
 }
 

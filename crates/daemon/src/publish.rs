@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use nearnative_engine::load_ledger;
+use nearnative_engine::{load_ledger, ClosedEntry};
 use nearnative_host::{CpuSet, Host};
 use nearnative_plan::{Ledger, Target};
 
@@ -27,6 +27,23 @@ fn scope_cpus(host: &Host, scope: Option<&str>) -> CpuSet {
         Some((Some(cpus), _)) if !cpus.is_empty() => cpus.intersection(online),
         Some((_, Some(effective))) => effective.clone(),
         _ => online.clone(),
+    }
+}
+
+/// How the log names an entry of another boot: `vm:a (journal vm-a, boot 0f6c...)`.
+fn closed_words(entry: &ClosedEntry) -> String {
+    let name = match (&entry.workload, &entry.journal) {
+        (Some(workload), _) => workload.0.clone(),
+        (None, Some(journal)) => format!("journal {journal}"),
+        (None, None) => "an entry".to_owned(),
+    };
+    let boot = entry
+        .boot_id
+        .as_deref()
+        .unwrap_or("unrecorded, older than this boot");
+    match (&entry.workload, &entry.journal) {
+        (Some(_), Some(journal)) => format!("{name} (journal {journal}, boot {boot})"),
+        _ => format!("{name} (boot {boot})"),
     }
 }
 
@@ -138,11 +155,11 @@ impl Runner {
     pub fn adopt(&mut self) -> Result<(), DaemonError> {
         let closed = self.engine.close_other_boots()?;
         if !closed.is_empty() {
+            let entries: Vec<String> = closed.iter().map(closed_words).collect();
             crate::log::line(&format!(
-                "closed {} journal and ledger entr{} of another boot without writing the host \
-                 (the reboot reset their knobs and ended their threads)",
-                closed.len(),
-                if closed.len() == 1 { "y" } else { "ies" }
+                "closed what another boot left, without writing the host (a reboot resets the \
+                 knobs and ends the threads): {}",
+                entries.join(", ")
             ));
         }
         let records = crate::held::read(self.engine.state(), &self.root)?;

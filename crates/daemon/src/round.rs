@@ -241,6 +241,7 @@ impl Runner {
                 reconciled.added.join(", ")
             ));
         }
+        self.unkept(key, &reconciled.failed);
         let Some(why) = reconciled.replan else {
             return false;
         };
@@ -261,6 +262,18 @@ impl Runner {
                 }
                 false
             }
+        }
+    }
+
+    /// Knobs the engine could not read or write back, logged once while the list stands.
+    fn unkept(&mut self, key: &WorkloadKey, failed: &[String]) {
+        let condition = format!("{key} unkept");
+        if failed.is_empty() {
+            return self.book.settled(&condition);
+        }
+        let line = format!("{key}: cannot keep {}", failed.join(", "));
+        if self.book.is_news(&condition, &line) {
+            log(&line);
         }
     }
 

@@ -33,7 +33,8 @@ pub const BUSY_RETRY: Duration = Duration::from_millis(100);
 /// What ended a wait.
 enum Waited {
     Round,
-    /// A round that also retries refusals: policies reloaded, or events lost.
+    /// A round that also retries refusals: policies reloaded, events lost, or the ledger
+    /// changed through the control socket.
     Sweep,
     Stop,
 }
@@ -170,7 +171,10 @@ impl Runner {
                 self.reload();
                 return Waited::Sweep;
             }
-            if wakes.contains(&Wake::Overrun) {
+            if wakes
+                .iter()
+                .any(|w| matches!(w, Wake::Overrun | Wake::Control))
+            {
                 return Waited::Sweep;
             }
             if wakes.iter().any(|w| self.counts(w)) {
@@ -190,6 +194,7 @@ impl Runner {
             | Wake::PolicyDir
             | Wake::Hangup
             | Wake::Overrun
+            | Wake::Control
             | Wake::Terminate => true,
         }
     }

@@ -8,6 +8,7 @@
 //! snapshots at ...: absent", "needs QEMU: ...") points at the test that asked.
 
 pub mod fixtures;
+pub mod prometheus;
 pub mod qemu;
 pub mod synthetic;
 pub mod tree;

@@ -161,6 +161,8 @@ fn check_step(step: &Step, b: &HostBounds) -> Result<(), Fault> {
         Step::IrqAffinity(c) => check_some_cpus("from", &c.from, b),
         Step::DefaultSmpAffinity(c) => check_some_cpus("from", &c.from, b),
         Step::WorkqueueCpumask(c) => check_some_cpus("from", &c.from, b),
+        // Empty is the kernel's "watch no CPU", a state a host may be in.
+        Step::WatchdogCpumask(c) => b.cpus_ok(&c.from).map_err(|r| ("from", r)),
         Step::PmQosResumeLatency(c) => check_cpu(c.knob.cpu, b),
         Step::CpufreqGovernor(c) => check_cpu(c.knob.cpu, b),
         // Their values are typed and checked by their knobs; nothing in them names a path.

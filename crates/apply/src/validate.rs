@@ -272,6 +272,7 @@ mod tests {
     use std::fs;
 
     use nearnative_knob::exclusivity::cgroup::{CgroupDir, Controller, CpusetCpus, TaskCgroup};
+    use nearnative_knob::exclusivity::housekeeping::WatchdogCpumask;
     use nearnative_knob::exclusivity::irq::IrqAffinity;
     use nearnative_knob::exclusivity::sched::SchedPolicy;
     use nearnative_knob::exclusivity::task::ThreadAffinity;
@@ -469,6 +470,24 @@ mod tests {
             err.starts_with("change 1 (IrqAffinity): from is empty"),
             "{err}"
         );
+    }
+
+    /// An empty watchdog list is the kernel's "watch no CPU", a prior value revert may put
+    /// back; a CPU the host cannot have is still refused.
+    #[test]
+    fn a_watchdog_list_may_be_empty_but_not_outside_the_host() {
+        let (_dir, bounds) = bounds();
+        let watchdog = |from: &[u32]| {
+            Step::from(Change {
+                knob: WatchdogCpumask,
+                from: CpuSet::from_ids(from.iter().copied()),
+                to: CpuSet::new(),
+            })
+        };
+        assert!(validate_steps(&[watchdog(&[])], &bounds).is_ok());
+        assert!(validate_steps(&[watchdog(&[0, 3])], &bounds).is_ok());
+        let err = validate_steps(&[watchdog(&[0, 4])], &bounds).unwrap_err();
+        assert_eq!(err.field, "from", "{err}");
     }
 
     #[test]

@@ -470,6 +470,36 @@ fn without_cpusets_thread_affinity_alone_fences_and_an_advisory_says_so() {
         .contains("threads created later by processes outside the plan are not fenced")));
 }
 
+/// What only the boot command line removes (the tick, RCU callbacks), and the vmstat fold
+/// that no live knob keeps off a CPU, are named in advice.
+#[test]
+fn the_tick_rcu_callbacks_and_vmstat_are_advised_not_changed() {
+    let mut host = four_cpus();
+    add_vm(&mut host, "web1", 4000, 1, "/");
+    let plan = planned(&host, &vm_request("web1"));
+    let text = |topic: Topic| -> Vec<&str> {
+        plan.advisories
+            .iter()
+            .filter(|a| a.topic == topic)
+            .map(|a| a.text.as_str())
+            .collect()
+    };
+    let cmdline = text(Topic::KernelCommandLine);
+    assert!(
+        cmdline
+            .iter()
+            .any(|t| t.contains("nohz_full=1") && t.contains("rcu_nocbs=1")),
+        "{cmdline:?}"
+    );
+    let sysctl = text(Topic::Sysctl);
+    assert!(
+        sysctl
+            .iter()
+            .any(|t| t.contains("vmstat_update") && t.contains("on CPUs 1 ")),
+        "{sysctl:?}"
+    );
+}
+
 #[test]
 fn refusals_name_the_reason() {
     let mut host = four_cpus();

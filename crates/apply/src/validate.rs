@@ -161,6 +161,8 @@ fn check_step(step: &Step, b: &HostBounds) -> Result<(), Fault> {
         Step::IrqAffinity(c) => check_some_cpus("from", &c.from, b),
         Step::DefaultSmpAffinity(c) => check_some_cpus("from", &c.from, b),
         Step::WorkqueueCpumask(c) => check_some_cpus("from", &c.from, b),
+        // Empty is the kernel's "watch no CPU", a state a host may be in.
+        Step::WatchdogCpumask(c) => b.cpus_ok(&c.from).map_err(|r| ("from", r)),
         Step::PmQosResumeLatency(c) => check_cpu(c.knob.cpu, b),
         Step::CpufreqGovernor(c) => check_cpu(c.knob.cpu, b),
         // Their values are typed and checked by their knobs; nothing in them names a path.
@@ -270,6 +272,7 @@ mod tests {
     use std::fs;
 
     use nearnative_knob::exclusivity::cgroup::{CgroupDir, Controller, CpusetCpus, TaskCgroup};
+    use nearnative_knob::exclusivity::housekeeping::WatchdogCpumask;
     use nearnative_knob::exclusivity::irq::IrqAffinity;
     use nearnative_knob::exclusivity::sched::SchedPolicy;
     use nearnative_knob::exclusivity::task::ThreadAffinity;
@@ -467,6 +470,24 @@ mod tests {
             err.starts_with("change 1 (IrqAffinity): from is empty"),
             "{err}"
         );
+    }
+
+    /// An empty watchdog list is the kernel's "watch no CPU", a prior value revert may put
+    /// back; a CPU the host cannot have is still refused.
+    #[test]
+    fn a_watchdog_list_may_be_empty_but_not_outside_the_host() {
+        let (_dir, bounds) = bounds();
+        let watchdog = |from: &[u32]| {
+            Step::from(Change {
+                knob: WatchdogCpumask,
+                from: CpuSet::from_ids(from.iter().copied()),
+                to: CpuSet::new(),
+            })
+        };
+        assert!(validate_steps(&[watchdog(&[])], &bounds).is_ok());
+        assert!(validate_steps(&[watchdog(&[0, 3])], &bounds).is_ok());
+        let err = validate_steps(&[watchdog(&[0, 4])], &bounds).unwrap_err();
+        assert_eq!(err.field, "from", "{err}");
     }
 
     #[test]

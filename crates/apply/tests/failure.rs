@@ -38,7 +38,7 @@ fn read_only_file_fails_the_apply_and_rolls_back() {
         "net.core.busy_read",
         "/proc/sys/net/core/busy_read",
         "not writable",
-        "rolled back 17 earlier change(s)",
+        "rolled back 18 earlier change(s)",
     ];
     assert_failed_and_rolled_back(&bench, err, &expected);
 }

@@ -11,7 +11,9 @@ use nearnative_knob::exclusivity::cgroup::{
     Cgroup, CgroupDir, Controller, CpusetCpuExclusive, CpusetCpus, CpusetMems, CpusetPartition,
     Hierarchy, Partition, Presence, TaskCgroup,
 };
-use nearnative_knob::exclusivity::housekeeping::{TimerMigration, WorkqueueCpumask};
+use nearnative_knob::exclusivity::housekeeping::{
+    TimerMigration, WatchdogCpumask, WorkqueueCpumask,
+};
 use nearnative_knob::exclusivity::irq::{DefaultSmpAffinity, IrqAffinity};
 use nearnative_knob::exclusivity::sched::{Policy, SchedPolicy};
 use nearnative_knob::exclusivity::task::ThreadAffinity;
@@ -96,7 +98,8 @@ pub fn every_file_knob(cpus: &Cpus) -> Vec<Step> {
         change(IrqAffinity { irq: IRQS[0] }, housekeeping.clone()),
         change(IrqAffinity { irq: IRQS[1] }, housekeeping.clone()),
         change(DefaultSmpAffinity, housekeeping.clone()),
-        change(WorkqueueCpumask, housekeeping),
+        change(WorkqueueCpumask, housekeeping.clone()),
+        change(WatchdogCpumask, housekeeping),
         change(TimerMigration, false),
         change(
             PmQosResumeLatency { cpu: cpus.second },

@@ -19,6 +19,7 @@ mod revert_cmd;
 mod state_trust;
 mod untrusted_root;
 mod usage;
+mod watchdog_live;
 
 use std::sync::{Mutex, MutexGuard};
 

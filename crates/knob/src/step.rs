@@ -18,7 +18,7 @@ use crate::exclusivity::cgroup::{
     CgroupDir, CpusetCpuExclusive, CpusetCpus, CpusetMems, CpusetPartition, TaskCgroup,
 };
 use crate::exclusivity::cgroup_v2::{CgroupType, SubtreeCpuset};
-use crate::exclusivity::housekeeping::{TimerMigration, WorkqueueCpumask};
+use crate::exclusivity::housekeeping::{TimerMigration, WatchdogCpumask, WorkqueueCpumask};
 use crate::exclusivity::irq::{DefaultSmpAffinity, IrqAffinity};
 use crate::exclusivity::sched::SchedPolicy;
 use crate::exclusivity::task::ThreadAffinity;
@@ -147,6 +147,7 @@ steps! {
     IrqAffinity(IrqAffinity),
     DefaultSmpAffinity(DefaultSmpAffinity),
     WorkqueueCpumask(WorkqueueCpumask),
+    WatchdogCpumask(WatchdogCpumask),
     TimerMigration(TimerMigration),
     SchedPolicy(SchedPolicy),
     PmQosResumeLatency(PmQosResumeLatency),

@@ -66,7 +66,7 @@ fn advisory(mechanism: Mechanism, topic: Topic, text: String) -> Advisory {
 
 /// Every advisory for the plan; `others` are the CPUs other workloads hold.
 pub fn all(context: &Context, others: &CpuSet) -> Vec<Advisory> {
-    let mut advisories = vec![cmdline(context, others)];
+    let mut advisories = vec![cmdline(context, others), vmstat(context)];
     if let Fencing::AffinityOnly { why } = &context.scope.fencing {
         advisories.push(advisory(
             Mechanism::Exclusivity,
@@ -99,6 +99,24 @@ fn cmdline(context: &Context, others: &CpuSet) -> Advisory {
         format!(
             "isolcpus=domain,managed_irq,{x} nohz_full={x} rcu_nocbs={x} irqaffinity={}",
             housekeeping.to_list()
+        ),
+    )
+}
+
+/// The VM counters' per-CPU fold, which no live knob keeps off a CPU: kernel 6.1 has no
+/// per-CPU switch for it, and `vm.stat_interval` is host-wide, so raising it slows statistics
+/// (and, on NUMA hosts, the per-CPU page list drain it drives) on every CPU. Left as advice.
+fn vmstat(context: &Context) -> Advisory {
+    advisory(
+        Mechanism::Exclusivity,
+        Topic::Sysctl,
+        format!(
+            "vmstat_update, the per-CPU work that folds VM counters, still runs on CPUs {} \
+             once per vm.stat_interval (1 s by default) while their counters change: no live \
+             per-CPU switch exists. nohz_full (the kernel command line above) stops it with the \
+             tick; `sysctl vm.stat_interval=N` slows it, but on every CPU, with statistics N \
+             seconds stale.",
+            context.exclusive
         ),
     )
 }

@@ -272,6 +272,40 @@ fn default_route_nic_irqs_are_untouched_unless_named() {
     );
 }
 
+/// The lockup detectors leave the exclusive CPUs and go nowhere else: a watchdog that
+/// watched only them ends up watching no CPU, not the housekeeping ones.
+#[test]
+fn the_watchdog_leaves_the_exclusive_cpus_with_no_fallback() {
+    let mut host = four_cpus();
+    add_vm(&mut host, "web1", 4000, 1, "/");
+    let watchdog = |plan: &Plan| -> Vec<(CpuSet, CpuSet, String)> {
+        plan.changes
+            .iter()
+            .filter_map(|c| match &c.step {
+                Step::WatchdogCpumask(w) => Some((w.from.clone(), w.to.clone(), c.reason.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let cases = [
+        ([0, 1, 2, 3].as_slice(), CpuSet::from_ids([0, 2, 3])),
+        (&[1], CpuSet::new()),
+    ];
+    for (watched, expected) in cases {
+        host.knobs.watchdog_cpumask = Some(CpuSet::from_ids(watched.iter().copied()));
+        let plan = planned(&host, &vm_request("web1"));
+        assert_eq!(plan.allocation.thread_cpus(), CpuSet::from_ids([1]));
+        let steps = watchdog(&plan);
+        assert_eq!(steps.len(), 1, "watching {watched:?}: {steps:?}");
+        let (from, to, reason) = &steps[0];
+        assert_eq!(from, &CpuSet::from_ids(watched.iter().copied()));
+        assert_eq!(to, &expected, "watching {watched:?}");
+        assert!(reason.contains("watchdog_cpumask"), "{reason}");
+    }
+    host.knobs.watchdog_cpumask = None;
+    assert!(watchdog(&planned(&host, &vm_request("web1"))).is_empty());
+}
+
 #[test]
 fn knobs_already_at_their_target_give_no_step() {
     let mut host = four_cpus();
@@ -285,7 +319,7 @@ fn knobs_already_at_their_target_give_no_step() {
         adaptive_rx: false,
         adaptive_tx: false,
     };
-    let cases: [(&str, Edit, &str); 8] = [
+    let cases: [(&str, Edit, &str); 9] = [
         (
             "THP defrag",
             |h| h.knobs.thp_defrag = Some(ThpDefrag::Never),
@@ -318,8 +352,13 @@ fn knobs_already_at_their_target_give_no_step() {
             |h| h.knobs.workqueue_cpumask = Some(CpuSet::from_ids([0, 3])),
             "WorkqueueCpumask",
         ),
+        (
+            "watchdog mask",
+            |h| h.knobs.watchdog_cpumask = Some(CpuSet::from_ids([0, 3])),
+            "WatchdogCpumask",
+        ),
     ];
-    let untuned: [(&str, Edit); 8] = [
+    let untuned: [(&str, Edit); 9] = [
         ("THP defrag", |h| {
             h.knobs.thp_defrag = Some(ThpDefrag::Madvise)
         }),
@@ -335,6 +374,9 @@ fn knobs_already_at_their_target_give_no_step() {
         ("busy poll", |h| h.knobs.busy_poll_us = Some(0)),
         ("workqueue mask", |h| {
             h.knobs.workqueue_cpumask = Some(CpuSet::from_ids([0, 1, 2, 3]))
+        }),
+        ("watchdog mask", |h| {
+            h.knobs.watchdog_cpumask = Some(CpuSet::from_ids([0, 1, 2, 3]))
         }),
     ];
     let mut request = vm_request("web1");
@@ -426,6 +468,36 @@ fn without_cpusets_thread_affinity_alone_fences_and_an_advisory_says_so() {
     assert!(plan.advisories.iter().any(|a| a
         .text
         .contains("threads created later by processes outside the plan are not fenced")));
+}
+
+/// What only the boot command line removes (the tick, RCU callbacks), and the vmstat fold
+/// that no live knob keeps off a CPU, are named in advice.
+#[test]
+fn the_tick_rcu_callbacks_and_vmstat_are_advised_not_changed() {
+    let mut host = four_cpus();
+    add_vm(&mut host, "web1", 4000, 1, "/");
+    let plan = planned(&host, &vm_request("web1"));
+    let text = |topic: Topic| -> Vec<&str> {
+        plan.advisories
+            .iter()
+            .filter(|a| a.topic == topic)
+            .map(|a| a.text.as_str())
+            .collect()
+    };
+    let cmdline = text(Topic::KernelCommandLine);
+    assert!(
+        cmdline
+            .iter()
+            .any(|t| t.contains("nohz_full=1") && t.contains("rcu_nocbs=1")),
+        "{cmdline:?}"
+    );
+    let sysctl = text(Topic::Sysctl);
+    assert!(
+        sysctl
+            .iter()
+            .any(|t| t.contains("vmstat_update") && t.contains("on CPUs 1 ")),
+        "{sysctl:?}"
+    );
 }
 
 #[test]

@@ -191,6 +191,11 @@ pub fn furnish(root: &Path) -> Cpus {
         "/sys/devices/virtual/workqueue/cpumask",
         &format!("{mask}\n"),
     );
+    add(
+        root,
+        "/proc/sys/kernel/watchdog_cpumask",
+        &format!("{all}\n"),
+    );
     add(root, "/proc/sys/kernel/timer_migration", "1\n");
     add(root, "/proc/sys/kernel/numa_balancing", "1\n");
     add(root, "/proc/sys/net/core/busy_poll", "0\n");

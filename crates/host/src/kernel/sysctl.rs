@@ -16,7 +16,7 @@ pub const WATCHDOG: Fixed<bool> = Fixed::new("kernel.watchdog", "/proc/sys/kerne
 pub const NMI_WATCHDOG: Fixed<bool> =
     Fixed::new("kernel.nmi_watchdog", "/proc/sys/kernel/nmi_watchdog");
 
-/// `kernel.watchdog_cpumask`: despite its name, in list form.
+/// `kernel.watchdog_cpumask`: despite its name, in list form; empty when no CPU is watched.
 pub const WATCHDOG_CPUMASK: Fixed<CpuSet> = Fixed::new(
     "kernel.watchdog_cpumask",
     "/proc/sys/kernel/watchdog_cpumask",
@@ -102,6 +102,8 @@ mod tests {
             round_trip(&WATCHDOG_CPUMASK, "0-3,8\n", "0-3,8"),
             CpuSet::from_ids([0, 1, 2, 3, 8])
         );
+        // The kernel shows a watchdog that watches no CPU as an empty line, and takes one.
+        assert_eq!(round_trip(&WATCHDOG_CPUMASK, "\n", ""), CpuSet::new());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Interrupts and host-wide housekeeping masks: IRQ affinities, the default affinity of new
-//! IRQs, the unbound workqueue mask, and timer migration.
+//! IRQs, the unbound workqueue mask, the lockup detector's CPUs, and timer migration.
 //!
 //! The IRQs of the interface that carries the default route are never touched unless `--nic`
 //! names it: that NIC is most likely how the operator reaches the host, and a safety rule of
@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use nearnative_host::Mechanism;
-use nearnative_knob::exclusivity::housekeeping::{TimerMigration, WorkqueueCpumask};
+use nearnative_knob::exclusivity::housekeeping::{
+    TimerMigration, WatchdogCpumask, WorkqueueCpumask,
+};
 use nearnative_knob::exclusivity::irq::{DefaultSmpAffinity, IrqAffinity};
 use nearnative_knob::Change;
 
@@ -73,6 +75,21 @@ pub fn plan(context: &Context, out: &mut Changes) {
             },
             MECHANISM,
             "unbound kernel work items run outside the exclusive CPUs",
+        );
+    }
+    if let Some(watched) = &context.host.knobs.watchdog_cpumask {
+        // No fallback: an empty list is the kernel's "watch no CPU", and putting the watchdog
+        // on a housekeeping CPU it did not watch would change what nobody asked to change.
+        out.push(
+            Change {
+                knob: WatchdogCpumask,
+                from: watched.clone(),
+                to: watched.difference(exclusive),
+            },
+            MECHANISM,
+            "kernel.watchdog_cpumask says on which CPUs the lockup detectors run (by default all \
+             but nohz_full ones, changeable live): on each, an hrtimer wakes the CPU's stopper \
+             thread every few seconds, and the hard lockup detector arms a perf NMI",
         );
     }
     if let Some(migration) = context.host.knobs.timer_migration {

@@ -99,6 +99,21 @@ macro_rules! steps {
                 }
             }
 
+            /// The same step with `from` replaced by `earlier`'s, when `earlier` changes the
+            /// same knob: a revert hands an older journal's prior to a newer one this way.
+            pub fn with_prior_of(&self, earlier: &Step) -> Option<Step> {
+                match (self, earlier) {
+                    $((Step::$variant(c), Step::$variant(e)) if c.knob == e.knob => {
+                        Some(Step::$variant(Change {
+                            knob: c.knob.clone(),
+                            from: e.from.clone(),
+                            to: c.to.clone(),
+                        }))
+                    })*
+                    _ => None,
+                }
+            }
+
             pub fn write_target(&self, backend: &dyn Backend) -> Result<(), KnobError> {
                 match self {
                     $(Step::$variant(c) => c.knob.write(backend, &c.to),)*

@@ -217,6 +217,20 @@ mod tests {
         assert_eq!(step.describe().location, "/proc/irq/36/smp_affinity_list");
     }
 
+    #[test]
+    fn a_prior_is_taken_only_from_the_same_knob() {
+        let irq = |irq, from: u32, to: u32| {
+            Step::from(Change {
+                knob: IrqAffinity { irq },
+                from: CpuSet::from_ids([from]),
+                to: CpuSet::from_ids([to]),
+            })
+        };
+        let handed = irq(36, 1, 2).with_prior_of(&irq(36, 0, 1));
+        assert_eq!(handed, Some(irq(36, 0, 2)));
+        assert_eq!(irq(36, 1, 2).with_prior_of(&irq(37, 0, 1)), None);
+    }
+
     /// Steps as journals written before the definitions moved to `nearnative_host::kernel`
     /// hold them: each still deserializes to the same value and serializes back unchanged.
     #[test]

@@ -232,7 +232,7 @@ impl<'a> Executor<'a> {
                 path,
             });
         }
-        let mut journal = Journal::new(id.clone());
+        let mut journal = Journal::after_all_in(state, id.clone());
         journal.boot_id = boot_id(backend.root());
         let log = LogWriter::create(&path, &journal).map_err(|source| ApplyError::Journal {
             source,

@@ -13,7 +13,7 @@ use nearnative_knob::{Described, Step};
 use serde::{Deserialize, Serialize};
 
 use crate::journal_log;
-use crate::state::JournalId;
+use crate::state::{JournalId, StateDir};
 use nearnative_sys::durable::{self, DurableError};
 
 /// Version 2: an append-only log of checksummed records (see [`crate::journal_log`]).
@@ -71,6 +71,28 @@ impl Journal {
             changes: Vec::new(),
             unchangeable: Vec::new(),
         }
+    }
+
+    /// A new journal for `id`, started after every journal in `state` (a millisecond later
+    /// than the latest, if the clock has not moved on): journals are ordered by their start,
+    /// and a revert hands a shared knob to the next newer journal by that order.
+    pub(crate) fn after_all_in(state: &StateDir, id: JournalId) -> Journal {
+        let mut journal = Journal::new(id);
+        // One that cannot be read is left out: it cannot be reverted either until someone
+        // moves it aside, and this apply must not fail for it.
+        let latest = state
+            .journal_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|other| {
+                let path = state.journal_path(&other);
+                let from_header = journal_log::started_unix_ms(&path).ok().flatten();
+                from_header.or_else(|| Some(Journal::load(&path).ok()??.started_unix_ms))
+            });
+        if let Some(latest) = latest.max() {
+            journal.started_unix_ms = journal.started_unix_ms.max(latest + 1);
+        }
+        journal
     }
 
     /// Replaces the journal at `path` with this one, whole and atomically, in schema 2.

@@ -11,7 +11,7 @@
 //! an intact one after it is not a torn tail but a damaged file, and is refused as corrupt.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -300,6 +300,33 @@ fn checked_json(line: &[u8]) -> Option<&str> {
     let line = std::str::from_utf8(line).ok()?;
     let (sum, json) = line.split_once(' ')?;
     (sum.len() == 64 && sha256_hex(json.as_bytes()) == sum).then_some(json)
+}
+
+/// When the journal at `path` began, from its first line alone (a log's header), so that an
+/// apply need not read every step of every other journal; `None` when there is no journal or
+/// its first line is not an intact header.
+pub(crate) fn started_unix_ms(path: &Path) -> Result<Option<u64>, DurableError> {
+    trust::check_parent(path)?;
+    let Some(file) = trust::open_for_reading(path)? else {
+        return Ok(None);
+    };
+    let mut first = Vec::new();
+    BufReader::new(file)
+        .read_until(b'\n', &mut first)
+        .map_err(|source| DurableError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    if first.last() == Some(&b'\n') {
+        first.pop();
+    }
+    let header = checked_json(&first).and_then(|json| parse_record(json).ok());
+    Ok(match header {
+        Some(Record::Header {
+            started_unix_ms, ..
+        }) => Some(started_unix_ms),
+        _ => None,
+    })
 }
 
 /// True when `bytes` look like a schema-2 log rather than a schema-1 JSON envelope.

@@ -9,6 +9,7 @@ pub mod apply;
 pub mod boot;
 mod compact;
 pub mod fault;
+mod handover;
 pub mod journal;
 mod journal_log;
 mod restore;
@@ -24,8 +25,13 @@ pub use apply::{apply_locked_with_crash, apply_with_crash};
 pub use boot::{Boot, ThisBoot};
 #[cfg(feature = "fault-injection")]
 pub use fault::{Crash, CrashPoint};
+pub use handover::HandedOver;
+#[cfg(feature = "fault-injection")]
+pub use handover::HandoverCrash;
 pub use journal::{Journal, JournalStatus, Unchangeable, JOURNAL_SCHEMA_VERSION};
-pub use restore::Restored;
+pub use restore::{in_created_cgroup, Restored};
+#[cfg(feature = "fault-injection")]
+pub use revert::revert_with_crash;
 pub use revert::{revert, revert_locked, JournalReverted, RevertError, RevertReport, RevertTarget};
 pub use state::{JournalId, StateDir, DEFAULT_STATE_DIR};
 pub use validate::{validate_steps, HostBounds, InvalidStep};

@@ -66,6 +66,12 @@ fn is_thread_step(step: &Step) -> bool {
     matches!(step, Step::ThreadAffinity(_) | Step::TaskCgroup(_))
 }
 
+/// True when `step` configures or creates a cgroup that `changes` created (and their revert
+/// removes).
+pub fn in_created_cgroup(step: &Step, changes: &[Step]) -> bool {
+    created_cgroup_of(step, changes).is_some()
+}
+
 /// The cgroup `step` configures or creates, when `changes` created it.
 fn created_cgroup_of<'c>(step: &Step, changes: &'c [Step]) -> Option<&'c CgroupDir> {
     let cgroup = match step {

@@ -1,11 +1,13 @@
 //! `revert`: under the state lock, walk a journal backwards and put each knob back. Every
 //! journal is loaded (and its checksum checked) before anything is written, so a corrupt one
 //! stops the revert with nothing changed. A fully restored journal is deleted, which makes a
-//! second revert a no-op that says so; a partly restored one keeps what is left.
+//! second revert a no-op that says so; a partly restored one keeps what is left. One journal
+//! reverted under newer ones first hands over the knobs they share (see [`crate::handover`]).
 
 use nearnative_knob::{Backend, Described, KnobError};
 
 use crate::apply::is_root;
+use crate::handover::{hand_over, HandedOver, StoreFault};
 use crate::journal::{Journal, JournalStatus};
 use crate::restore::{failure_lines, restore};
 use crate::state::{JournalId, StateDir, StateError};
@@ -40,6 +42,9 @@ pub struct JournalReverted {
     pub already: Vec<Described>,
     /// Tasks that exited and objects that vanished since the apply.
     pub vanished: Vec<Described>,
+    /// Left as they are: a newer journal changed them too, and now restores them.
+    #[serde(default)]
+    pub handed_over: Vec<HandedOver>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +62,12 @@ pub enum RevertError {
         path: std::path::PathBuf,
         #[source]
         source: InvalidStep,
+    },
+    /// A test's injected crash: the revert stopped dead, as if killed.
+    #[cfg(feature = "fault-injection")]
+    #[error("injected crash at {crash:?}")]
+    Crashed {
+        crash: crate::handover::HandoverCrash,
     },
     #[error("revert incomplete; journal {id} keeps {} change(s) to retry:{}", .failures.len(), failure_lines(.failures))]
     Incomplete {
@@ -88,6 +99,27 @@ pub fn revert_locked(
     backend: &dyn Backend,
     _held: &StateLock,
 ) -> Result<RevertReport, RevertError> {
+    revert_journals(state, target, backend, StoreFault::default())
+}
+
+/// [`revert`], stopping dead at `crash` during a hand-over. Tests only.
+#[cfg(feature = "fault-injection")]
+pub fn revert_with_crash(
+    state: &StateDir,
+    target: &RevertTarget,
+    backend: &dyn Backend,
+    crash: crate::handover::HandoverCrash,
+) -> Result<RevertReport, RevertError> {
+    let _lock = StateLock::acquire(state.dir())?;
+    revert_journals(state, target, backend, StoreFault::armed(crash))
+}
+
+fn revert_journals(
+    state: &StateDir,
+    target: &RevertTarget,
+    backend: &dyn Backend,
+    mut fault: StoreFault,
+) -> Result<RevertReport, RevertError> {
     check_privilege(backend)?;
     let mut report = RevertReport::default();
     let ids = match target {
@@ -109,13 +141,19 @@ pub fn revert_locked(
         })?;
     }
     journals.sort_by_key(|(_, j)| std::cmp::Reverse(j.started_unix_ms));
-    for (path, mut journal) in journals {
+    for (path, journal) in journals {
+        // Under `All`, every newer journal is reverted before this one: nothing to hand over.
+        let (mut journal, handed_over) = match target {
+            RevertTarget::One(_) => hand_over(state, &path, journal, &mut fault)?,
+            RevertTarget::All => (journal, Vec::new()),
+        };
         let outcome = restore(&journal.changes, backend);
         report.journals.push(JournalReverted {
             id: journal.id.clone(),
             restored: outcome.restored,
             already: outcome.already,
             vanished: outcome.vanished,
+            handed_over,
         });
         if outcome.failed.is_empty() {
             Journal::remove(&path).map_err(RevertError::Journal)?;

@@ -5,6 +5,7 @@
 mod crash;
 mod extend;
 mod failure;
+mod handover;
 mod live;
 mod migration;
 mod revert_cases;

@@ -214,6 +214,17 @@ fn render_reverted(reverted: &Reverted, which: &RevertWhich) -> String {
             journal.already.len(),
             journal.vanished.len()
         ));
+        let handed = &journal.handed_over;
+        if !handed.is_empty() {
+            let mut to: Vec<String> = handed.iter().map(|h| h.to.to_string()).collect();
+            to.sort();
+            to.dedup();
+            out.push_str(&format!(
+                "left {} knob(s) a newer workload changed too as they are; journal(s) {} restore them\n",
+                handed.len(),
+                to.join(", ")
+            ));
+        }
     }
     if !reverted.born.widened.is_empty() {
         out.push_str(&format!(

@@ -54,15 +54,6 @@ pub enum EngineError {
         release: Box<EngineError>,
     },
     #[error(
-        "{workload}: {newer} was applied after it and changed {knob} too; revert {newer} \
-         first, or everything with revert --all"
-    )]
-    NewerJournalShares {
-        workload: String,
-        newer: String,
-        knob: String,
-    },
-    #[error(
         "{workload}: thread {tid} of process {pid} exited during the apply; \
          rolled back {restored} change(s), the host is as it was"
     )]

@@ -3,17 +3,19 @@
 //! A workload is named as it was applied (`vm-pid:4000`) or by its ledger key (`vm:web1`),
 //! and the name must match a plan record's exactly: the journal to undo is the one that record
 //! names, never one whose id a name happens to escape to. Reverting what is not applied is not
-//! an error: a second revert says there was nothing to do, and lists what is applied. One
-//! workload is reverted only when no newer journal changed a knob it changed too (the
-//! host-wide IRQ masks, typically): newest first, or `--all`, which also undoes journals no
-//! plan record names and empties the ledger.
+//! an error: a second revert says there was nothing to do, and lists what is applied.
+//! Workloads are reverted in any order: a knob a newer workload changed too (the host-wide
+//! IRQ masks, typically) is left as it is and its prior handed to that workload's journal
+//! (see `nearnative_apply`'s hand-over). `--all` also undoes journals no plan record names and
+//! empties the ledger.
 //!
 //! Every state file a revert needs (the ledger, the plan records, the journals) is read and
 //! checked before its first write, so a corrupt one stops it with the host as it was.
 
 use nearnative_apply::journal::Journal;
-use nearnative_apply::{revert_locked, JournalId, RevertReport, RevertTarget};
-use nearnative_knob::{Described, Step};
+use nearnative_apply::{
+    in_created_cgroup, revert_locked, JournalId, RevertReport, RevertTarget, StateDir,
+};
 use nearnative_plan::{Target, WorkloadKey};
 use nearnative_sys::lock::StateLock;
 
@@ -92,14 +94,12 @@ impl Engine {
             }
         };
         let journal = Journal::load(&self.state.journal_path(&id))?;
-        if let Some(journal) = &journal {
-            self.refuse_if_overlaid(&id, journal, &record, &plans)?;
-        }
         let which = RevertTarget::One(id.clone());
         let report = revert_locked(&self.state, &which, &*self.backend, lock)?;
         let mut born = BornReverted::default();
         if let Some(journal) = &journal {
             self.widen_born(journal, Some(&record.plan.scope), &mut born);
+            forget_removed_cgroups(&self.state, journal, &plans)?;
         }
         self.release(&mut ledger, &record, &id)?;
         Ok(Reverted {
@@ -108,44 +108,6 @@ impl Engine {
             born,
             ..Reverted::default()
         })
-    }
-
-    /// Refuses to revert a journal when a newer one changed one of the same knobs (the
-    /// host-wide IRQ masks, say): its prior is this one's target, so restoring this one first
-    /// would undo the newer workload's isolation, and restoring that one later would bring
-    /// this one's values back.
-    fn refuse_if_overlaid(
-        &self,
-        id: &JournalId,
-        journal: &Journal,
-        record: &AppliedPlan,
-        plans: &[(JournalId, AppliedPlan)],
-    ) -> Result<(), EngineError> {
-        let knobs: Vec<Described> = journal.changes.iter().map(Step::describe).collect();
-        for other_id in self.state.journal_ids()?.into_iter().filter(|o| o != id) {
-            let Some(other) = Journal::load(&self.state.journal_path(&other_id))? else {
-                continue;
-            };
-            if other.started_unix_ms < journal.started_unix_ms {
-                continue;
-            }
-            let shared = other
-                .changes
-                .iter()
-                .map(Step::describe)
-                .find(|k| knobs.contains(k));
-            if let Some(knob) = shared {
-                let owner = plans.iter().find(|(o, _)| *o == other_id);
-                return Err(EngineError::NewerJournalShares {
-                    workload: record.plan.workload.0.clone(),
-                    newer: owner.map_or(format!("journal {other_id}"), |(_, p)| {
-                        p.plan.workload.0.clone()
-                    }),
-                    knob: knob.object,
-                });
-            }
-        }
-        Ok(())
     }
 
     /// No plan record answers to `target`. A ledger entry of exactly that key (left by hand,
@@ -203,4 +165,23 @@ impl Engine {
             ..Reverted::default()
         })
     }
+}
+
+/// Drops from the other workloads' plan records the steps on cgroups `journal` created, which
+/// its revert removed (a newer plan narrows an older one's housekeeping cgroup): verify would
+/// otherwise look for them.
+fn forget_removed_cgroups(
+    state: &StateDir,
+    journal: &Journal,
+    plans: &[(JournalId, AppliedPlan)],
+) -> Result<(), EngineError> {
+    for (id, record) in plans.iter().filter(|(id, _)| *id != journal.id) {
+        let mut updated = record.clone();
+        let changes = &mut updated.plan.changes;
+        changes.retain(|c| !in_created_cgroup(&c.step, &journal.changes));
+        if updated != *record {
+            updated.store(state, id)?;
+        }
+    }
+    Ok(())
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 /// A knob, in words: the object ("IRQ 36 affinity") and where it lives, which is a host file
 /// (`/proc/irq/36/smp_affinity_list`) or the call that reaches it ("SIOCETHTOOL on eth1").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Described {
     pub object: String,
     pub location: String,

@@ -99,6 +99,21 @@ macro_rules! steps {
                 }
             }
 
+            /// The same step with `from` replaced by `earlier`'s, when `earlier` changes the
+            /// same knob: a revert hands an older journal's prior to a newer one this way.
+            pub fn with_prior_of(&self, earlier: &Step) -> Option<Step> {
+                match (self, earlier) {
+                    $((Step::$variant(c), Step::$variant(e)) if c.knob == e.knob => {
+                        Some(Step::$variant(Change {
+                            knob: c.knob.clone(),
+                            from: e.from.clone(),
+                            to: c.to.clone(),
+                        }))
+                    })*
+                    _ => None,
+                }
+            }
+
             pub fn write_target(&self, backend: &dyn Backend) -> Result<(), KnobError> {
                 match self {
                     $(Step::$variant(c) => c.knob.write(backend, &c.to),)*
@@ -201,6 +216,20 @@ mod tests {
         assert!(serde_json::from_str::<Step>(foreign).is_err());
         assert!(step.best_effort());
         assert_eq!(step.describe().location, "/proc/irq/36/smp_affinity_list");
+    }
+
+    #[test]
+    fn a_prior_is_taken_only_from_the_same_knob() {
+        let irq = |irq, from: u32, to: u32| {
+            Step::from(Change {
+                knob: IrqAffinity { irq },
+                from: CpuSet::from_ids([from]),
+                to: CpuSet::from_ids([to]),
+            })
+        };
+        let handed = irq(36, 1, 2).with_prior_of(&irq(36, 0, 1));
+        assert_eq!(handed, Some(irq(36, 0, 2)));
+        assert_eq!(irq(36, 1, 2).with_prior_of(&irq(37, 0, 1)), None);
     }
 
     /// Steps as journals written before the definitions moved to `nearnative_host::kernel`

@@ -99,6 +99,22 @@ macro_rules! steps {
                 }
             }
 
+            /// The same step with `from` set to `earlier`'s target, or `None` when `earlier`
+            /// changes another knob: for a knob an apply found already at that target, so
+            /// that target is what was there before it.
+            pub fn with_prior_at_target_of(&self, earlier: &Step) -> Option<Step> {
+                match (self, earlier) {
+                    $((Step::$variant(c), Step::$variant(e)) if c.knob == e.knob => {
+                        Some(Step::$variant(Change {
+                            knob: c.knob.clone(),
+                            from: e.to.clone(),
+                            to: c.to.clone(),
+                        }))
+                    })*
+                    _ => None,
+                }
+            }
+
             pub fn write_target(&self, backend: &dyn Backend) -> Result<(), KnobError> {
                 match self {
                     $(Step::$variant(c) => c.knob.write(backend, &c.to),)*

@@ -220,6 +220,16 @@ fn each_mistake_is_named_with_its_line() {
             "/p/a.toml:3: scope: \"/machine\": expected cgroup:/PATH",
         ),
         (
+            "scope climbing out of its cgroup",
+            &with("scope = \"cgroup:/machine/../x\""),
+            "/p/a.toml:3: scope: \"cgroup:/machine/../x\": the cgroup path has a .. component",
+        ),
+        (
+            "scope with an empty component",
+            &with("scope = \"cgroup:/machine//x\""),
+            "/p/a.toml:3: scope: \"cgroup:/machine//x\": the cgroup path has an empty component",
+        ),
+        (
             "allow-cpu0 not a bool",
             &with("allow-cpu0 = \"yes\""),
             "/p/a.toml:3: allow-cpu0: expected true or false, not string",

@@ -3,8 +3,14 @@
 //! A reboot resets every knob an apply wrote and ends every thread and cgroup it touched, so
 //! a journal, plan record or ledger entry from another boot describes nothing on this host:
 //! restoring its priors would write stale values over whatever this boot set. Each of them
-//! records the kernel's `boot_id` (a random UUID drawn at every boot); one written before
-//! boots were recorded is judged by its time against this boot's start (`btime`).
+//! records the kernel's `boot_id` (a random UUID drawn at every boot), which decides alone.
+//!
+//! One written before boots were recorded can only be judged by its time against this boot's
+//! start (`btime`), and `btime` follows the wall clock: chrony stepping the clock forward after
+//! an early-boot apply makes a live entry look older than the boot. Closing that entry would
+//! leave its knobs set and give its cores away, so such an entry is from another boot only
+//! when it is older than the boot by [`LEGACY_MARGIN_MS`] and none of its threads is alive;
+//! otherwise the boot is unknown and the entry is left for revert.
 
 use nearnative_host::Root;
 use serde::Serialize;
@@ -14,6 +20,11 @@ pub const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 /// Where `btime`, the boot time in seconds since the epoch, is read.
 const STAT: &str = "/proc/stat";
+
+/// How much older than this boot's start an entry without a boot id must be to be judged from
+/// another boot: more than a boot-time clock step (chrony's `makestep` on a host with a
+/// working RTC) moves `btime`, less than a reboot of a server takes to come back.
+pub const LEGACY_MARGIN_MS: u64 = 5 * 60 * 1000;
 
 /// The boot a state file was written in, as far as it can be told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -45,15 +56,40 @@ impl ThisBoot {
 
     /// The boot of a file that recorded `boot_id` (`None`: written before boots were
     /// recorded) and was made at `made_unix_ms`. A file with a boot id is judged by it alone;
-    /// one without, by its time: made before this boot started, it is from another.
-    pub fn of(&self, boot_id: Option<&str>, made_unix_ms: u64) -> Boot {
-        match (boot_id, &self.id, self.started_unix_ms) {
-            (Some(recorded), Some(now), _) if recorded == now => Boot::This,
-            (Some(_), Some(_), _) => Boot::Other,
-            (Some(_), None, _) => Boot::Unknown,
-            (None, _, Some(started)) if made_unix_ms < started => Boot::Other,
-            (None, _, Some(_)) => Boot::This,
-            (None, _, None) => Boot::Unknown,
+    /// one without, by its time and, only when that says another boot, by `any_thread_alive`
+    /// (whether a thread it recorded still runs, same pid and start time): see the module doc.
+    pub fn of(
+        &self,
+        boot_id: Option<&str>,
+        made_unix_ms: u64,
+        any_thread_alive: impl FnOnce() -> bool,
+    ) -> Boot {
+        match boot_id {
+            Some(recorded) => self.of_id(recorded),
+            None => self.of_legacy(made_unix_ms, any_thread_alive),
+        }
+    }
+
+    /// The boot of a file that recorded the boot id `recorded`.
+    pub fn of_id(&self, recorded: &str) -> Boot {
+        match &self.id {
+            Some(now) if now == recorded => Boot::This,
+            Some(_) => Boot::Other,
+            None => Boot::Unknown,
+        }
+    }
+
+    fn of_legacy(&self, made_unix_ms: u64, any_thread_alive: impl FnOnce() -> bool) -> Boot {
+        let Some(started) = self.started_unix_ms else {
+            return Boot::Unknown;
+        };
+        if made_unix_ms >= started {
+            return Boot::This;
+        }
+        let well_before = made_unix_ms.saturating_add(LEGACY_MARGIN_MS) < started;
+        match well_before && !any_thread_alive() {
+            true => Boot::Other,
+            false => Boot::Unknown,
         }
     }
 }
@@ -87,27 +123,57 @@ mod tests {
 
     #[test]
     fn a_boot_id_decides_and_time_decides_only_without_one() {
+        let started = 10 * LEGACY_MARGIN_MS;
         let now = ThisBoot {
             id: Some("aaaa".to_owned()),
-            started_unix_ms: Some(10_000),
+            started_unix_ms: Some(started),
         };
+        let well_before = started - LEGACY_MARGIN_MS - 1;
         let cases = [
-            ("same id", Some("aaaa"), 0, Boot::This),
+            ("same id", Some("aaaa"), 0, true, Boot::This),
+            ("same id, nothing alive", Some("aaaa"), 0, false, Boot::This),
             (
                 "other id, made after the boot",
                 Some("bbbb"),
-                20_000,
+                started,
+                false,
                 Boot::Other,
             ),
-            ("legacy, made before the boot", None, 9_999, Boot::Other),
-            ("legacy, made after the boot", None, 10_000, Boot::This),
+            (
+                "legacy, made after the boot",
+                None,
+                started,
+                false,
+                Boot::This,
+            ),
+            (
+                "legacy, well before, nothing alive",
+                None,
+                well_before,
+                false,
+                Boot::Other,
+            ),
+            (
+                "legacy, well before, a thread alive",
+                None,
+                well_before,
+                true,
+                Boot::Unknown,
+            ),
+            (
+                "legacy, within the margin",
+                None,
+                started - 1,
+                false,
+                Boot::Unknown,
+            ),
         ];
-        for (what, id, made, expected) in cases {
-            assert_eq!(now.of(id, made), expected, "{what}");
+        for (what, id, made, alive, expected) in cases {
+            assert_eq!(now.of(id, made, || alive), expected, "{what}");
         }
         let unknown = ThisBoot::default();
-        assert_eq!(unknown.of(Some("aaaa"), 0), Boot::Unknown);
-        assert_eq!(unknown.of(None, 0), Boot::Unknown);
+        assert_eq!(unknown.of(Some("aaaa"), 0, || false), Boot::Unknown);
+        assert_eq!(unknown.of(None, 0, || false), Boot::Unknown);
     }
 
     #[test]

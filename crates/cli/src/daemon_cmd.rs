@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 use nearnative_apply::DEFAULT_STATE_DIR;
 use nearnative_daemon::control::DEFAULT_SOCKET;
 use nearnative_daemon::metrics;
 use nearnative_daemon::{run, DaemonConfig};
+use nearnative_host::cgroup::parse_scope;
 
 use crate::duration::parse_duration;
 
@@ -63,15 +63,8 @@ fn sweep(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run_daemon(args: DaemonArgs) -> anyhow::Result<ExitCode> {
-    let scope = match &args.scope {
-        None => None,
-        Some(text) => Some(
-            text.strip_prefix("cgroup:")
-                .filter(|p| p.starts_with('/'))
-                .with_context(|| format!("--scope {text:?}: expected cgroup:/PATH"))?
-                .to_owned(),
-        ),
-    };
+    let scope = args.scope.as_deref().map(parse_scope).transpose();
+    let scope = scope.map_err(|e| anyhow::anyhow!("--scope {e}"))?;
     run(DaemonConfig {
         policy_dir: args.policy_dir,
         state_dir: args.state_dir,

@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn every_apply_option_is_a_policy_option() {
         use clap::CommandFactory;
-        let not_for_policies = ["root", "state-dir", "json", "threads"];
+        let not_for_policies = ["root", "state-dir", "json", "threads", "control-socket"];
         let cli = Cli::command();
         let apply = cli.find_subcommand("apply").expect("an apply subcommand");
         let options: Vec<&str> = apply

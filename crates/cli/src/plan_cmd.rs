@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 use nearnative_apply::state::DEFAULT_STATE_DIR;
+use nearnative_host::cgroup::parse_scope;
 use nearnative_host::CpuSet;
 use nearnative_plan::{
     Fencing, IoPlacement, Level, NumaSpill, Plan, PlanRequest, Pool, ProtectedIrq, Target,
@@ -95,15 +95,8 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) fn request(target: Target, args: &PlanArgs) -> anyhow::Result<PlanRequest> {
-    let scope = match &args.scope {
-        None => None,
-        Some(text) => Some(
-            text.strip_prefix("cgroup:")
-                .filter(|p| p.starts_with('/'))
-                .with_context(|| format!("--scope {text:?}: expected cgroup:/PATH"))?
-                .to_owned(),
-        ),
-    };
+    let scope = args.scope.as_deref().map(parse_scope).transpose();
+    let scope = scope.map_err(|e| anyhow::anyhow!("--scope {e}"))?;
     let mut request = PlanRequest::new(target);
     request.level = args.level;
     request.vcpus = args.vcpus.clone();

@@ -5,12 +5,14 @@
 //! closed: removed from the state directory without a single host write.
 //!
 //! Each entry is judged by the boot id it recorded, or, when written before boot ids were,
-//! by its time against this boot's start (see [`nearnative_apply::boot`]). A record from
-//! another boot takes its journal and its ledger entry with it.
+//! by its time against this boot's start and by its threads: one with a thread still alive is
+//! never closed (see [`nearnative_apply::boot`]). A record from another boot takes its journal
+//! and its ledger entry with it.
 
 use nearnative_apply::boot::{Boot, ThisBoot};
 use nearnative_apply::journal::Journal;
 use nearnative_apply::JournalId;
+use nearnative_host::Root;
 use nearnative_plan::WorkloadKey;
 use nearnative_sys::lock::StateLock;
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,7 @@ use crate::applied::{load_all, AppliedPlan};
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::ledger_file::{load_ledger_file, store_ledger, LedgerFile};
+use crate::threads::any_step_thread_alive;
 
 /// A workload's state from another boot, removed without writing the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,7 +59,7 @@ impl Engine {
         let records = load_all(&self.state)?;
         let mut closed: Vec<ClosedEntry> = records
             .iter()
-            .filter(|(_, record)| record_boot(&boot, record) == Boot::Other)
+            .filter(|(_, record)| record_boot(&self.root, &boot, record) == Boot::Other)
             .map(|(id, record)| ClosedEntry {
                 workload: Some(record.plan.workload.clone()),
                 journal: self.state.journal_path(id).exists().then(|| id.clone()),
@@ -78,7 +81,7 @@ impl Engine {
         for allocation in ledger.ledger.iter() {
             let key = allocation.workload();
             let recorded = ledger.boot_id(key);
-            let other = recorded.is_some_and(|id| boot.of(Some(id), 0) == Boot::Other);
+            let other = recorded.is_some_and(|id| boot.of_id(id) == Boot::Other);
             let has_entry = closed.iter().any(|c| c.workload.as_ref() == Some(key));
             if other && !has_entry && !kept_keys.contains(&key) {
                 closed.push(ClosedEntry {
@@ -96,7 +99,9 @@ impl Engine {
     /// read is left for `revert --all`, which names what is wrong with it.
     fn orphan_journal_closed(&self, boot: &ThisBoot, id: JournalId) -> Option<ClosedEntry> {
         let journal = Journal::load(&self.state.journal_path(&id)).ok()??;
-        let other = boot.of(journal.boot_id.as_deref(), journal.started_unix_ms) == Boot::Other;
+        let alive = || any_step_thread_alive(&self.root, &journal.changes);
+        let other = boot.of(journal.boot_id.as_deref(), journal.started_unix_ms, alive);
+        let other = other == Boot::Other;
         other.then_some(ClosedEntry {
             workload: None,
             journal: Some(id),
@@ -136,17 +141,19 @@ impl Engine {
 
 /// The boot a workload's record (else its ledger entry) was made in.
 pub(crate) fn boot_of(
+    root: &Root,
     boot: &ThisBoot,
     record: Option<&AppliedPlan>,
     ledger_boot_id: Option<&str>,
 ) -> Boot {
     match (record, ledger_boot_id) {
-        (Some(record), _) => record_boot(boot, record),
-        (None, Some(id)) => boot.of(Some(id), 0),
+        (Some(record), _) => record_boot(root, boot, record),
+        (None, Some(id)) => boot.of_id(id),
         (None, None) => Boot::Unknown,
     }
 }
 
-fn record_boot(boot: &ThisBoot, record: &AppliedPlan) -> Boot {
-    boot.of(record.boot_id.as_deref(), record.applied_unix_ms)
+fn record_boot(root: &Root, boot: &ThisBoot, record: &AppliedPlan) -> Boot {
+    let alive = || record.threads.iter().any(|t| t.is_alive(root));
+    boot.of(record.boot_id.as_deref(), record.applied_unix_ms, alive)
 }

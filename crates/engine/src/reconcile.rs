@@ -8,9 +8,10 @@
 //! - a knob this workload's journal (or another's) already holds, or that its recorded plan
 //!   set: drift. Under [`DriftMode::Repair`] it is written back to the plan's value through
 //!   its typed writer, and the journal keeps the prior it had before the first apply, so
-//!   revert still restores that; one the recorded plan set but no journal holds (it was at
-//!   its target when applied) is journaled first. Under [`DriftMode::Report`] it is listed and
-//!   left as found.
+//!   revert still restores that. One the recorded plan set but no journal holds was at its
+//!   target when applied, so that target is what was there before: it is journaled as the
+//!   prior (never the drifted value, which another tool wrote after the apply), then the knob
+//!   is written back. Under [`DriftMode::Report`] it is listed and left as found.
 //! - any other knob: a thread or process born since the apply (a QEMU iothread, a bystander
 //!   with the exclusive CPUs in its mask, a new process in a cgroup target). Its prior is
 //!   appended to the workload's journal, durably, before it is written, as apply does.
@@ -19,6 +20,8 @@
 //! was hot-added or removed) nothing is written, and the caller reverts it and applies afresh.
 //! Finally the plan record gains the new steps and the workload's threads as they are now, so
 //! verify, status and revert see them.
+
+use std::path::Path;
 
 use nearnative_apply::journal::{Journal, JournalStatus};
 use nearnative_apply::{extend_locked, JournalId};
@@ -84,7 +87,10 @@ type Replanned = Result<(Plan, Vec<TargetThread>), String>;
 enum Action {
     /// Drifted and journaled somewhere: write the target only.
     Rewrite,
-    /// Drifted but in no journal, or new since the apply: journal its prior, then write.
+    /// Drifted, planned, in no journal: this step, whose prior is the recorded plan's
+    /// target, is journaled, then the knob written.
+    JournalAtTarget(Step),
+    /// New since the apply: journal its prior, read now, then write.
     Journal,
     /// Drifted, and only reported.
     Report,
@@ -120,6 +126,7 @@ impl Engine {
         let others = self.other_journals(&id)?;
         let mut out = Reconciled::default();
         let mut rewrites = Vec::new();
+        let mut at_target = Vec::new();
         let mut journaled = Vec::new();
         let readback = read_back(&fresh, &*self.backend, Vec::new());
         for (change, reading) in fresh.changes.iter().zip(&readback.readings) {
@@ -137,10 +144,15 @@ impl Engine {
                 continue;
             }
             match action(step, &record.plan, &journal, &others, mode) {
-                Action::Rewrite => rewrites.push(step),
+                Action::Rewrite => rewrites.push(step.clone()),
+                Action::JournalAtTarget(prior_at_target) => at_target.push(prior_at_target),
                 Action::Journal => journaled.push(step.clone()),
                 Action::Report => out.reported.push(named(&reading.knob)),
             }
+        }
+        if !at_target.is_empty() {
+            journal_in_place(journal, &at_target, &self.state.journal_path(&id))?;
+            rewrites.extend(at_target);
         }
         self.rewrite(&rewrites, &mut out);
         let added = self.journal_and_write(&journaled, &id, &lock, &record, &mut out)?;
@@ -182,7 +194,7 @@ impl Engine {
     }
 
     /// Writes each drifted knob back to its target, journal untouched.
-    fn rewrite(&self, steps: &[&Step], out: &mut Reconciled) {
+    fn rewrite(&self, steps: &[Step], out: &mut Reconciled) {
         for step in steps {
             let knob = named(&step.describe());
             match step.write_target(&*self.backend) {
@@ -276,13 +288,27 @@ fn action(
 ) -> Action {
     let held = |journal: &Journal| journal.changes.iter().any(|c| c.same_knob(step));
     let journaled = held(journal) || others.iter().any(held);
-    let planned = recorded.changes.iter().any(|c| c.step.same_knob(step));
-    match (journaled || planned, mode, journaled) {
-        (false, _, _) => Action::Journal,
-        (true, DriftMode::Report, _) => Action::Report,
-        (true, DriftMode::Repair, true) => Action::Rewrite,
-        (true, DriftMode::Repair, false) => Action::Journal,
+    let planned = recorded
+        .changes
+        .iter()
+        .find_map(|c| step.with_prior_at_target_of(&c.step));
+    match (journaled, planned, mode) {
+        (false, None, _) => Action::Journal,
+        (_, _, DriftMode::Report) => Action::Report,
+        (true, _, DriftMode::Repair) => Action::Rewrite,
+        (false, Some(prior_at_target), DriftMode::Repair) => {
+            Action::JournalAtTarget(prior_at_target)
+        }
     }
+}
+
+/// Adds `steps` to the applied `journal` at `path`, which is rewritten whole and durably
+/// before any of their knobs is written. Their priors are given, not read: the executor's
+/// append would journal the value read now.
+fn journal_in_place(mut journal: Journal, steps: &[Step], path: &Path) -> Result<(), EngineError> {
+    journal.changes.extend_from_slice(steps);
+    journal.store(path)?;
+    Ok(())
 }
 
 fn named(knob: &Described) -> String {

@@ -102,6 +102,7 @@ impl Engine {
             applied_unix_ms: record.map(|(_, p)| p.applied_unix_ms),
             origin: record.and_then(|(_, p)| p.origin.clone()),
             boot: boot_of(
+                &self.root,
                 boot,
                 record.map(|(_, p)| p),
                 ledger.boot_id(allocation.workload()),

@@ -5,6 +5,7 @@
 
 use nearnative_host::tasks::parse_stat;
 use nearnative_host::Root;
+use nearnative_knob::Step;
 use nearnative_plan::target::ResolvedTarget;
 use serde::{Deserialize, Serialize};
 
@@ -35,14 +36,33 @@ pub(crate) fn of_target(target: &ResolvedTarget) -> Vec<TargetThread> {
 impl TargetThread {
     /// True while the same thread (same start time) exists and has not exited.
     pub fn is_alive(&self, root: &Root) -> bool {
-        let path = format!("/proc/{}/task/{}/stat", self.pid, self.tid);
-        let Ok(text) = root.read_to_string(&path) else {
-            return false;
-        };
-        parse_stat(&text).is_ok_and(|stat| {
-            stat.start_time == self.start_time && !matches!(stat.state, 'Z' | 'X')
-        })
+        is_alive(root, self.pid, self.tid, self.start_time)
     }
+}
+
+/// True while thread `tid` of process `pid`, started at `start_time`, exists and has not
+/// exited: a tid reused by a later thread is another thread.
+pub(crate) fn is_alive(root: &Root, pid: u32, tid: u32, start_time: u64) -> bool {
+    let path = format!("/proc/{pid}/task/{tid}/stat");
+    let Ok(text) = root.read_to_string(&path) else {
+        return false;
+    };
+    parse_stat(&text)
+        .is_ok_and(|stat| stat.start_time == start_time && !matches!(stat.state, 'Z' | 'X'))
+}
+
+/// True when a thread one of `steps` changes (its affinity, cgroup or scheduling policy) is
+/// still alive.
+pub(crate) fn any_step_thread_alive(root: &Root, steps: &[Step]) -> bool {
+    steps.iter().any(|step| {
+        let thread = match step {
+            Step::ThreadAffinity(c) => (c.knob.pid, c.knob.tid, c.knob.start_time),
+            Step::TaskCgroup(c) => (c.knob.pid, c.knob.tid, c.knob.start_time),
+            Step::SchedPolicy(c) => (c.knob.pid, c.knob.tid, c.knob.start_time),
+            _ => return false,
+        };
+        is_alive(root, thread.0, thread.1, thread.2)
+    })
 }
 
 /// The first of `threads` that is gone.

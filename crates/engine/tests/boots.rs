@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use nearnative_apply::journal::Journal;
 use nearnative_apply::Boot;
 use nearnative_engine::{load_ledger, RevertWhich};
+use nearnative_knob::Step;
 use nearnative_testkit::tree::TreeImage;
 
 use crate::{worker_request, Bench};
@@ -99,8 +100,32 @@ fn revert_after_a_reboot_writes_no_stale_prior() {
     assert_state_empty(&bench);
 }
 
+/// Sets `btime` in the tree's `/proc/stat` to `offset_s` seconds from now.
+fn set_boot_time(bench: &Bench, offset_s: i64) {
+    let now_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let btime = now_s.checked_add_signed(offset_s).unwrap();
+    let stat_path = bench.root().join("proc/stat");
+    let stat = fs::read_to_string(&stat_path).unwrap();
+    let booted: String = stat
+        .lines()
+        .map(|line| match line.starts_with("btime ") {
+            true => format!("btime {btime}\n"),
+            false => format!("{line}\n"),
+        })
+        .collect();
+    fs::write(&stat_path, booted).unwrap();
+}
+
+/// The worker thread the request makes exclusive exits.
+fn worker_exits(bench: &Bench) {
+    fs::remove_dir_all(bench.root().join("proc/4000/task/4001")).unwrap();
+}
+
 #[test]
-fn entries_without_a_boot_id_are_judged_by_their_time() {
+fn entries_without_a_boot_id_are_judged_by_their_time_and_their_threads() {
     let bench = Bench::new("16em64t-4s2c2t");
     let engine = bench.engine();
     engine.apply(&worker_request()).unwrap();
@@ -108,24 +133,48 @@ fn entries_without_a_boot_id_are_judged_by_their_time() {
         engine.close_other_boots().unwrap().is_empty(),
         "made after the boot"
     );
-    let now_s = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let stat_path = bench.root().join("proc/stat");
-    let stat = fs::read_to_string(&stat_path).unwrap();
-    let booted_later: String = stat
-        .lines()
-        .map(|line| match line.starts_with("btime ") {
-            true => format!("btime {}\n", now_s + 3600),
-            false => format!("{line}\n"),
-        })
-        .collect();
-    fs::write(&stat_path, booted_later).unwrap();
+    // The clock stepped forward after an early-boot apply: the live entry looks older than
+    // the boot, but its worker still runs.
+    set_boot_time(&bench, 3600);
+    assert!(
+        engine.close_other_boots().unwrap().is_empty(),
+        "its thread is alive"
+    );
+    assert_eq!(engine.status().unwrap().workloads[0].boot, Boot::Unknown);
+    worker_exits(&bench);
+    set_boot_time(&bench, 60);
+    assert!(
+        engine.close_other_boots().unwrap().is_empty(),
+        "older than the boot by less than the margin"
+    );
+    set_boot_time(&bench, 3600);
     let host = TreeImage::take(bench.root());
     let closed = engine.close_other_boots().unwrap();
     assert_eq!(closed.len(), 1, "{closed:?}");
     assert_eq!(closed[0].boot_id, None);
     assert!(TreeImage::take(bench.root()).diff(&host).is_empty());
     assert_state_empty(&bench);
+}
+
+#[test]
+fn a_journal_alone_without_a_boot_id_is_kept_while_a_thread_of_it_lives() {
+    let bench = Bench::new("16em64t-4s2c2t");
+    let engine = bench.engine();
+    let applied = engine.apply(&worker_request()).unwrap();
+    fs::remove_file(&applied.record).unwrap();
+    set_boot_time(&bench, 3600);
+    assert!(engine.close_other_boots().unwrap().is_empty());
+    assert_eq!(bench.state.journal_ids().unwrap().len(), 1);
+    // The workload's thread and every bystander the apply moved exit.
+    let journal = Journal::load(&applied.report.journal).unwrap().unwrap();
+    for step in &journal.changes {
+        if let Step::ThreadAffinity(c) = step {
+            let task = format!("proc/{}/task/{}", c.knob.pid, c.knob.tid);
+            let _ = fs::remove_dir_all(bench.root().join(task));
+        }
+    }
+    let closed = engine.close_other_boots().unwrap();
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert!(closed[0].workload.is_none() && closed[0].journal.is_some());
+    assert!(bench.state.journal_ids().unwrap().is_empty());
 }

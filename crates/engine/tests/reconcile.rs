@@ -6,10 +6,11 @@
 use std::fs;
 use std::path::Path;
 
+use nearnative_apply::journal::Journal;
 use nearnative_engine::{DriftMode, Reconciled, RevertWhich};
 use nearnative_host::CpuSet;
 use nearnative_knob::exclusivity::task::ThreadAffinity;
-use nearnative_knob::{Knob, TreeBackend};
+use nearnative_knob::{Knob, Step, TreeBackend};
 use nearnative_plan::PlanRequest;
 use nearnative_testkit::tree::{
     add, add_process, cpus, list_ids, stat_line, TreeImage, START_TIME,
@@ -214,4 +215,39 @@ fn an_exited_thread_means_the_target_is_gone_on(snapshot: &str) {
     fs::remove_dir_all(bench.root().join("proc/4000/task/4001")).unwrap();
     assert!(!engine.target_alive("pid:4000").unwrap());
     assert!(engine.target_alive("pid:9").is_err());
+}
+
+#[test]
+fn a_knob_found_at_its_target_when_applied_keeps_that_target_as_its_prior() {
+    for snapshot in SNAPSHOTS {
+        a_knob_found_at_its_target_when_applied_keeps_that_target_as_its_prior_on(snapshot);
+    }
+}
+
+fn a_knob_found_at_its_target_when_applied_keeps_that_target_as_its_prior_on(snapshot: &str) {
+    let bench = Bench::new(snapshot);
+    let engine = bench.engine();
+    let applied = engine.apply(&worker_request()).unwrap();
+    let pinned = affinity(&bench, &worker());
+    // The apply found the worker already pinned (set between the plan and the write): its
+    // journal holds no step for it, and the value before the apply was the plan's target.
+    let path = &applied.report.journal;
+    let mut journal = Journal::load(path).unwrap().unwrap();
+    let worker_step = |step: &Step| matches!(step, Step::ThreadAffinity(c) if c.knob == worker());
+    assert!(journal.changes.iter().any(worker_step));
+    journal.changes.retain(|step| !worker_step(step));
+    journal.store(path).unwrap();
+
+    let wide = cpus(bench.root()).online;
+    set_affinity(&bench, &worker(), &wide);
+    let repaired = engine.reconcile("pid:4000", DriftMode::Repair).unwrap();
+    assert_eq!(repaired.repaired.len(), 1, "{repaired:?}");
+    assert_eq!(affinity(&bench, &worker()), pinned);
+
+    engine.revert(&RevertWhich::All).unwrap();
+    assert_eq!(
+        affinity(&bench, &worker()),
+        pinned,
+        "revert wrote the drifted value, which was never there before the apply"
+    );
 }

@@ -191,6 +191,45 @@ pub fn path_in_table<'a>(table: &'a str, line: &CgroupLine) -> Option<&'a str> {
         .map(|entry| entry.path)
 }
 
+/// Why a scope was refused: `"TEXT": reason`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?}: {reason}")]
+pub struct ScopeError {
+    pub text: String,
+    pub reason: &'static str,
+}
+
+/// The cgroup path of a scope written `cgroup:/PATH` (`--scope`, a policy's `scope`, a
+/// verify spec): `/`, or `/` and cgroup names. An empty, `.` or `..` component is refused:
+/// [`is_within`] compares paths as strings, so `/machine/../x` would pass for a cgroup
+/// within `/machine`.
+pub fn parse_scope(text: &str) -> Result<String, ScopeError> {
+    let refused = |reason| ScopeError {
+        text: text.to_owned(),
+        reason,
+    };
+    let path = text
+        .strip_prefix("cgroup:")
+        .filter(|path| path.starts_with('/'))
+        .ok_or_else(|| refused("expected cgroup:/PATH"))?;
+    if path == "/" {
+        return Ok(path.to_owned());
+    }
+    for component in path[1..].split('/') {
+        match component {
+            "" => {
+                return Err(refused(
+                    "the cgroup path has an empty component (// or a trailing /)",
+                ))
+            }
+            "." => return Err(refused("the cgroup path has a . component")),
+            ".." => return Err(refused("the cgroup path has a .. component")),
+            _ => {}
+        }
+    }
+    Ok(path.to_owned())
+}
+
 /// `path` is `scope` or below it.
 pub fn is_within(path: &str, scope: &str) -> bool {
     scope == "/"
@@ -213,6 +252,27 @@ pub fn parent_of(path: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scope_is_a_clean_absolute_cgroup_path() {
+        for (text, path) in [("cgroup:/", "/"), ("cgroup:/machine/vm1", "/machine/vm1")] {
+            assert_eq!(parse_scope(text), Ok(path.to_owned()), "{text}");
+        }
+        let refused = [
+            ("/machine", "expected cgroup:/PATH"),
+            ("cgroup:machine", "expected cgroup:/PATH"),
+            ("cgroup:/machine/../x", "a .. component"),
+            ("cgroup:/machine/./x", "a . component"),
+            ("cgroup:/machine//x", "an empty component"),
+            ("cgroup:/machine/", "an empty component"),
+            ("cgroup://", "an empty component"),
+        ];
+        for (text, reason) in refused {
+            let err = parse_scope(text).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{text:?}: ")), "{err}");
+            assert!(err.contains(reason), "{text}: {err}");
+        }
+    }
 
     #[test]
     fn tables_give_each_hierarchy_its_path() {

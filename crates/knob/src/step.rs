@@ -102,11 +102,22 @@ macro_rules! steps {
             /// The same step with `from` replaced by `earlier`'s, when `earlier` changes the
             /// same knob: a revert hands an older journal's prior to a newer one this way.
             pub fn with_prior_of(&self, earlier: &Step) -> Option<Step> {
+                self.with_from_of(earlier, false)
+            }
+
+            /// The same step with `from` set to `earlier`'s target, or `None` when `earlier`
+            /// changes another knob: for a knob an apply found already at that target, so
+            /// that target is what was there before it.
+            pub fn with_prior_at_target_of(&self, earlier: &Step) -> Option<Step> {
+                self.with_from_of(earlier, true)
+            }
+
+            fn with_from_of(&self, earlier: &Step, its_target: bool) -> Option<Step> {
                 match (self, earlier) {
                     $((Step::$variant(c), Step::$variant(e)) if c.knob == e.knob => {
                         Some(Step::$variant(Change {
                             knob: c.knob.clone(),
-                            from: e.from.clone(),
+                            from: if its_target { e.to.clone() } else { e.from.clone() },
                             to: c.to.clone(),
                         }))
                     })*

@@ -61,17 +61,48 @@ impl Expect {
     }
 }
 
+impl TrustError {
+    /// The path refused: the file or directory itself, or a directory or link above it.
+    pub fn path(&self) -> &Path {
+        match self {
+            TrustError::Owner { path, .. }
+            | TrustError::Mode { path, .. }
+            | TrustError::Symlink { path }
+            | TrustError::Kind { path, .. }
+            | TrustError::Stat { path, .. } => path,
+        }
+    }
+
+    /// The message without the path in front, for a caller that names the path itself.
+    pub fn reason(&self) -> String {
+        let message = self.to_string();
+        let prefix = format!("{}: ", self.path().display());
+        match message.strip_prefix(&prefix) {
+            Some(reason) => reason.to_owned(),
+            None => message,
+        }
+    }
+}
+
 /// Checks a state directory, everything in it and the directories above it. A directory
 /// that does not exist yet holds nothing to distrust.
 pub fn check_state_dir(dir: &Path) -> Result<(), TrustError> {
-    let meta = match fs::symlink_metadata(dir) {
-        Ok(meta) => meta,
+    match fs::symlink_metadata(dir) {
+        Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(source) => return Err(stat_error(dir, source)),
-    };
-    check_ancestors(dir)?;
-    check_meta(dir, &meta, Expect::Dir)?;
+    }
+    check_dir(dir)?;
     check_entries(dir)
+}
+
+/// Checks a directory and the directories above it as a state directory is checked, but not
+/// its entries: for one whose files are each checked as they are opened
+/// ([`open_for_reading`]), such as the daemon's policy directory.
+pub fn check_dir(dir: &Path) -> Result<(), TrustError> {
+    let meta = fs::symlink_metadata(dir).map_err(|e| stat_error(dir, e))?;
+    check_ancestors(dir)?;
+    check_meta(dir, &meta, Expect::Dir)
 }
 
 /// Checks the directory a state file is about to be read from or written into (not a link,
@@ -298,6 +329,17 @@ mod tests {
         let link = dir.path().join("link");
         symlink(&open, &link).unwrap();
         check_state_dir(&link.join("state")).unwrap();
+    }
+
+    #[test]
+    fn a_refusal_names_its_path_and_gives_its_reason_apart() {
+        let (_dir, state) = closed_state();
+        chmod(&state, 0o777);
+        let err = check_dir(&state).unwrap_err();
+        assert_eq!(err.path(), state);
+        assert!(err.reason().starts_with("mode 0777 lets group"), "{err}");
+        chmod(&state, 0o700);
+        check_dir(&state).unwrap();
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use nearnative_host::cgroup;
+use nearnative_host::cgroup::{self, parse_scope};
 use nearnative_host::tasks::ProcessCgroup;
 use nearnative_host::{CpuSet, Root};
 use serde::{Deserialize, Serialize};
@@ -136,22 +136,13 @@ fn is_within(path: &str, scope: &str) -> bool {
 impl FromStr for Scope {
     type Err = VerifyError;
 
-    /// Parses `cgroup:PATH`, PATH absolute within the hierarchy.
+    /// Parses `cgroup:/PATH` ([`parse_scope`]).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad = |reason: &str| VerifyError::InvalidScope {
-            text: text.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let path = text
-            .strip_prefix("cgroup:")
-            .ok_or_else(|| bad("expected cgroup:PATH"))?;
-        if !path.starts_with('/') {
-            return Err(bad("the cgroup path must start with /"));
-        }
-        if path.split('/').any(|part| part == "..") {
-            return Err(bad("the cgroup path may not contain .."));
-        }
-        Ok(Scope::Cgroup(path.to_owned()))
+        let path = parse_scope(text).map_err(|e| VerifyError::InvalidScope {
+            text: e.text,
+            reason: e.reason.to_owned(),
+        })?;
+        Ok(Scope::Cgroup(path))
     }
 }
 
@@ -193,9 +184,9 @@ mod tests {
     #[test]
     fn bad_scopes_are_refused_with_the_reason() {
         let cases = [
-            ("no kind", "/vms", "expected cgroup:PATH"),
-            ("relative", "cgroup:vms", "must start with /"),
-            ("escapes", "cgroup:/a/../b", "may not contain .."),
+            ("no kind", "/vms", "expected cgroup:/PATH"),
+            ("relative", "cgroup:vms", "expected cgroup:/PATH"),
+            ("escapes", "cgroup:/a/../b", "has a .. component"),
         ];
         for (what, text, reason) in cases {
             let err = text.parse::<Scope>().unwrap_err().to_string();

@@ -11,10 +11,12 @@ mod parse;
 
 use std::fmt;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use nearnative_host::cgroup::is_within;
 use nearnative_plan::{PlanRequest, Target};
+use nearnative_sys::trust::{self, TrustError};
 use serde::Deserialize;
 
 use crate::status::Source;
@@ -172,46 +174,103 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
+/// The most a policy file may hold; a few tables take a few hundred bytes.
+pub const MAX_POLICY_BYTES: u64 = 1 << 20;
+
 /// Every `*.toml` file of `dir`, in file-name order; other files are ignored. A missing
-/// directory is an empty set (a host without policies); an unreadable one is one error.
+/// directory is an empty set (a host without policies); an untrusted or unreadable one is one
+/// error. The daemon applies what the files say as root, so the directory must be as closed
+/// as the state directory (owned by root, writable by no group or other user, nor any
+/// directory above it), and each file a regular file, not a link, owned and closed the same
+/// way, and at most [`MAX_POLICY_BYTES`]: a link to `/dev/zero` or a FIFO is refused, not read.
 pub fn load_dir(dir: &Path) -> PolicySet {
     let mut set = PolicySet::default();
-    let files = match policy_files(dir) {
-        Ok(files) => files,
+    let dir_error = |reason: String| PolicyError {
+        file: dir.to_owned(),
+        line: None,
+        reason,
+    };
+    match fs::symlink_metadata(dir) {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return set,
         Err(error) => {
-            set.errors.push(PolicyError {
-                file: dir.to_owned(),
-                line: None,
-                reason: format!("cannot list the policy directory: {error}"),
-            });
+            set.errors.push(dir_error(format!(
+                "cannot list the policy directory: {error}"
+            )));
+            return set;
+        }
+        Ok(_) => {}
+    }
+    if let Err(error) = trust::check_dir(dir) {
+        set.errors
+            .push(dir_error(untrusted_dir_reason(dir, &error)));
+        return set;
+    }
+    let files = match policy_files(dir) {
+        Ok(files) => files,
+        Err(error) => {
+            set.errors.push(dir_error(format!(
+                "cannot list the policy directory: {error}"
+            )));
             return set;
         }
     };
     for file in files {
-        match fs::read_to_string(&file) {
-            Ok(text) => match parse_file(&file, &text) {
+        match read_policy(&file) {
+            Ok(Some(text)) => match parse_file(&file, &text) {
                 Ok(policies) => set.policies.extend(policies),
                 Err(error) => set.errors.push(error),
             },
-            Err(error) => set.errors.push(PolicyError {
+            // Removed since it was listed: it is gone, as a file removed before the reload.
+            Ok(None) => {}
+            Err(reason) => set.errors.push(PolicyError {
                 file,
                 line: None,
-                reason: format!("cannot read: {error}"),
+                reason,
             }),
         }
     }
     set
 }
 
-/// The `*.toml` files of `dir`, sorted by name. Hidden files (an editor's `.x.toml.swp`, a
-/// half-written `.x.toml`) are not policies.
+/// Why the policy directory is not trusted; the path refused is named when it is not the
+/// directory itself (a directory or link above it).
+fn untrusted_dir_reason(dir: &Path, error: &TrustError) -> String {
+    let reason = match error.path() == dir {
+        true => error.reason(),
+        false => error.to_string(),
+    };
+    format!("not trusted as the policy directory: {reason}")
+}
+
+/// The text of one policy file, opened without following a link and checked on the open
+/// descriptor; `Ok(None)` when it no longer exists. `Err` is the reason, without the path.
+fn read_policy(path: &Path) -> Result<Option<String>, String> {
+    let Some(file) = trust::open_for_reading(path).map_err(|e| e.reason())? else {
+        return Ok(None);
+    };
+    let mut text = String::new();
+    file.take(MAX_POLICY_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|error| format!("cannot read: {error}"))?;
+    match text.len() as u64 > MAX_POLICY_BYTES {
+        true => Err(format!(
+            "larger than {} KiB, the most a policy file may hold",
+            MAX_POLICY_BYTES / 1024
+        )),
+        false => Ok(Some(text)),
+    }
+}
+
+/// The `*.toml` entries of `dir`, sorted by name, links and special files included (each is
+/// refused when read, by name). Hidden files (an editor's `.x.toml.swp`, a half-written
+/// `.x.toml`) are not policies, nor are directories.
 fn policy_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
+        let entry = entry?;
+        let path = entry.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.ends_with(".toml") && !name.starts_with('.') && !path.is_dir() {
+        if name.ends_with(".toml") && !name.starts_with('.') && !entry.file_type()?.is_dir() {
             files.push(path);
         }
     }

@@ -1,6 +1,7 @@
 //! The `nearnative apply` options a `[[workload]]` table may carry, by apply's long name, and
 //! the values they take, parsed by the plan crate's own parsers so the two never disagree.
 
+use nearnative_host::cgroup::parse_scope;
 use nearnative_host::CpuSet;
 use nearnative_plan::{IoPlacement, Level, NumaSpill, PlanRequest};
 use serde::de::value::{Error as ValueError, StrDeserializer};
@@ -150,10 +151,7 @@ fn cpu_list(value: &DeValue) -> Result<CpuSet, String> {
 
 /// `cgroup:/PATH`, as apply's `--scope` takes it.
 fn scope(value: &DeValue) -> Result<String, String> {
-    let text = string(value)?;
-    let path = text.strip_prefix("cgroup:").filter(|p| p.starts_with('/'));
-    path.map(str::to_owned)
-        .ok_or_else(|| format!("{text:?}: expected cgroup:/PATH"))
+    parse_scope(string(value)?).map_err(|e| e.to_string())
 }
 
 /// One of the plan crate's named choices (`"dedicated"`, `"nearest"`), by its serde name.

@@ -220,6 +220,16 @@ fn each_mistake_is_named_with_its_line() {
             "/p/a.toml:3: scope: \"/machine\": expected cgroup:/PATH",
         ),
         (
+            "scope climbing out of its cgroup",
+            &with("scope = \"cgroup:/machine/../x\""),
+            "/p/a.toml:3: scope: \"cgroup:/machine/../x\": the cgroup path has a .. component",
+        ),
+        (
+            "scope with an empty component",
+            &with("scope = \"cgroup:/machine//x\""),
+            "/p/a.toml:3: scope: \"cgroup:/machine//x\": the cgroup path has an empty component",
+        ),
+        (
             "allow-cpu0 not a bool",
             &with("allow-cpu0 = \"yes\""),
             "/p/a.toml:3: allow-cpu0: expected true or false, not string",
@@ -397,14 +407,75 @@ fn a_missing_directory_is_an_empty_set_and_an_unreadable_one_an_error() {
     let set = load_dir(&file);
     assert!(set.policies.is_empty());
     let errors: Vec<String> = set.errors.iter().map(ToString::to_string).collect();
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(
-        errors[0].starts_with(&format!(
-            "{}: cannot list the policy directory",
+    assert_eq!(
+        errors,
+        [format!(
+            "{}: not trusted as the policy directory: is a regular file, not a directory; \
+             move it aside",
             file.display()
-        )),
-        "{errors:?}"
+        )]
     );
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn links_special_files_open_files_and_oversized_ones_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let good = "[[workload]]\ntarget = \"vm:a\"\n";
+    fs::write(path("10-good.toml"), good).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", path("20-zero.toml")).unwrap();
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(path("30-fifo.toml"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    let oversized = "#".repeat(MAX_POLICY_BYTES as usize + 1);
+    fs::write(path("40-big.toml"), oversized).unwrap();
+    fs::write(path("50-open.toml"), good).unwrap();
+    chmod(&path("50-open.toml"), 0o666);
+    std::os::unix::fs::symlink(path("10-good.toml"), path("60-link.toml")).unwrap();
+
+    let set = load_dir(dir.path());
+    let targets: Vec<String> = set.policies.iter().map(|p| p.target.to_string()).collect();
+    assert_eq!(targets, ["vm:a"], "{:?}", set.errors);
+    let errors: Vec<String> = set.errors.iter().map(ToString::to_string).collect();
+    let expected = [
+        ("20-zero.toml", "is a symbolic link"),
+        ("30-fifo.toml", "is a special file, not a regular file"),
+        ("40-big.toml", "larger than 1024 KiB"),
+        ("50-open.toml", "mode 0666 lets group or others write it"),
+        ("60-link.toml", "is a symbolic link"),
+    ];
+    assert_eq!(errors.len(), expected.len(), "{errors:?}");
+    for (error, (name, reason)) in errors.iter().zip(expected) {
+        let start = format!("{}: {reason}", path(name).display());
+        assert!(error.starts_with(&start), "{error} is not {start}");
+    }
+}
+
+#[test]
+fn a_directory_others_can_write_is_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("workloads.d");
+    fs::create_dir(&policies).unwrap();
+    fs::write(policies.join("a.toml"), "[[workload]]\ntarget = \"vm:a\"\n").unwrap();
+    chmod(&policies, 0o777);
+    let set = load_dir(&policies);
+    assert!(set.policies.is_empty());
+    let errors: Vec<String> = set.errors.iter().map(ToString::to_string).collect();
+    let expected = format!(
+        "{}: not trusted as the policy directory: mode 0777 lets group or others write it",
+        policies.display()
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with(&expected), "{errors:?}");
+    chmod(&policies, 0o755);
+    assert_eq!(load_dir(&policies).policies.len(), 1);
 }
 
 #[test]

@@ -62,7 +62,10 @@ impl DaemonLab {
             Path::new(CPUSET).join("tasks").exists(),
             "needs a cgroup v1 cpuset hierarchy at {CPUSET}"
         );
-        let scope_name = format!("nn-daemon-{}", std::process::id());
+        // Unique within this test process too: the tests run on parallel threads.
+        static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let lab = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let scope_name = format!("nn-daemon-{}-{lab}", std::process::id());
         let scope_dir = Path::new(CPUSET).join(&scope_name);
         std::fs::create_dir(&scope_dir).unwrap();
         for file in ["cpuset.cpus", "cpuset.mems"] {
@@ -661,6 +664,7 @@ fn under_report_a_widened_vcpu_is_only_reported() {
 #[test]
 #[ignore = "needs root: a state directory and a daemon of the test's own"]
 fn a_second_daemon_on_the_same_state_dir_refuses_naming_the_first() {
+    let _serial = crate::host_knobs_exclusively();
     let mut lab = DaemonLab::new(POLICY);
     lab.start_daemon();
     let first = lab.daemon.as_ref().unwrap().id();

@@ -76,6 +76,8 @@ fn a_missing_root_is_a_one_line_error() {
 
 #[test]
 fn capture_then_inspect_the_archive() {
+    // The capture and the live read must see one host: no live test may add cgroups between.
+    let _serial = crate::host_knobs_exclusively();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("here.tar.gz");
     let output = nearnative(&["capture", out.to_str().unwrap()]);

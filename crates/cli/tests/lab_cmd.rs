@@ -539,7 +539,8 @@ fn assert_v2_run_measured(output: &Output, took: Duration) {
     assert!(took < Duration::from_secs(60), "took {took:?}");
     let json: Value = serde_json::from_slice(&output.stdout).unwrap();
     let rows = json["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 8, "{rows:?}");
+    // Two paths, quiet and noisy, each in default, pinned and latency-sensitive.
+    assert_eq!(rows.len(), 12, "{rows:?}");
     assert!(rows.iter().all(|row| row["samples"].as_u64() > Some(0)));
     let placement = json["placement"].as_str().unwrap();
     assert!(placement.contains("fenced by "), "{placement}");

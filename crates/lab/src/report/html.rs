@@ -36,6 +36,7 @@ th, td { padding: 5px 11px; border-bottom: 1px solid #e2e2e2; white-space: nowra
   text-align: right; }
 th { background: #ecece8; font-weight: 600; }
 th.label, td.label { text-align: left; }
+td.label:last-child { white-space: normal; min-width: 320px; }
 tr.native td { background: #fff4d6; }
 ul.notes { font-size: 14px; color: #5c5c5c; }
 p.hint { font-size: 14px; color: #5c5c5c; margin: 0 0 10px; }
@@ -57,6 +58,8 @@ pub fn html(report: &LabReport) -> String {
         escape(&verdict(report))
     );
     page.push_str(&table_html(&latency_table(report)));
+    // The plots come right after the table they draw, before the longer detail tables.
+    page.push_str(&plots_html(report));
     if let Some(details) = details_table(report) {
         page.push_str(&table_html(&details));
     }
@@ -64,7 +67,6 @@ pub fn html(report: &LabReport) -> String {
         page.push_str(&table_html(&interference));
     }
     page.push_str(&notes_html(&report.notes));
-    page.push_str(&plots_html(report));
     page.push_str("</body>\n</html>\n");
     page
 }

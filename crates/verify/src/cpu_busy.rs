@@ -8,12 +8,12 @@
 //! so this is a coarse total, not a per-thread account.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use nearnative_host::{CpuSet, Root, Unknown};
 use serde::{Deserialize, Serialize};
 
 use crate::counters::advance;
+use crate::proc_file::{per_cpu_lines, read_parsed};
 
 pub const STAT: &str = "/proc/stat";
 
@@ -38,19 +38,7 @@ pub type StatReading = BTreeMap<u32, Ticks>;
 
 /// The per-CPU lines of `/proc/stat`, by CPU.
 pub fn parse_stat(text: &str) -> Result<StatReading, String> {
-    let mut cpus = BTreeMap::new();
-    for line in text.lines() {
-        let mut fields = line.split_ascii_whitespace();
-        let Some(cpu) = fields
-            .next()
-            .and_then(|label| label.strip_prefix("cpu"))
-            .filter(|id| !id.is_empty())
-        else {
-            continue;
-        };
-        let cpu: u32 = cpu
-            .parse()
-            .map_err(|_| format!("bad CPU label in {line:?}"))?;
+    per_cpu_lines(text, |cpu, line, fields| {
         let ticks: Ticks = fields
             .map(str::parse)
             .collect::<Result<_, _>>()
@@ -58,23 +46,12 @@ pub fn parse_stat(text: &str) -> Result<StatReading, String> {
         if ticks.len() < 8 {
             return Err(format!("cpu{cpu} has {} counters, need 8", ticks.len()));
         }
-        cpus.insert(cpu, ticks);
-    }
-    match cpus.is_empty() {
-        true => Err("no cpuN lines".to_owned()),
-        false => Ok(cpus),
-    }
+        Ok(ticks)
+    })
 }
 
 pub fn read(root: &Root) -> Result<StatReading, Unknown> {
-    let text = root
-        .read_to_string(STAT)
-        .map_err(|e| Unknown::from_error("CPU busy time", &e))?;
-    parse_stat(&text).map_err(|reason| Unknown {
-        object: "CPU busy time".to_owned(),
-        path: PathBuf::from(STAT),
-        reason,
-    })
+    read_parsed(root, STAT, "CPU busy time", parse_stat)
 }
 
 const USER: usize = 0;

@@ -13,6 +13,7 @@ use nearnative_host::{CpuSet, Root, Unknown};
 use serde::{Deserialize, Serialize};
 
 use crate::counters::{deltas, total, CounterTable, CpuCount};
+use crate::proc_file::read_parsed;
 
 pub const INTERRUPTS: &str = "/proc/interrupts";
 pub const SOFTIRQS: &str = "/proc/softirqs";
@@ -124,14 +125,7 @@ fn read_table(
     object: &str,
     path: &str,
 ) -> Result<(interrupts::InterruptTable, Vec<interrupts::BadLine>), Unknown> {
-    let text = root
-        .read_to_string(path)
-        .map_err(|e| Unknown::from_error(object, &e))?;
-    interrupts::parse(&text).map_err(|reason| Unknown {
-        object: object.to_owned(),
-        path: PathBuf::from(path),
-        reason,
-    })
+    read_parsed(root, path, object, interrupts::parse)
 }
 
 /// What fired on `cpus` between two readings of `/proc/interrupts`. The end reading names

@@ -17,6 +17,7 @@ pub mod cpu_busy;
 mod error;
 mod expected;
 mod irqs;
+mod proc_file;
 mod readback;
 pub mod run_queues;
 mod sample;

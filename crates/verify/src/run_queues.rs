@@ -8,9 +8,10 @@
 //! versions are refused rather than guessed at.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use nearnative_host::{Root, Unknown};
+
+use crate::proc_file::{per_cpu_lines, read_parsed};
 
 pub const SCHEDSTAT: &str = "/proc/schedstat";
 
@@ -22,30 +23,13 @@ const RUN_TIME_FIELD: usize = 6;
 /// Run time per CPU, in nanoseconds, from the text of `/proc/schedstat`.
 pub fn parse_cpu_run_time(text: &str) -> Result<BTreeMap<u32, u64>, String> {
     check_version(text)?;
-    let mut cpus = BTreeMap::new();
-    for line in text.lines() {
-        let mut fields = line.split_ascii_whitespace();
-        let Some(cpu) = fields
-            .next()
-            .and_then(|label| label.strip_prefix("cpu"))
-            .filter(|id| !id.is_empty())
-        else {
-            continue;
-        };
-        let cpu: u32 = cpu
-            .parse()
-            .map_err(|_| format!("bad CPU label in {line:?}"))?;
-        let run_time = fields
+    per_cpu_lines(text, |cpu, line, mut fields| {
+        fields
             .nth(RUN_TIME_FIELD)
             .ok_or_else(|| format!("cpu{cpu} has fewer than {} fields", RUN_TIME_FIELD + 1))?
             .parse()
-            .map_err(|_| format!("bad run time in {line:?}"))?;
-        cpus.insert(cpu, run_time);
-    }
-    match cpus.is_empty() {
-        true => Err("no cpuN lines".to_owned()),
-        false => Ok(cpus),
-    }
+            .map_err(|_| format!("bad run time in {line:?}"))
+    })
 }
 
 fn check_version(text: &str) -> Result<(), String> {
@@ -63,15 +47,7 @@ fn check_version(text: &str) -> Result<(), String> {
 /// Reads `/proc/schedstat`; a file that is missing (a kernel without `CONFIG_SCHEDSTATS`),
 /// unreadable or of an unknown version is an unknown.
 pub fn read_cpu_run_time(root: &Root) -> Result<BTreeMap<u32, u64>, Unknown> {
-    let object = "CPU run time";
-    let text = root
-        .read_to_string(SCHEDSTAT)
-        .map_err(|e| Unknown::from_error(object, &e))?;
-    parse_cpu_run_time(&text).map_err(|reason| Unknown {
-        object: object.to_owned(),
-        path: PathBuf::from(SCHEDSTAT),
-        reason,
-    })
+    read_parsed(root, SCHEDSTAT, "CPU run time", parse_cpu_run_time)
 }
 
 #[cfg(test)]

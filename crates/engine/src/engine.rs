@@ -11,7 +11,6 @@ use nearnative_apply::{
 };
 use nearnative_host::{Host, InspectOptions, Root};
 use nearnative_knob::{Backend, LiveBackend, Step};
-use nearnative_plan::target::resolve;
 use nearnative_plan::{plan, Ledger, Note, Plan, PlanRequest, Target};
 use nearnative_sys::durable::DurableError;
 use nearnative_sys::lock::StateLock;
@@ -20,7 +19,7 @@ use crate::applied::{load_all, AppliedPlan};
 use crate::boots::ClosedEntry;
 use crate::error::EngineError;
 use crate::ledger_file::{load_ledger, load_ledger_file, store_ledger, LedgerFile};
-use crate::threads::{first_gone, of_target, TargetThread};
+use crate::threads::{first_gone, of_request, TargetThread};
 
 /// Where the engine reads the host, how it writes knobs, and where it keeps its state.
 pub struct Engine {
@@ -170,15 +169,9 @@ impl Engine {
     ) -> Result<AppliedPlan, EngineError> {
         let host = self.read_host(&request.target);
         let plan = plan(&host, request, ledger)?;
-        let resolved = resolve(
-            &host,
-            &request.target,
-            request.vcpus.as_ref(),
-            request.threads.as_deref(),
-        )?;
         let record = AppliedPlan {
             request: request.clone(),
-            threads: of_target(&resolved),
+            threads: of_request(&host, request)?,
             plan,
             applied_unix_ms: unix_ms(),
             origin: None,

@@ -26,7 +26,6 @@ use std::path::Path;
 use nearnative_apply::journal::{Journal, JournalStatus};
 use nearnative_apply::{extend_locked, JournalId};
 use nearnative_knob::{Described, Step};
-use nearnative_plan::target::resolve;
 use nearnative_plan::{replan, Plan, PlanError};
 use nearnative_sys::lock::StateLock;
 use nearnative_verify::{read_back, Reading};
@@ -36,7 +35,7 @@ use crate::applied::{find, AppliedPlan};
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::ledger_file::load_ledger;
-use crate::threads::{of_target, TargetThread};
+use crate::threads::{of_request, TargetThread};
 
 /// What to do with a knob that drifted from the plan.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,13 +174,7 @@ impl Engine {
             Err(PlanError::AllocationNoLongerFits { reason, .. }) => return Ok(Err(reason)),
             Err(err) => return Err(err.into()),
         };
-        let resolved = resolve(
-            &host,
-            &request.target,
-            request.vcpus.as_ref(),
-            request.threads.as_deref(),
-        )?;
-        Ok(Ok((plan, of_target(&resolved))))
+        Ok(Ok((plan, of_request(&host, request)?)))
     }
 
     /// Every journal but `id`'s: a knob one of them holds keeps its first prior there.

@@ -4,9 +4,10 @@
 //! the thread that was made exclusive.
 
 use nearnative_host::tasks::parse_stat;
-use nearnative_host::Root;
+use nearnative_host::{Host, Root};
 use nearnative_knob::Step;
-use nearnative_plan::target::ResolvedTarget;
+use nearnative_plan::target::{resolve, ResolvedTarget};
+use nearnative_plan::{PlanError, PlanRequest};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,8 +19,23 @@ pub struct TargetThread {
     pub exclusive: bool,
 }
 
+/// The exclusive and I/O threads of `request`'s target on `host`, as the planner resolves
+/// them.
+pub(crate) fn of_request(
+    host: &Host,
+    request: &PlanRequest,
+) -> Result<Vec<TargetThread>, PlanError> {
+    let resolved = resolve(
+        host,
+        &request.target,
+        request.vcpus.as_ref(),
+        request.threads.as_deref(),
+    )?;
+    Ok(of_target(&resolved))
+}
+
 /// The exclusive and I/O threads of a resolved target.
-pub(crate) fn of_target(target: &ResolvedTarget) -> Vec<TargetThread> {
+fn of_target(target: &ResolvedTarget) -> Vec<TargetThread> {
     let exclusive = target.exclusive.iter().map(|t| (t, true));
     let io = target.io.iter().map(|t| (t, false));
     exclusive

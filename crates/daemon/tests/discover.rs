@@ -2,15 +2,15 @@
 //! own ledger keys and requests the planner accepts.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nearnative_daemon::discover::{desired, desired_with_exe, exe_names, Desired};
 use nearnative_daemon::policy::{parse_file, PolicySet};
-use nearnative_host::isolation::{CgroupMode, Cgroups, Cpuset, Isolation};
 use nearnative_host::tasks::{Process, ProcessCgroup, SchedPolicy, Task, TaskKind};
 use nearnative_host::workloads::{Vcpu, VcpuSource, VmThread, VmmKind, Workload};
 use nearnative_host::{CpuSet, Host};
 use nearnative_plan::{plan, Ledger, Target, WorkloadId, WorkloadKey};
+use nearnative_testkit::hosts::{v1_cpuset, v1_host};
 use nearnative_testkit::Shape;
 
 const SCOPE: &str = "/S";
@@ -19,16 +19,7 @@ const SCOPE: &str = "/S";
 /// `/other`, each with every CPU; nothing running.
 fn host() -> Host {
     let topology = Shape::server(1, 1, 4, 1).build();
-    let all = topology.online.clone();
-    let cpuset = |path: &str| Cpuset {
-        path: path.into(),
-        cpus: Some(all.clone()),
-        mems: Some(CpuSet::from_ids([0])),
-        effective_cpus: Some(all.clone()),
-        cpu_exclusive: Some(path == "/"),
-        sched_load_balance: Some(true),
-        partition: None,
-    };
+    let cpuset = |path: &str| v1_cpuset(path, &topology.online, CpuSet::from_ids([0]), path == "/");
     let paths = [
         "/",
         "/S",
@@ -39,33 +30,8 @@ fn host() -> Host {
         "/S/pods/empty",
         "/other",
     ];
-    Host {
-        schema_version: 1,
-        root: PathBuf::from("/"),
-        isolation: Isolation {
-            cmdline: None,
-            isolated: None,
-            nohz_full: None,
-            cgroups: Cgroups {
-                mode: CgroupMode::Legacy,
-                unified_mount: None,
-                cpuset_version: Some(1),
-                cpuset_mount: Some(PathBuf::from("/sys/fs/cgroup/cpuset")),
-                cpusets: paths.into_iter().map(cpuset).collect(),
-                truncated: false,
-            },
-            process_cpuset: None,
-        },
-        topology,
-        irqs: Default::default(),
-        nics: Default::default(),
-        power: Default::default(),
-        knobs: Default::default(),
-        tasks: Default::default(),
-        workloads: Vec::new(),
-        findings: Vec::new(),
-        unknowns: Vec::new(),
-    }
+    let cpusets = paths.into_iter().map(cpuset).collect();
+    v1_host(topology, cpusets)
 }
 
 fn task(tid: u32, comm: &str, kind: TaskKind, state: char) -> Task {

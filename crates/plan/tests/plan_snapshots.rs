@@ -7,9 +7,10 @@ use std::path::Path;
 use nearnative_host::{Host, InspectOptions, Root};
 use nearnative_knob::{Step, TreeBackend};
 use nearnative_plan::{plan, Ledger, Plan, PlanRequest, Target};
+use nearnative_testkit::hosts::CPUSET_MOUNT;
 use nearnative_testkit::{shared, SNAPSHOTS};
 
-use crate::plan_support::{add_user, add_vm, host as hand_built, CPUSET_MOUNT};
+use crate::plan_support::{add_user, add_vm, host as hand_built};
 
 /// The snapshot as read, plus two one-vCPU VMs (the 8-node AMD has two cores per node) and
 /// a user process; `cpusets` adds a v1 cpuset root

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use nearnative_host::irq::Irq;
-use nearnative_host::isolation::{CgroupMode, Cgroups, Cpuset, Isolation};
+use nearnative_host::isolation::{CgroupMode, Cgroups, Cpuset};
 use nearnative_host::nic::{Nic, NicIrq, NicKind};
 use nearnative_host::tasks::{Process, ProcessCgroup, SchedPolicy, Task, TaskKind};
 use nearnative_host::topology::Topology;
@@ -12,47 +12,13 @@ use nearnative_host::workloads::{Vcpu, VcpuSource, VmThread, VmmKind, Workload};
 use nearnative_host::{CpuSet, Host};
 use nearnative_knob::Step;
 use nearnative_plan::Plan;
-
-pub const CPUSET_MOUNT: &str = "/sys/fs/cgroup/cpuset";
+use nearnative_testkit::hosts::{v1_cpuset, v1_host};
 
 /// A host of `topology` with a v1 cpuset root holding every CPU, and nothing running.
 pub fn host(topology: Topology) -> Host {
-    let root = Cpuset {
-        path: "/".into(),
-        cpus: Some(topology.online.clone()),
-        mems: Some(topology.numa_nodes.iter().map(|n| n.id).collect()),
-        effective_cpus: Some(topology.online.clone()),
-        cpu_exclusive: Some(true),
-        sched_load_balance: Some(true),
-        partition: None,
-    };
-    Host {
-        schema_version: 1,
-        root: PathBuf::from("/"),
-        isolation: Isolation {
-            cmdline: None,
-            isolated: None,
-            nohz_full: None,
-            cgroups: Cgroups {
-                mode: CgroupMode::Legacy,
-                unified_mount: None,
-                cpuset_version: Some(1),
-                cpuset_mount: Some(PathBuf::from(CPUSET_MOUNT)),
-                cpusets: vec![root],
-                truncated: false,
-            },
-            process_cpuset: None,
-        },
-        topology,
-        irqs: Default::default(),
-        nics: Default::default(),
-        power: Default::default(),
-        knobs: Default::default(),
-        tasks: Default::default(),
-        workloads: Vec::new(),
-        findings: Vec::new(),
-        unknowns: Vec::new(),
-    }
+    let nodes = topology.numa_nodes.iter().map(|n| n.id).collect();
+    let root = v1_cpuset("/", &topology.online, nodes, true);
+    v1_host(topology, vec![root])
 }
 
 /// Takes the cpuset hierarchy away: cgroup v2 without the cpuset controller.
@@ -68,15 +34,8 @@ pub fn without_cpusets(host: &mut Host) {
 }
 
 pub fn add_cpuset(host: &mut Host, path: &str, cpus: &CpuSet) {
-    host.isolation.cgroups.cpusets.push(Cpuset {
-        path: path.into(),
-        cpus: Some(cpus.clone()),
-        mems: Some(CpuSet::from_ids([0])),
-        effective_cpus: Some(cpus.clone()),
-        cpu_exclusive: Some(false),
-        sched_load_balance: Some(true),
-        partition: None,
-    });
+    let cpuset = v1_cpuset(path, cpus, CpuSet::from_ids([0]), false);
+    host.isolation.cgroups.cpusets.push(cpuset);
 }
 
 pub fn task(tid: u32, comm: &str, kind: TaskKind, affinity: &CpuSet) -> Task {

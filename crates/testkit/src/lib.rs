@@ -1,13 +1,14 @@
 //! Test-only helpers shared by the plan and apply test suites: the real host snapshots under
 //! `shared/fixtures/hosts` (extracted once per build directory, because extraction is slow)
-//! synthetic topologies of any shape, built in memory, and furnished trees compared byte for
-//! byte ([`tree`]).
+//! synthetic topologies of any shape, built in memory, hand-built hosts on them ([`hosts`]),
+//! and furnished trees compared byte for byte ([`tree`]).
 //!
 //! Panicking is the right response to a broken or missing fixture here: this crate is never
 //! shipped. The helpers are `#[track_caller]`, so the one-line message ("needs the hwloc host
 //! snapshots at ...: absent", "needs QEMU: ...") points at the test that asked.
 
 pub mod fixtures;
+pub mod hosts;
 pub mod prometheus;
 pub mod qemu;
 pub mod synthetic;

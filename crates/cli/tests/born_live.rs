@@ -3,11 +3,11 @@
 //! creator. After `revert --all` every one of them has its creator's pre-apply mask, except
 //! the two whose masks the test set on purpose meanwhile, which keep them.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
+use nearnative_testkit::LineWorker;
 use nix::sched::{sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 
@@ -33,39 +33,12 @@ while (my $line = <STDIN>) {
 }
 "#;
 
-struct Worker {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Worker {
-    fn start() -> Worker {
-        let mut child = Command::new("perl")
-            .args(["-e", WORKER])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("needs perl with threads (Debian's perl)");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Worker {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    fn ask(&mut self, command: &str) -> String {
-        writeln!(self.stdin, "{command}").unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        line.trim().to_owned()
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
+/// A perl interpreter running [`WORKER`].
+fn start_worker() -> LineWorker {
+    LineWorker::spawn(
+        Command::new("perl").args(["-e", WORKER]),
+        "needs perl with threads (Debian's perl)",
+    )
 }
 
 /// The scope cgroup and everything the test started; on drop (also when the test fails)
@@ -73,7 +46,7 @@ impl Worker {
 struct Scope {
     dir: PathBuf,
     state: PathBuf,
-    workers: Vec<Worker>,
+    workers: Vec<LineWorker>,
     children: Vec<u32>,
 }
 
@@ -88,8 +61,7 @@ impl Drop for Scope {
             );
         }
         for worker in &mut self.workers {
-            let _ = worker.child.kill();
-            let _ = worker.child.wait();
+            worker.kill();
         }
         for _ in 0..200 {
             if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
@@ -153,7 +125,7 @@ fn born_tasks_get_their_creators_prior_mask(hierarchy: &str, on_purpose: bool) {
     let mut scope = Scope {
         dir: dir.clone(),
         state: tmp.path().join("state"),
-        workers: vec![Worker::start(), Worker::start()],
+        workers: vec![start_worker(), start_worker()],
         children: Vec::new(),
     };
     if hierarchy.ends_with("cpuset") {

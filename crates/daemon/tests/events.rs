@@ -4,13 +4,13 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use nearnative_daemon::events::{Events, Wake};
+use nearnative_testkit::LineWorker;
 use nix::sys::signal::{kill, raise, Signal};
 use nix::unistd::Pid;
 
@@ -74,39 +74,28 @@ for line in sys.stdin:
 
 /// The python worker and the children it forked; all killed on drop.
 struct Worker {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    worker: LineWorker,
     forked: Vec<u32>,
 }
 
 impl Worker {
     fn start() -> Worker {
-        let mut child = Command::new("/usr/bin/python3")
-            .args(["-c", WORKER])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("needs /usr/bin/python3");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let worker = LineWorker::spawn(
+            Command::new("/usr/bin/python3").args(["-c", WORKER]),
+            "needs /usr/bin/python3",
+        );
         Worker {
-            child,
-            stdin,
-            stdout,
+            worker,
             forked: Vec::new(),
         }
     }
 
     fn ask(&mut self, command: &str) -> u32 {
-        writeln!(self.stdin, "{command}").unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        line.trim().parse().unwrap()
+        self.worker.ask(command).parse().unwrap()
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.worker.pid()
     }
 }
 
@@ -115,8 +104,6 @@ impl Drop for Worker {
         for &pid in &self.forked {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

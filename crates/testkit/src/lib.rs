@@ -9,11 +9,13 @@
 
 pub mod fixtures;
 pub mod hosts;
+pub mod line_worker;
 pub mod prometheus;
 pub mod qemu;
 pub mod synthetic;
 pub mod tree;
 
 pub use fixtures::{extract, find_hosts_dir, hosts_dir, shared, topology, Snapshot, SNAPSHOTS};
+pub use line_worker::LineWorker;
 pub use qemu::{PausedQemu, QemuOptions};
 pub use synthetic::Shape;

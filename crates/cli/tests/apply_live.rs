@@ -14,14 +14,9 @@ use std::time::Duration;
 use nearnative_testkit::{PausedQemu, QemuOptions};
 use serde_json::Value;
 
-const CPUSET: &str = "/sys/fs/cgroup/cpuset";
+use crate::nearnative;
 
-fn nearnative(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nearnative"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+const CPUSET: &str = "/sys/fs/cgroup/cpuset";
 
 fn succeeded(output: Output, what: &str) -> Value {
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -9,22 +9,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::nearnative;
 
 const CPUSET: &str = "/sys/fs/cgroup/cpuset";
 /// The cgroups below the scope, parents first; the target lives in the last of the chain.
 const CGROUPS: [&str; 4] = ["a", "a/b", "a/b/c", "z"];
 const TARGET_CGROUP: &str = "a/b/c";
-
-fn nearnative(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nearnative"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 /// The scope with its cgroups and a sleeping process in `a/b/c`, `a` and `z`; on drop (also
 /// when the test fails) reverted, the processes killed and the cgroups removed.

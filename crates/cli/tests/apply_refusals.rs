@@ -6,16 +6,11 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use nearnative_testkit::tree::{furnish, TreeImage};
 
-fn nearnative(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nearnative"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::nearnative;
 
 /// `apply ARGS` on a furnished copy of `snapshot` fails with one line containing each of
 /// `expected`, and changes neither the tree nor the state directory.

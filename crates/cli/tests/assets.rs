@@ -1,14 +1,7 @@
 //! Man pages and shell completions come from the clap definitions: every visible command gets
 //! a page, and the completion scripts know the commands.
 
-use std::process::Command;
-
-fn nearnative(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_nearnative"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::nearnative;
 
 #[test]
 fn manpages_writes_a_page_per_visible_command_at_any_depth() {

@@ -11,6 +11,8 @@ use nearnative_testkit::LineWorker;
 use nix::sched::{sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 
+use crate::nearnative;
+
 /// Reads commands: `threads N` starts N sleeping threads, `fork N` forks N children that
 /// sleep; each answers with one line (the children's pids for `fork`).
 const WORKER: &str = r#"
@@ -70,13 +72,6 @@ impl Drop for Scope {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-fn nearnative(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nearnative"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 fn succeeded(output: Output, what: &str) -> String {

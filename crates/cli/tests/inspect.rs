@@ -3,12 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn nearnative(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nearnative"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::nearnative;
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

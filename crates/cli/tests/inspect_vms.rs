@@ -2,16 +2,10 @@
 //! its `--qmp` option.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use nearnative_testkit::{PausedQemu, QemuOptions};
 
-fn nearnative(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nearnative"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::nearnative;
 
 /// Two vCPUs, unnamed threads and a QMP socket: inspect has to ask QMP.
 #[track_caller]

@@ -20,6 +20,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
+use crate::nearnative;
+
 /// Serialises the lab tests (marked `#[ignore = "needs root: ..."]`) with the other tests that
 /// change host-wide knobs; fails the test at once, in one line, when not root.
 #[track_caller]
@@ -74,13 +76,6 @@ impl HostState {
         }
         assert_eq!(self.knobs, before.knobs, "{what}: knobs");
     }
-}
-
-fn nearnative(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nearnative"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// `lab` with its state, registries and report in `dir`, as the leader of its own process

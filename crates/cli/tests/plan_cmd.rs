@@ -1,19 +1,14 @@
 //! `nearnative plan`, run as a user would: live with a real (paused) QEMU, on a snapshot with
 //! `--root`, with a ledger in `--state-dir`, and its one-line refusals.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use nearnative_plan::{allocate, AllocationRequest, Ledger, Level};
 use nearnative_sys::durable;
 use nearnative_testkit::PausedQemu;
 use serde_json::Value;
 
-fn nearnative(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nearnative"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::nearnative;
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

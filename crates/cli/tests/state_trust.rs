@@ -6,7 +6,7 @@
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 
 use nearnative_apply::{Journal, JournalId, StateDir};
 use nearnative_host::CpuSet;
@@ -16,12 +16,7 @@ use nearnative_knob::{Change, Step};
 use nearnative_testkit::tree::{furnish, TreeImage};
 use nix::unistd::{chown, Uid};
 
-fn nearnative(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nearnative"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::nearnative;
 
 /// Runs `args` with `--state-dir state` and checks it fails with one line holding `expected`.
 fn refused(args: &[&str], state: &Path, expected: &str) {

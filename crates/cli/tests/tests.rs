@@ -21,7 +21,16 @@ mod untrusted_root;
 mod usage;
 mod watchdog_live;
 
+use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
+
+/// Runs the binary under test with `args` and waits for it.
+pub fn nearnative(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nearnative"))
+        .args(args)
+        .output()
+        .unwrap()
+}
 
 /// Tests that change host-wide knobs (IRQ affinities, sysctls, PM QoS) and compare the host
 /// before and after run one at a time: the lab runs and the live apply.

@@ -3,12 +3,7 @@
 
 use std::process::Command;
 
-fn nearnative(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_nearnative"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::nearnative;
 
 #[test]
 fn usage_errors_are_one_line_with_exit_code_2() {

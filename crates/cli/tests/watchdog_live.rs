@@ -5,21 +5,16 @@
 //! touched, besides the host-wide knobs the journal restores.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use nearnative_host::CpuSet;
 use serde_json::Value;
 
+use crate::nearnative;
+
 const CPUSET: &str = "/sys/fs/cgroup/cpuset";
 const WATCHDOG_CPUMASK: &str = "/proc/sys/kernel/watchdog_cpumask";
-
-fn nearnative(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nearnative"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 /// The scope cgroup with one sleeping process; on drop (also when the test fails) reverted,
 /// the process killed and the cgroup removed.

@@ -1,9 +1,10 @@
 //! What the loop remembers between rounds, which the host and the state directory cannot tell
 //! it: why a wanted workload is not applied (refused, waiting for cores, failed), which
-//! applied ones drifted under `on_drift = "report"`, the totals, and the standing conditions
-//! already logged, so that a condition that lasts is said once, not every sweep.
+//! applied ones drifted under `on_drift = "report"`, which applied ones no policy wanted at a
+//! load, the totals, and the standing conditions already logged, so that a condition that
+//! lasts is said once, not every sweep.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use nearnative_plan::WorkloadKey;
@@ -29,6 +30,9 @@ pub struct Book {
     pub counters: Counters,
     /// The last line logged for each standing condition.
     said: BTreeMap<String, String>,
+    /// The policies' applied workloads no policy wanted, by the policy load that first
+    /// found so.
+    unwanted: BTreeMap<WorkloadKey, u64>,
 }
 
 impl Book {
@@ -56,6 +60,24 @@ impl Book {
             None => true,
             Some(unapplied) => sweep || unapplied.ledger != ledger,
         }
+    }
+
+    /// The workloads no policy wanted at a load before `load` already: those a round may
+    /// revert as no longer wanted.
+    pub fn unwanted_before(&self, load: u64) -> BTreeSet<WorkloadKey> {
+        let earlier = self.unwanted.iter().filter(|(_, since)| **since < load);
+        earlier.map(|(key, _)| key.clone()).collect()
+    }
+
+    /// Remembers the workloads no policy wants at policy load `load`, forgetting the others
+    /// (wanted again, or released). True when one is new at this load: a later load must
+    /// look again before it is reverted.
+    pub fn note_unwanted(&mut self, keys: &BTreeSet<WorkloadKey>, load: u64) -> bool {
+        self.unwanted.retain(|key, _| keys.contains(key));
+        for key in keys {
+            self.unwanted.entry(key.clone()).or_insert(load);
+        }
+        self.unwanted.values().any(|since| *since == load)
     }
 
     /// Forgets whatever was remembered about `key` but its logged conditions: it is applied,
@@ -139,6 +161,23 @@ mod tests {
         assert!(book.should_try(&key, false, "L2"));
         book.forget(&key);
         assert!(book.should_try(&key, false, "L1"));
+    }
+
+    #[test]
+    fn a_workload_is_unwanted_for_good_only_at_a_second_load() {
+        let mut book = Book::default();
+        let a = WorkloadKey("vm:a".to_owned());
+        let keys = BTreeSet::from([a.clone()]);
+        assert!(book.note_unwanted(&keys, 1), "first seen: look again");
+        assert!(book.unwanted_before(1).is_empty(), "same load");
+        assert!(book.note_unwanted(&keys, 1), "another round, same load");
+        assert_eq!(book.unwanted_before(2), keys);
+        assert!(!book.note_unwanted(&keys, 2));
+        book.note_unwanted(&BTreeSet::new(), 2);
+        assert!(
+            book.unwanted_before(3).is_empty(),
+            "wanted again: start over"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! round decided ([`crate::reconcile::decide`]), and each action done through the engine,
 //! with one log line per event and none for a condition that stands.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use nearnative_engine::{DriftMode, EngineError, RevertWhich};
@@ -72,10 +73,14 @@ impl Runner {
         let held: Vec<Held> = records.iter().map(|r| r.held(nobody_applying)).collect();
         let wanted = self.wanted(&host);
         let ledger = ledger_mark(&held);
+        let confirmed = self.book.unwanted_before(self.loads);
+        let actions = decide(&wanted, &held, &confirmed);
+        self.note_unwanted(&actions);
         let mut changed = false;
-        for action in decide(&wanted, &held) {
+        for action in actions {
             changed |= match action {
                 Action::Revert { key, reason, .. } => self.revert(&key, reason),
+                Action::Unwanted { .. } => false,
                 Action::Apply { index } => self.try_apply(&host, &wanted[index], sweep, &ledger),
                 Action::Keep { key, policy } => self.keep(&host, &key, policy, &wanted, &ledger),
             };
@@ -112,6 +117,26 @@ impl Runner {
                 }
             })
             .collect()
+    }
+
+    /// Remembers which workloads no policy wants at this load; a first sighting has the
+    /// policies read again soon, to confirm it before anything is reverted.
+    fn note_unwanted(&mut self, actions: &[Action]) {
+        let unwanted: BTreeSet<WorkloadKey> = actions
+            .iter()
+            .filter_map(|action| match action {
+                Action::Unwanted { key }
+                | Action::Revert {
+                    key,
+                    reason: RevertReason::PolicyGone,
+                    ..
+                } => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
+        if self.book.note_unwanted(&unwanted, self.loads) {
+            self.reload_at.confirm(Instant::now());
+        }
     }
 
     pub(crate) fn due_at(&mut self, at: Instant) {

@@ -124,7 +124,7 @@ impl Runner {
     fn applied_status(&mut self, record: &Record) -> WorkloadStatus {
         let plan = &record.applied.plan;
         let key = &plan.workload;
-        let state = match (record.unfinished(), self.book.drifted.get(key)) {
+        let state = match (record.died, self.book.drifted.get(key)) {
             (true, _) => WorkloadState::Failed {
                 reason: "its apply died part-way; it is reverted, then applied afresh".to_owned(),
             },

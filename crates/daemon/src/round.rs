@@ -67,10 +67,12 @@ impl Runner {
         self.due = None;
         let host = Host::read(&self.root, &InspectOptions::default());
         self.gate.forget_gone(&host);
-        let records = held::read(self.engine.state(), &self.root)?;
-        let nobody_applying =
-            !records.iter().any(Record::unfinished) || held::nobody_applying(self.engine.state())?;
-        let held: Vec<Held> = records.iter().map(|r| r.held(nobody_applying)).collect();
+        let mut records = held::read(self.engine.state(), &self.root)?;
+        {
+            let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+            held::find_died(self.engine.state(), &mut records)?;
+        }
+        let held: Vec<Held> = records.iter().map(Record::held).collect();
         let wanted = self.wanted(&host);
         let ledger = ledger_mark(&held);
         let confirmed = self.book.unwanted_before(self.loads);

@@ -8,6 +8,7 @@
 use nearnative_apply::journal::{Journal, JournalStatus};
 use nearnative_apply::{JournalId, StateDir};
 use nearnative_engine::{AppliedPlan, EngineError, APPLIED_SCHEMA_VERSION};
+use nearnative_host::cgroup::is_within;
 use nearnative_host::Root;
 use nearnative_sys::durable;
 use nearnative_sys::lock::{LockError, StateLock};
@@ -52,8 +53,15 @@ fn unfinished(journal: Option<JournalStatus>) -> bool {
     )
 }
 
-/// Every plan record of `state`, in id order, with whether its workload still runs.
-pub fn read(state: &StateDir, root: &Root) -> Result<Vec<Record>, EngineError> {
+/// Every plan record of `state` planned within `scope` (the daemon's `--scope`; `None`: the
+/// whole host), in id order, with whether its workload still runs. A record planned outside
+/// it (by the CLI, or by a daemon of another scope) is none of this daemon's business: it is
+/// neither kept, nor released, nor shown.
+pub fn read(
+    state: &StateDir,
+    root: &Root,
+    scope: Option<&str>,
+) -> Result<Vec<Record>, EngineError> {
     let mut records = Vec::new();
     if !state.dir().is_dir() {
         return Ok(records);
@@ -65,6 +73,9 @@ pub fn read(state: &StateDir, root: &Root) -> Result<Vec<Record>, EngineError> {
         else {
             continue;
         };
+        if !planned_within(applied.request.scope.as_deref(), scope) {
+            continue;
+        }
         let journal = Journal::load(&state.journal_path(&id))?.map(|j| j.status);
         let alive = applied.threads.iter().any(|t| t.is_alive(root));
         records.push(Record {
@@ -76,6 +87,12 @@ pub fn read(state: &StateDir, root: &Root) -> Result<Vec<Record>, EngineError> {
         });
     }
     Ok(records)
+}
+
+/// Whether a plan made in `planned` (its request's scope; `None`: the whole host) lies within
+/// the daemon's `scope`.
+fn planned_within(planned: Option<&str>, scope: Option<&str>) -> bool {
+    scope.is_none_or(|scope| is_within(planned.unwrap_or("/"), scope))
 }
 
 /// Marks the records whose apply died part-way. An apply holds the state lock from before
@@ -149,7 +166,7 @@ mod tests {
         let state = StateDir::new(dir.path().join("state"));
         copy_private(Path::new(FIXTURE), state.dir());
         set_status(&state, "pid-4000", JournalStatus::InProgress);
-        let mut records = read(&state, &Root::default()).unwrap();
+        let mut records = read(&state, &Root::default(), None).unwrap();
         assert_eq!(records.len(), 2);
 
         // The apply completes between the read and the judgement: not dead.
@@ -165,5 +182,31 @@ mod tests {
         find_died(&state, &mut records).unwrap();
         assert_eq!(died(&records), ["cgroup--nn-sp"]);
         assert!(records.iter().all(|r| r.died == r.held().unfinished));
+    }
+
+    #[test]
+    fn records_planned_outside_the_daemons_scope_are_left_out() {
+        let cases = [
+            (None, None, true),
+            (None, Some("/s"), false),
+            (Some("/s"), Some("/s"), true),
+            (Some("/s/t"), Some("/s"), true),
+            (Some("/st"), Some("/s"), false),
+            (Some("/x"), None, true),
+            (None, Some("/"), true),
+        ];
+        for (planned, scope, within) in cases {
+            assert_eq!(
+                planned_within(planned, scope),
+                within,
+                "{planned:?} in {scope:?}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        copy_private(Path::new(FIXTURE), state.dir());
+        let root = Root::default();
+        assert_eq!(read(&state, &root, None).unwrap().len(), 2);
+        assert!(read(&state, &root, Some("/nn-d")).unwrap().is_empty());
     }
 }

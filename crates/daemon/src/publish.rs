@@ -162,7 +162,11 @@ impl Runner {
                 entries.join(", ")
             ));
         }
-        let records = crate::held::read(self.engine.state(), &self.root)?;
+        let records = crate::held::read(
+            self.engine.state(),
+            &self.root,
+            self.config.scope.as_deref(),
+        )?;
         crate::log::line(&format!(
             "started on {} with {} workload(s) applied",
             self.config.state_dir.display(),

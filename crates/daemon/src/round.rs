@@ -67,7 +67,11 @@ impl Runner {
         self.due = None;
         let host = Host::read(&self.root, &InspectOptions::default());
         self.gate.forget_gone(&host);
-        let mut records = held::read(self.engine.state(), &self.root)?;
+        let mut records = held::read(
+            self.engine.state(),
+            &self.root,
+            self.config.scope.as_deref(),
+        )?;
         {
             let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
             held::find_died(self.engine.state(), &mut records)?;
@@ -91,7 +95,11 @@ impl Runner {
             .unapplied
             .retain(|key, _| wanted.iter().any(|w| &w.key == key));
         let records = match changed {
-            true => held::read(self.engine.state(), &self.root)?,
+            true => held::read(
+                self.engine.state(),
+                &self.root,
+                self.config.scope.as_deref(),
+            )?,
             false => records,
         };
         if changed {
@@ -333,7 +341,11 @@ impl Runner {
 
     /// Reverts what this daemon's policies applied (`--revert-on-exit`); CLI applies stay.
     pub fn revert_own(&mut self) {
-        let records = match held::read(self.engine.state(), &self.root) {
+        let records = match held::read(
+            self.engine.state(),
+            &self.root,
+            self.config.scope.as_deref(),
+        ) {
             Ok(records) => records,
             Err(err) => return log(&format!("cannot revert on exit: {err}")),
         };

@@ -92,7 +92,7 @@ pub fn read(
 /// Whether a plan made in `planned` (its request's scope; `None`: the whole host) lies within
 /// the daemon's `scope`.
 fn planned_within(planned: Option<&str>, scope: Option<&str>) -> bool {
-    scope.is_none_or(|scope| is_within(planned.unwrap_or("/"), scope))
+    scope.map_or(true, |scope| is_within(planned.unwrap_or("/"), scope))
 }
 
 /// Marks the records whose apply died part-way. An apply holds the state lock from before

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use nearnative_engine::{load_ledger, ClosedEntry};
 use nearnative_host::{CpuSet, Host};
+use nearnative_plan::scope::cpus_of;
 use nearnative_plan::{Ledger, Target};
 
 use crate::book::source_of;
@@ -19,15 +20,9 @@ use crate::status::{DaemonStatus, WorkloadState, WorkloadStatus};
 /// The CPUs of the daemon's scope: its cpuset's, or every online CPU.
 fn scope_cpus(host: &Host, scope: Option<&str>) -> CpuSet {
     let online = &host.topology.online;
-    let cpuset = scope.and_then(|path| {
-        let cpusets = &host.isolation.cgroups.cpusets;
-        cpusets.iter().find(|c| c.path == path)
-    });
-    match cpuset.map(|c| (&c.cpus, &c.effective_cpus)) {
-        Some((Some(cpus), _)) if !cpus.is_empty() => cpus.intersection(online),
-        Some((_, Some(effective))) => effective.clone(),
-        _ => online.clone(),
-    }
+    let cpusets = &host.isolation.cgroups.cpusets;
+    let cpuset = scope.and_then(|path| cpusets.iter().find(|c| c.path == path));
+    cpuset.map_or_else(|| online.clone(), |cpuset| cpus_of(cpuset, online))
 }
 
 /// How the log names an entry of another boot: `vm:a (journal vm-a, boot 0f6c...)`.
@@ -60,15 +55,22 @@ impl Runner {
         })
     }
 
-    /// Pins every thread of the daemon to the scope's CPUs that no workload holds.
+    /// Pins every thread of the daemon to the scope's CPUs that no workload holds, when they
+    /// differ from those it last pinned for: the ledger changes through the loop's own
+    /// applies and reverts, and through the control socket's.
     pub(crate) fn pin_to_housekeeping(
-        &self,
+        &mut self,
         host: &Host,
         records: &[Record],
     ) -> Result<(), DaemonError> {
         let scope = scope_cpus(host, self.config.scope.as_deref());
         let cpus = housekeeping_cpus(&scope, &self.ledger(records));
-        Ok(pin_self(&self.root, &cpus)?)
+        if self.pinned.as_ref() == Some(&cpus) {
+            return Ok(());
+        }
+        pin_self(&self.root, &cpus)?;
+        self.pinned = Some(cpus);
+        Ok(())
     }
 
     /// The processes whose threads, forks and exits matter (applied workloads, VMs still

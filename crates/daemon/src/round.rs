@@ -102,9 +102,7 @@ impl Runner {
             )?,
             false => records,
         };
-        if changed {
-            self.pin_to_housekeeping(&host, &records)?;
-        }
+        self.pin_to_housekeeping(&host, &records)?;
         self.watch(&host, &records);
         self.publish(&host, &records);
         Ok(())

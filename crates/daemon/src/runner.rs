@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use nearnative_engine::Engine;
 use nearnative_host::workloads::VmmKind;
-use nearnative_host::Root;
+use nearnative_host::{CpuSet, Root};
 
 use crate::book::Book;
 use crate::daemon::{DaemonConfig, DaemonError};
@@ -127,6 +127,8 @@ pub struct Runner {
     /// How many times the policies were read: a workload is unwanted for good only when two
     /// loads say so.
     pub(crate) loads: u64,
+    /// The housekeeping CPUs the daemon last pinned itself to.
+    pub(crate) pinned: Option<CpuSet>,
 }
 
 impl Runner {
@@ -154,6 +156,7 @@ impl Runner {
             notes: Vec::new(),
             reload_at: ReloadAt::default(),
             loads: 0,
+            pinned: None,
             config,
         };
         runner.reload();

@@ -67,6 +67,7 @@ impl Runner {
         self.due = None;
         let host = Host::read(&self.root, &InspectOptions::default());
         self.gate.forget_gone(&host);
+        self.hierarchies = discover::Hierarchies::of(&host, self.config.scope.as_deref());
         let mut records = held::read(
             self.engine.state(),
             &self.root,

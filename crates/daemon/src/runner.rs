@@ -5,8 +5,10 @@
 //! Not every event is worth a round. The proc connector reports every exec on the host (a
 //! build runs thousands a second), so an exec counts only when its process could be a
 //! workload a policy wants: a VMM for a `vm:` policy, a `comm` a `process:` policy matches,
-//! any process inside the scope for a `cgroup:` policy. Threads, forks and exits arrive only
-//! for the processes the loop watches (applied workloads, VMs still starting), and all count.
+//! a process in a cgroup a `cgroup:` policy matches (or below one); all within the scope.
+//! Threads, forks and exits arrive only for the processes the loop watches (applied
+//! workloads, VMs still starting), and all count. The watchdog is fed on its own deadline,
+//! without a round; a policy edit is read once the directory has been quiet for [`QUIET`].
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -15,11 +17,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nearnative_engine::Engine;
+use nearnative_host::tasks::{parse_cgroup, ProcessCgroup};
 use nearnative_host::workloads::VmmKind;
 use nearnative_host::{CpuSet, Root};
 
 use crate::book::Book;
 use crate::daemon::{DaemonConfig, DaemonError};
+use crate::discover::{cgroup_could_match, cgroup_in_scope, Hierarchies};
 use crate::events::{Events, Wake};
 use crate::metrics::{InterferenceSampler, Metrics};
 use crate::notify::Notifier;
@@ -129,6 +133,8 @@ pub struct Runner {
     pub(crate) loads: u64,
     /// The housekeeping CPUs the daemon last pinned itself to.
     pub(crate) pinned: Option<CpuSet>,
+    /// The host's cgroup hierarchies, as the last round read them, for judging an exec.
+    pub(crate) hierarchies: Hierarchies,
 }
 
 impl Runner {
@@ -157,6 +163,7 @@ impl Runner {
             reload_at: ReloadAt::default(),
             loads: 0,
             pinned: None,
+            hierarchies: Hierarchies::default(),
             config,
         };
         runner.reload();
@@ -290,26 +297,57 @@ impl Runner {
         }
     }
 
-    /// Whether process `pid`, just exec'd, could be an instance of some policy: two small
-    /// reads of its `/proc` files at most, not a round.
+    /// Whether process `pid`, just exec'd, could be an instance of some policy: a read of
+    /// its `comm`, and of its cgroups when a scope or a `cgroup:` pattern asks; not a round.
     fn could_be_wanted(&self, pid: u32) -> bool {
         let Ok(comm) = self.root.read_trimmed(format!("/proc/{pid}/comm")) else {
             return false;
         };
-        let in_scope = || match &self.config.scope {
-            None => true,
-            Some(scope) => self
-                .root
-                .read_trimmed(format!("/proc/{pid}/cpuset"))
-                .is_ok_and(|cgroup| nearnative_host::cgroup::is_within(&cgroup, scope)),
+        let needs_cgroup = self.config.scope.is_some()
+            || self
+                .policies
+                .policies
+                .iter()
+                .any(|p| matches!(p.target, TargetPattern::Cgroup(_)));
+        let cgroup = match needs_cgroup {
+            true => match self.root.read_to_string(format!("/proc/{pid}/cgroup")) {
+                Ok(text) => parse_cgroup(&text).ok(),
+                Err(_) => return false,
+            },
+            false => None,
         };
-        let matches = self.policies.policies.iter().any(|p| match &p.target {
-            TargetPattern::Vm(_) => VmmKind::detect(&comm, &[]).is_some(),
-            TargetPattern::Process(glob) => glob.matches(&comm),
-            TargetPattern::Cgroup(_) => true,
-        });
-        matches && in_scope()
+        exec_could_matter(
+            &self.policies,
+            self.config.scope.as_deref(),
+            self.hierarchies,
+            &comm,
+            cgroup.as_ref(),
+        )
     }
+}
+
+/// Whether a process just exec'd as `comm`, in cgroups `cgroup` (read when the daemon has a
+/// scope or a `cgroup:` policy), could be an instance of one of `policies`.
+fn exec_could_matter(
+    policies: &PolicySet,
+    scope: Option<&str>,
+    hierarchies: Hierarchies,
+    comm: &str,
+    cgroup: Option<&ProcessCgroup>,
+) -> bool {
+    let in_scope = match (scope, cgroup) {
+        (None, _) => true,
+        (Some(scope), Some(cgroup)) => cgroup_in_scope(cgroup, hierarchies.scope, scope),
+        (Some(_), None) => false,
+    };
+    in_scope
+        && policies.policies.iter().any(|p| match &p.target {
+            TargetPattern::Vm(_) => VmmKind::detect(comm, &[]).is_some(),
+            TargetPattern::Process(glob) => glob.matches(comm),
+            TargetPattern::Cgroup(glob) => {
+                cgroup.is_some_and(|c| cgroup_could_match(c, hierarchies.targets, glob))
+            }
+        })
 }
 
 #[cfg(test)]
@@ -342,5 +380,49 @@ mod tests {
             reload.take_due(t0 + QUIET),
             "the edit's reload confirms too"
         );
+    }
+
+    fn policies(text: &str) -> PolicySet {
+        PolicySet {
+            policies: policy::parse_file(std::path::Path::new("/p/a.toml"), text).unwrap(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn unified(path: &str) -> ProcessCgroup {
+        ProcessCgroup {
+            cpuset_v1: None,
+            unified: Some(path.to_owned()),
+        }
+    }
+
+    #[test]
+    fn an_exec_counts_only_when_its_process_could_be_wanted() {
+        let cgroups = policies("[[workload]]\ntarget = \"cgroup:/machine/*\"\n");
+        let any = Hierarchies::default();
+        let matters = |scope, cgroup: &str| {
+            exec_could_matter(&cgroups, scope, any, "bash", Some(&unified(cgroup)))
+        };
+        assert!(matters(None, "/machine/vm1"));
+        assert!(
+            matters(None, "/machine/vm1/nearnative-x-t0"),
+            "a plan's own cgroup"
+        );
+        assert!(!matters(None, "/user.slice/build"), "a build's exec");
+        assert!(!matters(None, "/machine"));
+        assert!(
+            !matters(Some("/other"), "/machine/vm1"),
+            "outside the scope"
+        );
+        assert!(!exec_could_matter(&cgroups, None, any, "bash", None));
+
+        let named = policies("[[workload]]\ntarget = \"process:redis*\"\n");
+        let exec = |comm, scope, cgroup: &str| {
+            exec_could_matter(&named, scope, any, comm, Some(&unified(cgroup)))
+        };
+        assert!(exec("redis-server", None, "/x"));
+        assert!(!exec("bash", None, "/x"));
+        assert!(exec("redis-server", Some("/s"), "/s/a"));
+        assert!(!exec("redis-server", Some("/s"), "/t"));
     }
 }

@@ -80,6 +80,17 @@ impl Book {
         self.unwanted.values().any(|since| *since == load)
     }
 
+    /// Keeps the refusals of workloads still wanted and not held: one applied meanwhile (by
+    /// the CLI, through the control socket) shows once, as applied.
+    pub fn keep_unapplied(
+        &mut self,
+        wanted: &BTreeSet<&WorkloadKey>,
+        held: &BTreeSet<&WorkloadKey>,
+    ) {
+        self.unapplied
+            .retain(|key, _| wanted.contains(key) && !held.contains(key));
+    }
+
     /// Forgets whatever was remembered about `key` but its logged conditions: it is applied,
     /// or gone.
     pub fn forget(&mut self, key: &WorkloadKey) {
@@ -178,6 +189,26 @@ mod tests {
             book.unwanted_before(3).is_empty(),
             "wanted again: start over"
         );
+    }
+
+    #[test]
+    fn a_refusal_is_kept_only_while_wanted_and_not_held() {
+        let mut book = Book::default();
+        let unapplied = Unapplied {
+            target: "vm:a".to_owned(),
+            source: Source::Cli,
+            state: WorkloadState::WaitingForCores {
+                reason: "no core".to_owned(),
+            },
+            ledger: String::new(),
+        };
+        let [a, b, c] = ["vm:a", "vm:b", "vm:c"].map(|k| WorkloadKey(k.to_owned()));
+        for key in [&a, &b, &c] {
+            book.unapplied.insert(key.clone(), unapplied.clone());
+        }
+        book.keep_unapplied(&BTreeSet::from([&a, &b]), &BTreeSet::from([&b]));
+        let kept: Vec<&WorkloadKey> = book.unapplied.keys().collect();
+        assert_eq!(kept, [&a], "b is held now, c is no longer wanted");
     }
 
     #[test]

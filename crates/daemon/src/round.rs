@@ -92,9 +92,6 @@ impl Runner {
                 Action::Keep { key, policy } => self.keep(&host, &key, policy, &wanted, &ledger),
             };
         }
-        self.book
-            .unapplied
-            .retain(|key, _| wanted.iter().any(|w| &w.key == key));
         let records = match changed {
             true => held::read(
                 self.engine.state(),
@@ -103,6 +100,10 @@ impl Runner {
             )?,
             false => records,
         };
+        self.book.keep_unapplied(
+            &wanted.iter().map(|w| &w.key).collect(),
+            &records.iter().map(|r| &r.applied.plan.workload).collect(),
+        );
         self.pin_to_housekeeping(&host, &records)?;
         self.watch(&host, &records);
         self.publish(&host, &records);
@@ -218,6 +219,11 @@ impl Runner {
     }
 
     fn not_applied(&mut self, wanted: &Wanted, err: &EngineError, ledger: &str) {
+        if matches!(err, EngineError::AlreadyApplied { .. }) && self.holds_now(&wanted.key) {
+            // Applied through the control socket between this round's read and its apply:
+            // not a refusal. The socket's wake-up brings a round that sees it held.
+            return;
+        }
         let state = match outcome(err) {
             Outcome::Gone => return,
             Outcome::Busy => return self.due_at(Instant::now() + BUSY_RETRY),
@@ -235,6 +241,13 @@ impl Runner {
             ledger: ledger.to_owned(),
         };
         self.book.unapplied.insert(wanted.key.clone(), unapplied);
+    }
+
+    /// Whether a plan record within the daemon's scope holds `key` now.
+    fn holds_now(&self, key: &WorkloadKey) -> bool {
+        let scope = self.config.scope.as_deref();
+        held::read(self.engine.state(), &self.root, scope)
+            .is_ok_and(|records| records.iter().any(|r| &r.applied.plan.workload == key))
     }
 
     /// Keeps an applied workload true: drift repaired (or reported), threads born since

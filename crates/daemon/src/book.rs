@@ -28,8 +28,11 @@ pub struct Book {
     /// Knobs seen drifted and left so (`on_drift = "report"`), per applied workload.
     pub drifted: BTreeMap<WorkloadKey, Vec<String>>,
     pub counters: Counters,
-    /// The last line logged for each standing condition.
+    /// The last line logged for each standing condition of the host (a policy file).
     said: BTreeMap<String, String>,
+    /// The last line logged for each standing condition of a workload, by its key and what
+    /// the condition is about (its apply, its drift, a re-plan...).
+    said_about: BTreeMap<(WorkloadKey, String), String>,
     /// The policies' applied workloads no policy wanted, by the policy load that first
     /// found so.
     unwanted: BTreeMap<WorkloadKey, u64>,
@@ -48,9 +51,30 @@ impl Book {
         }
     }
 
-    /// Forgets `condition`, so that it is said again if it comes back.
-    pub fn settled(&mut self, condition: &str) {
-        self.said.remove(condition);
+    /// As [`Book::is_news`], for condition `what` of workload `key`.
+    pub fn is_news_about(&mut self, key: &WorkloadKey, what: &str, line: &str) -> bool {
+        let condition = (key.clone(), what.to_owned());
+        match self.said_about.get(&condition) {
+            Some(said) if said == line => false,
+            _ => {
+                self.said_about.insert(condition, line.to_owned());
+                true
+            }
+        }
+    }
+
+    /// Forgets condition `what` of `key`, so that it is said again if it comes back.
+    pub fn settled_about(&mut self, key: &WorkloadKey, what: &str) {
+        self.said_about.remove(&(key.clone(), what.to_owned()));
+    }
+
+    /// Forgets everything about workloads that are neither wanted nor held, so that a
+    /// daemon whose `process:` policies see a new `pid:N` key for each process does not
+    /// grow: what it knew comes back as news if the key does.
+    pub fn prune(&mut self, live: &BTreeSet<&WorkloadKey>) {
+        self.said_about.retain(|(key, _), _| live.contains(key));
+        self.drifted.retain(|key, _| live.contains(key));
+        self.unwanted.retain(|key, _| live.contains(key));
     }
 
     /// Whether a wanted workload is tried this round: always when it was never refused, on
@@ -143,12 +167,31 @@ mod tests {
     #[test]
     fn a_standing_condition_is_said_once_until_it_changes_or_settles() {
         let mut book = Book::default();
-        assert!(book.is_news("vm:a", "refused: CPU 0"));
-        assert!(!book.is_news("vm:a", "refused: CPU 0"));
-        assert!(book.is_news("vm:a", "waiting for cores"));
-        book.settled("vm:a");
-        assert!(book.is_news("vm:a", "waiting for cores"));
-        assert!(book.is_news("vm:b", "waiting for cores"));
+        let [a, b] = ["vm:a", "vm:b"].map(|k| WorkloadKey(k.to_owned()));
+        assert!(book.is_news_about(&a, "apply", "refused: CPU 0"));
+        assert!(!book.is_news_about(&a, "apply", "refused: CPU 0"));
+        assert!(book.is_news_about(&a, "apply", "waiting for cores"));
+        book.settled_about(&a, "apply");
+        assert!(book.is_news_about(&a, "apply", "waiting for cores"));
+        assert!(book.is_news_about(&b, "apply", "waiting for cores"));
+        assert!(book.is_news("policy /p/a.toml", "rejected"));
+        assert!(!book.is_news("policy /p/a.toml", "rejected"));
+    }
+
+    #[test]
+    fn what_is_known_of_a_workload_neither_wanted_nor_held_is_forgotten() {
+        let mut book = Book::default();
+        let [a, gone] = ["pid:10", "pid:11"].map(|k| WorkloadKey(k.to_owned()));
+        for key in [&a, &gone] {
+            book.is_news_about(key, "drift", "drifted");
+            book.drifted.insert(key.clone(), vec!["knob".to_owned()]);
+        }
+        book.note_unwanted(&BTreeSet::from([a.clone(), gone.clone()]), 1);
+        book.prune(&BTreeSet::from([&a]));
+        assert!(!book.is_news_about(&a, "drift", "drifted"), "kept");
+        assert!(book.is_news_about(&gone, "drift", "drifted"), "forgotten");
+        assert_eq!(book.drifted.keys().collect::<Vec<_>>(), [&a]);
+        assert_eq!(book.unwanted_before(2), BTreeSet::from([a.clone()]));
     }
 
     #[test]

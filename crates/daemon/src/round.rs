@@ -55,6 +55,9 @@ fn outcome(err: &EngineError) -> Outcome {
     }
 }
 
+/// The condition a workload's apply (or its refusal) is logged under.
+const APPLY: &str = "apply";
+
 /// A mark of the ledger as the round found it: the keys held.
 fn ledger_mark(held: &[Held]) -> String {
     let keys: Vec<&str> = held.iter().map(|h| h.key.0.as_str()).collect();
@@ -100,10 +103,13 @@ impl Runner {
             )?,
             false => records,
         };
-        self.book.keep_unapplied(
-            &wanted.iter().map(|w| &w.key).collect(),
-            &records.iter().map(|r| &r.applied.plan.workload).collect(),
-        );
+        let wanted_keys: BTreeSet<&WorkloadKey> = wanted.iter().map(|w| &w.key).collect();
+        let held_keys: BTreeSet<&WorkloadKey> =
+            records.iter().map(|r| &r.applied.plan.workload).collect();
+        self.book.keep_unapplied(&wanted_keys, &held_keys);
+        let live: BTreeSet<&WorkloadKey> = wanted_keys.union(&held_keys).copied().collect();
+        self.book.prune(&live);
+        self.sampler.retain(|key| live.iter().any(|k| k.0 == key));
         self.pin_to_housekeeping(&host, &records)?;
         self.watch(&host, &records);
         self.publish(&host, &records);
@@ -164,7 +170,7 @@ impl Runner {
                 self.book.counters.reverts += 1;
                 self.sampler.forget(&key.0);
                 self.book.forget(key);
-                self.book.settled(&key.0);
+                self.book.settled_about(key, APPLY);
                 true
             }
             Err(err) => {
@@ -208,7 +214,7 @@ impl Runner {
                 self.book.counters.applies += 1;
                 self.metrics.observe_apply(took.as_secs_f64());
                 self.book.forget(&wanted.key);
-                self.book.settled(&wanted.key.0);
+                self.book.settled_about(&wanted.key, APPLY);
                 true
             }
             Err(err) => {
@@ -230,7 +236,7 @@ impl Runner {
             Outcome::Standing(state) => state,
         };
         let line = format!("{} {}: {err}", wanted.key, state.label().replace('_', " "));
-        if self.book.is_news(&wanted.key.0, &line) {
+        if self.book.is_news_about(&wanted.key, APPLY, &line) {
             log(&line);
             self.book.counters.refusals += 1;
         }
@@ -304,7 +310,7 @@ impl Runner {
             }
             None => {
                 let line = format!("{key}: {why}; revert it and apply it again to re-plan");
-                if self.book.is_news(&format!("{key} replan"), &line) {
+                if self.book.is_news_about(key, "replan", &line) {
                     log(&line);
                 }
                 false
@@ -314,12 +320,11 @@ impl Runner {
 
     /// Knobs the engine could not read or write back, logged once while the list stands.
     fn unkept(&mut self, key: &WorkloadKey, failed: &[String]) {
-        let condition = format!("{key} unkept");
         if failed.is_empty() {
-            return self.book.settled(&condition);
+            return self.book.settled_about(key, "unkept");
         }
         let line = format!("{key}: cannot keep {}", failed.join(", "));
-        if self.book.is_news(&condition, &line) {
+        if self.book.is_news_about(key, "unkept", &line) {
             log(&line);
         }
     }
@@ -328,11 +333,11 @@ impl Runner {
     fn reported(&mut self, key: &WorkloadKey, knobs: Vec<String>) {
         if knobs.is_empty() {
             self.book.drifted.remove(key);
-            self.book.settled(&format!("{key} drift"));
+            self.book.settled_about(key, "drift");
             return;
         }
         let line = format!("{key}: drifted, reported only: {}", knobs.join(", "));
-        if self.book.is_news(&format!("{key} drift"), &line) {
+        if self.book.is_news_about(key, "drift", &line) {
             log(&line);
             self.book.counters.drift_reports += knobs.len() as u64;
         }
@@ -346,7 +351,7 @@ impl Runner {
             return self.due_at(Instant::now() + BUSY_RETRY);
         }
         let line = format!("{key}: {what}: {err}");
-        if self.book.is_news(&format!("{key} {what}"), &line) {
+        if self.book.is_news_about(key, what, &line) {
             log(&line);
         }
     }

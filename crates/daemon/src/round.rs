@@ -3,6 +3,7 @@
 //! with one log line per event and none for a condition that stands.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use nearnative_engine::{DriftMode, EngineError, RevertWhich};
@@ -358,6 +359,8 @@ impl Runner {
 
     /// Reverts what this daemon's policies applied (`--revert-on-exit`); CLI applies stay.
     pub fn revert_own(&mut self) {
+        let turn = Arc::clone(&self.turn);
+        let _turn = turn.lock().unwrap_or_else(|e| e.into_inner());
         let records = match held::read(
             self.engine.state(),
             &self.root,

@@ -7,7 +7,7 @@
 
 use nearnative_apply::journal::{Journal, JournalStatus};
 use nearnative_apply::{JournalId, StateDir};
-use nearnative_engine::{AppliedPlan, EngineError, APPLIED_SCHEMA_VERSION};
+use nearnative_engine::{workload_runs, AppliedPlan, EngineError, APPLIED_SCHEMA_VERSION};
 use nearnative_host::cgroup::is_within;
 use nearnative_host::Root;
 use nearnative_sys::durable;
@@ -77,7 +77,7 @@ pub fn read(
             continue;
         }
         let journal = Journal::load(&state.journal_path(&id))?.map(|j| j.status);
-        let alive = applied.threads.iter().any(|t| t.is_alive(root));
+        let alive = workload_runs(root, &applied.threads);
         records.push(Record {
             id,
             applied,

@@ -3,7 +3,7 @@
 //! the host and the state directory once, and carries the actions out through the engine.
 //!
 //! The rules, per workload key:
-//! - held, but none of its threads is alive: reverted, whoever applied it (a VM applied from
+//! - held, but none of its exclusive threads is alive: reverted, whoever applied it (a VM applied from
 //!   the CLI that stops is released too);
 //! - held with an apply that died part-way (`in_progress` journal, nobody applying): reverted,
 //!   then applied afresh if a policy wants it;
@@ -45,7 +45,8 @@ pub struct Held {
     pub request: PlanRequest,
     /// Who applied it; `None` for records made before origins were recorded (the CLI).
     pub origin: Option<String>,
-    /// Some thread it was applied to is still alive.
+    /// It still runs ([`nearnative_engine::workload_runs`]): one of its exclusive threads
+    /// is alive.
     pub alive: bool,
     /// Its journal is `in_progress` while no apply holds the state lock: the apply died.
     pub unfinished: bool,

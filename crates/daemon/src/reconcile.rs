@@ -3,8 +3,8 @@
 //! the host and the state directory once, and carries the actions out through the engine.
 //!
 //! The rules, per workload key:
-//! - held, but none of its exclusive threads is alive: reverted, whoever applied it (a VM applied from
-//!   the CLI that stops is released too);
+//! - held, but none of its exclusive threads is alive: reverted, whoever applied it (a VM
+//!   applied from the CLI that stops is released too);
 //! - held with an apply that died part-way (`in_progress` journal, nobody applying): reverted,
 //!   then applied afresh if a policy wants it;
 //! - held for a policy that no longer wants it: reverted, but only once that was so at two

@@ -135,6 +135,8 @@ pub struct Runner {
     pub(crate) pinned: Option<CpuSet>,
     /// The host's cgroup hierarchies, as the last round read them, for judging an exec.
     pub(crate) hierarchies: Hierarchies,
+    /// Nanoseconds per clock tick, the unit of thread start times.
+    pub(crate) tick_ns: u64,
 }
 
 impl Runner {
@@ -164,6 +166,7 @@ impl Runner {
             loads: 0,
             pinned: None,
             hierarchies: Hierarchies::default(),
+            tick_ns: nearnative_verify::cpu_busy::tick_ns(),
             config,
         };
         runner.reload();

@@ -72,11 +72,7 @@ impl Runner {
         let host = Host::read(&self.root, &InspectOptions::default());
         self.gate.forget_gone(&host);
         self.hierarchies = discover::Hierarchies::of(&host, self.config.scope.as_deref());
-        let mut records = held::read(
-            self.engine.state(),
-            &self.root,
-            self.config.scope.as_deref(),
-        )?;
+        let mut records = self.records()?;
         {
             let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
             held::find_died(self.engine.state(), &mut records)?;
@@ -97,24 +93,32 @@ impl Runner {
             };
         }
         let records = match changed {
-            true => held::read(
-                self.engine.state(),
-                &self.root,
-                self.config.scope.as_deref(),
-            )?,
+            true => self.records()?,
             false => records,
         };
-        let wanted_keys: BTreeSet<&WorkloadKey> = wanted.iter().map(|w| &w.key).collect();
-        let held_keys: BTreeSet<&WorkloadKey> =
-            records.iter().map(|r| &r.applied.plan.workload).collect();
-        self.book.keep_unapplied(&wanted_keys, &held_keys);
-        let live: BTreeSet<&WorkloadKey> = wanted_keys.union(&held_keys).copied().collect();
-        self.book.prune(&live);
-        self.sampler.retain(|key| live.iter().any(|k| k.0 == key));
+        self.forget_the_rest(&wanted, &records);
         self.pin_to_housekeeping(&host, &records)?;
         self.watch(&host, &records);
         self.publish(&host, &records);
         Ok(())
+    }
+
+    /// The plan records within the daemon's scope.
+    fn records(&self) -> Result<Vec<Record>, DaemonError> {
+        let scope = self.config.scope.as_deref();
+        Ok(held::read(self.engine.state(), &self.root, scope)?)
+    }
+
+    /// Forgets what the loop remembers of workloads neither wanted nor held now, and the
+    /// refusals of those held now: what it keeps is bounded by the live workloads.
+    fn forget_the_rest(&mut self, wanted: &[Wanted], records: &[Record]) {
+        let wanted: BTreeSet<&WorkloadKey> = wanted.iter().map(|w| &w.key).collect();
+        let held: BTreeSet<&WorkloadKey> =
+            records.iter().map(|r| &r.applied.plan.workload).collect();
+        self.book.keep_unapplied(&wanted, &held);
+        let live: BTreeSet<&WorkloadKey> = wanted.union(&held).copied().collect();
+        self.book.prune(&live);
+        self.sampler.retain(|key| live.iter().any(|k| k.0 == key));
     }
 
     /// The instances the policies want on `host`.
@@ -269,8 +273,7 @@ impl Runner {
 
     /// Whether a plan record within the daemon's scope holds `key` now.
     fn holds_now(&self, key: &WorkloadKey) -> bool {
-        let scope = self.config.scope.as_deref();
-        held::read(self.engine.state(), &self.root, scope)
+        self.records()
             .is_ok_and(|records| records.iter().any(|r| &r.applied.plan.workload == key))
     }
 

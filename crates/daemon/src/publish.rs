@@ -151,6 +151,31 @@ impl Runner {
         }
     }
 
+    /// Removes the temporary files of state writers killed between write and rename (an
+    /// earlier daemon's `kill -9` mid-store), so that nothing it left lingers.
+    fn remove_orphaned_temporaries(&self) {
+        let state = self.engine.state();
+        let dirs = [
+            state.dir().to_owned(),
+            state.plans_dir(),
+            state.journals_dir(),
+        ];
+        for dir in dirs {
+            match nearnative_sys::durable::remove_orphaned_temporaries(&dir) {
+                Ok(removed) if removed.is_empty() => {}
+                Ok(removed) => crate::log::line(&format!(
+                    "{}: removed what a killed writer left: {}",
+                    dir.display(),
+                    removed.join(", ")
+                )),
+                Err(err) => crate::log::line(&format!(
+                    "{}: cannot remove what a killed writer left: {err}",
+                    dir.display()
+                )),
+            }
+        }
+    }
+
     /// Closes what another boot left (without a host write), says what it adopted, and
     /// pins the daemon to the housekeeping CPUs. An apply that died part-way is reverted,
     /// then applied afresh, by the first round.
@@ -164,6 +189,7 @@ impl Runner {
                 entries.join(", ")
             ));
         }
+        self.remove_orphaned_temporaries();
         let records = crate::held::read(
             self.engine.state(),
             &self.root,

@@ -476,16 +476,16 @@ fn a_daemon_killed_during_an_apply_is_adopted_and_the_vm_applied_exactly_once() 
         let status = lab.status();
         let entries = status["workloads"].as_array().unwrap();
         assert_eq!(entries.len(), 1, "{when}: {status}");
-        assert_eq!(
-            list(&Path::new(&lab.state()).join("plans")).len(),
-            1,
-            "{when}"
-        );
-        assert_eq!(
-            list(&Path::new(&lab.state()).join("journals")).len(),
-            1,
-            "{when}"
-        );
+        let plans = list(&Path::new(&lab.state()).join("plans"));
+        if plans.len() != 1 {
+            std::thread::sleep(Duration::from_millis(500));
+            let later = list(&Path::new(&lab.state()).join("plans"));
+            let pid = lab.daemon.as_ref().map(|c| c.id());
+            let log = std::fs::read_to_string(lab.log()).unwrap();
+            panic!("{when}: {plans:?}, 500 ms later {later:?}, daemon {pid:?}\n{log}");
+        }
+        let journals = list(&Path::new(&lab.state()).join("journals"));
+        assert_eq!(journals.len(), 1, "{when}: {journals:?}");
         lab.assert_exclusive(pid);
     }
     assert_eq!(lab.stop_daemon(Signal::SIGTERM).code(), Some(0));

@@ -97,7 +97,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     );
     runner.adopt()?;
     let handler = ControlHandler::new(&config, Arc::clone(&status), Arc::clone(&turn), tx);
-    let _control = ControlServer::bind(&config.control_socket, Arc::new(handler))?;
+    let control = ControlServer::bind(&config.control_socket, Arc::new(handler))?;
     let _metrics_server = match config.metrics {
         Some(addr) => Some(
             metrics::serve(addr, Arc::clone(&metrics))
@@ -109,6 +109,9 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     runner.run(&rx, &events, &notifier)?;
     tell_systemd(notifier.stopping());
     drop(events);
+    // No CLI request may take the state lock from under the exit's reverts: the socket
+    // stops accepting, and `revert_own` holds the turn against one already in flight.
+    drop(control);
     if config.revert_on_exit {
         runner.revert_own();
     }

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use glob::MatchOptions;
 use nearnative_host::cgroup::{is_within, parent_of};
-use nearnative_host::tasks::Process;
+use nearnative_host::tasks::{Process, ProcessCgroup};
 use nearnative_host::{Host, Root};
 use nearnative_plan::{PlanRequest, Target, WorkloadId, WorkloadKey};
 
@@ -166,24 +166,67 @@ impl Scopes<'_> {
 /// Whether process `pid` lies in cgroup `scope` or below it, in the hierarchy the plan reads
 /// the scope in.
 fn in_scope(host: &Host, pid: u32, scope: &str) -> bool {
-    if scope == "/" {
-        return true;
+    let cgroup = host.tasks.process(pid).and_then(|p| p.cgroup.as_ref());
+    scope == "/"
+        || cgroup.is_some_and(|cgroup| cgroup_in_scope(cgroup, scope_hierarchy(host, scope), scope))
+}
+
+/// Whether a process with cgroups `cgroup` lies in `scope` or below it, read in `hierarchy`.
+pub fn cgroup_in_scope(cgroup: &ProcessCgroup, hierarchy: Hierarchy, scope: &str) -> bool {
+    scope == "/" || path_in(cgroup, hierarchy).is_some_and(|path| is_within(path, scope))
+}
+
+/// Whether a process with cgroups `cgroup` could belong to an instance of the `cgroup:`
+/// pattern `glob`: its cgroup, or one above it (a plan's own cgroups lie below the
+/// target's), matches.
+pub fn cgroup_could_match(
+    cgroup: &ProcessCgroup,
+    hierarchy: Hierarchy,
+    glob: &glob::Pattern,
+) -> bool {
+    let mut path = path_in(cgroup, hierarchy);
+    while let Some(current) = path {
+        if glob.matches_with(current, path_options()) {
+            return true;
+        }
+        path = parent_of(current);
     }
-    let hierarchy = scope_hierarchy(host, scope);
-    let process = host.tasks.process(pid);
-    let path = process.and_then(|p| cgroup_of(p, hierarchy));
-    path.is_some_and(|path| is_within(path, scope))
+    false
 }
 
 /// Which of a process's cgroup paths a comparison uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hierarchy {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Hierarchy {
     CpusetV1,
+    #[default]
     Unified,
 }
 
+/// The hierarchies a host reads cgroup paths in, kept from one read so that a single process
+/// can be judged without reading the whole host again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Hierarchies {
+    /// Where `cgroup:` targets are resolved.
+    pub targets: Hierarchy,
+    /// Where the daemon's scope is read.
+    pub scope: Hierarchy,
+}
+
+impl Hierarchies {
+    pub fn of(host: &Host, scope: Option<&str>) -> Hierarchies {
+        let targets = target_hierarchy(host);
+        Hierarchies {
+            targets,
+            scope: scope.map_or(targets, |scope| scope_hierarchy(host, scope)),
+        }
+    }
+}
+
 fn cgroup_of(process: &Process, hierarchy: Hierarchy) -> Option<&str> {
-    let cgroup = process.cgroup.as_ref()?;
+    path_in(process.cgroup.as_ref()?, hierarchy)
+}
+
+fn path_in(cgroup: &ProcessCgroup, hierarchy: Hierarchy) -> Option<&str> {
     match hierarchy {
         Hierarchy::CpusetV1 => cgroup.cpuset_v1.as_deref(),
         Hierarchy::Unified => cgroup.unified.as_deref(),

@@ -1,7 +1,8 @@
 //! The daemon's own place on the host: it runs only on housekeeping CPUs (its scope's CPUs
 //! that no workload holds), so its reconcile rounds never interrupt an exclusive CPU. Every
-//! thread of the process is pinned at start and again after each apply or revert, when the
-//! ledger changes; threads started in between inherit the mask of the thread that made them.
+//! thread of the process is pinned at start and again whenever the CPUs the ledger holds
+//! differ from those it last pinned for (the loop's applies and reverts, and the control
+//! socket's); threads started in between inherit the mask of the thread that made them.
 //!
 //! Also the arithmetic `status` and the metrics show: the whole cores still free for
 //! exclusive use on each NUMA node, counted as the planner's admission does (CPU 0's core is

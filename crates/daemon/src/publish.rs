@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use nearnative_engine::{load_ledger, ClosedEntry};
 use nearnative_host::{CpuSet, Host};
+use nearnative_plan::scope::cpus_of;
 use nearnative_plan::{Ledger, Target};
 
 use crate::book::source_of;
@@ -19,15 +20,9 @@ use crate::status::{DaemonStatus, WorkloadState, WorkloadStatus};
 /// The CPUs of the daemon's scope: its cpuset's, or every online CPU.
 fn scope_cpus(host: &Host, scope: Option<&str>) -> CpuSet {
     let online = &host.topology.online;
-    let cpuset = scope.and_then(|path| {
-        let cpusets = &host.isolation.cgroups.cpusets;
-        cpusets.iter().find(|c| c.path == path)
-    });
-    match cpuset.map(|c| (&c.cpus, &c.effective_cpus)) {
-        Some((Some(cpus), _)) if !cpus.is_empty() => cpus.intersection(online),
-        Some((_, Some(effective))) => effective.clone(),
-        _ => online.clone(),
-    }
+    let cpusets = &host.isolation.cgroups.cpusets;
+    let cpuset = scope.and_then(|path| cpusets.iter().find(|c| c.path == path));
+    cpuset.map_or_else(|| online.clone(), |cpuset| cpus_of(cpuset, online))
 }
 
 /// How the log names an entry of another boot: `vm:a (journal vm-a, boot 0f6c...)`.
@@ -60,15 +55,22 @@ impl Runner {
         })
     }
 
-    /// Pins every thread of the daemon to the scope's CPUs that no workload holds.
+    /// Pins every thread of the daemon to the scope's CPUs that no workload holds, when they
+    /// differ from those it last pinned for: the ledger changes through the loop's own
+    /// applies and reverts, and through the control socket's.
     pub(crate) fn pin_to_housekeeping(
-        &self,
+        &mut self,
         host: &Host,
         records: &[Record],
     ) -> Result<(), DaemonError> {
         let scope = scope_cpus(host, self.config.scope.as_deref());
         let cpus = housekeeping_cpus(&scope, &self.ledger(records));
-        Ok(pin_self(&self.root, &cpus)?)
+        if self.pinned.as_ref() == Some(&cpus) {
+            return Ok(());
+        }
+        pin_self(&self.root, &cpus)?;
+        self.pinned = Some(cpus);
+        Ok(())
     }
 
     /// The processes whose threads, forks and exits matter (applied workloads, VMs still
@@ -124,7 +126,7 @@ impl Runner {
     fn applied_status(&mut self, record: &Record) -> WorkloadStatus {
         let plan = &record.applied.plan;
         let key = &plan.workload;
-        let state = match (record.unfinished(), self.book.drifted.get(key)) {
+        let state = match (record.died, self.book.drifted.get(key)) {
             (true, _) => WorkloadState::Failed {
                 reason: "its apply died part-way; it is reverted, then applied afresh".to_owned(),
             },
@@ -149,6 +151,31 @@ impl Runner {
         }
     }
 
+    /// Removes the temporary files of state writers killed between write and rename (an
+    /// earlier daemon's `kill -9` mid-store), so that nothing it left lingers.
+    fn remove_orphaned_temporaries(&self) {
+        let state = self.engine.state();
+        let dirs = [
+            state.dir().to_owned(),
+            state.plans_dir(),
+            state.journals_dir(),
+        ];
+        for dir in dirs {
+            match nearnative_sys::durable::remove_orphaned_temporaries(&dir) {
+                Ok(removed) if removed.is_empty() => {}
+                Ok(removed) => crate::log::line(&format!(
+                    "{}: removed what a killed writer left: {}",
+                    dir.display(),
+                    removed.join(", ")
+                )),
+                Err(err) => crate::log::line(&format!(
+                    "{}: cannot remove what a killed writer left: {err}",
+                    dir.display()
+                )),
+            }
+        }
+    }
+
     /// Closes what another boot left (without a host write), says what it adopted, and
     /// pins the daemon to the housekeeping CPUs. An apply that died part-way is reverted,
     /// then applied afresh, by the first round.
@@ -162,7 +189,12 @@ impl Runner {
                 entries.join(", ")
             ));
         }
-        let records = crate::held::read(self.engine.state(), &self.root)?;
+        self.remove_orphaned_temporaries();
+        let records = crate::held::read(
+            self.engine.state(),
+            &self.root,
+            self.config.scope.as_deref(),
+        )?;
         crate::log::line(&format!(
             "started on {} with {} workload(s) applied",
             self.config.state_dir.display(),

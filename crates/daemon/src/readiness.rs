@@ -123,9 +123,63 @@ impl Gate {
     }
 }
 
+/// When the last vCPU thread of `target`'s VM on `host` started, in clock ticks since boot
+/// (`/proc/PID/task/TID/stat`'s `starttime`); `None` for a target that is no VM, or a VM
+/// whose vCPU threads are not known.
+pub fn last_vcpu_start(host: &Host, target: &Target) -> Option<u64> {
+    let vm = host.workloads.iter().find(|vm| match target {
+        Target::Vm(name) => vm.name == *name,
+        Target::VmPid(pid) => vm.pid == *pid,
+        _ => false,
+    })?;
+    let threads = &host.tasks.process(vm.pid)?.threads;
+    let vcpu_tids = vm.vcpus.iter().map(|vcpu| vcpu.thread.tid);
+    let started = vcpu_tids.filter_map(|tid| threads.iter().find(|t| t.tid == tid));
+    started.map(|task| task.start_time).max()
+}
+
+/// How long ago, at `now_since_boot` (`CLOCK_BOOTTIME`), a thread started at `start_ticks`
+/// clock ticks of `tick_ns` each since boot. The kernel rounds a start down to a tick, so
+/// this is longer than the truth by less than one tick (10 ms at `USER_HZ` 100).
+pub fn since_start(start_ticks: u64, tick_ns: u64, now_since_boot: Duration) -> Duration {
+    let started = Duration::from_nanos(start_ticks.saturating_mul(tick_ns));
+    now_since_boot.saturating_sub(started)
+}
+
+/// `CLOCK_BOOTTIME` now: the clock thread start times count on.
+pub fn since_boot() -> Option<Duration> {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).ok()?;
+    let secs = u64::try_from(now.tv_sec()).ok()?;
+    let nanos = u32::try_from(now.tv_nsec()).ok()?;
+    Some(Duration::new(secs, nanos))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_threads_age_counts_from_its_start_tick() {
+        let tick = 10_000_000;
+        let now = Duration::from_millis(12_345);
+        assert_eq!(since_start(1_231, tick, now), Duration::from_millis(35));
+        assert_eq!(
+            since_start(2_000, tick, now),
+            Duration::ZERO,
+            "a clock behind"
+        );
+    }
+
+    #[test]
+    fn this_threads_start_lies_in_the_past_of_the_boot_clock() {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let start = nearnative_host::tasks::parse_stat(&stat)
+            .unwrap()
+            .start_time;
+        let tick = nearnative_verify::cpu_busy::tick_ns();
+        let age = since_start(start, tick, since_boot().unwrap());
+        assert!(age < Duration::from_secs(3600), "{age:?}");
+    }
 
     #[test]
     fn a_vm_is_ready_as_soon_as_every_boot_vcpu_is_there() {

@@ -3,17 +3,22 @@
 //! the host and the state directory once, and carries the actions out through the engine.
 //!
 //! The rules, per workload key:
-//! - held, but none of its threads is alive: reverted, whoever applied it (a VM applied from
-//!   the CLI that stops is released too);
+//! - held, but none of its exclusive threads is alive: reverted, whoever applied it (a VM
+//!   applied from the CLI that stops is released too);
 //! - held with an apply that died part-way (`in_progress` journal, nobody applying): reverted,
 //!   then applied afresh if a policy wants it;
-//! - held for a policy that no longer wants it: reverted; wanted with another request (the
-//!   policy changed, or the VM restarted under another pid): reverted and applied again;
+//! - held for a policy that no longer wants it: reverted, but only once that was so at two
+//!   policy loads (a file caught half-saved by an editor reads as missing or empty for a
+//!   moment); at the first, left as it is ([`Action::Unwanted`]);
+//! - wanted with another request (the policy changed, or the VM restarted under another
+//!   pid): reverted and applied again;
 //! - held and still wanted, or held from another source: kept, which means drift repair and
 //!   the placement of threads born since (`Engine::reconcile`);
 //! - wanted and not held: applied.
 //!
 //! Reverts come first, so the cores they free are there for the applies of the same round.
+
+use std::collections::BTreeSet;
 
 use nearnative_plan::{PlanRequest, WorkloadKey};
 
@@ -40,7 +45,8 @@ pub struct Held {
     pub request: PlanRequest,
     /// Who applied it; `None` for records made before origins were recorded (the CLI).
     pub origin: Option<String>,
-    /// Some thread it was applied to is still alive.
+    /// It still runs ([`nearnative_engine::workload_runs`]): one of its exclusive threads
+    /// is alive.
     pub alive: bool,
     /// Its journal is `in_progress` while no apply holds the state lock: the apply died.
     pub unfinished: bool,
@@ -94,11 +100,15 @@ pub enum Action {
         key: WorkloadKey,
         policy: Option<usize>,
     },
+    /// A policy's workload no policy wants at this load, for the first time: left untouched
+    /// until a later load says so again (then [`RevertReason::PolicyGone`]).
+    Unwanted { key: WorkloadKey },
 }
 
 /// The actions of one round: reverts, then applies, then keeps. When two policies want the
-/// same workload, the first wins.
-pub fn decide(wanted: &[Wanted], held: &[Held]) -> Vec<Action> {
+/// same workload, the first wins. `confirmed` holds the policies' workloads that no policy
+/// wanted at an earlier load already: only those are reverted as [`RevertReason::PolicyGone`].
+pub fn decide(wanted: &[Wanted], held: &[Held], confirmed: &BTreeSet<WorkloadKey>) -> Vec<Action> {
     let first_wanting = |key: &WorkloadKey| wanted.iter().position(|w| &w.key == key);
     let mut reverts = Vec::new();
     let mut keeps = Vec::new();
@@ -113,7 +123,13 @@ pub fn decide(wanted: &[Wanted], held: &[Held]) -> Vec<Action> {
         let reason = match (h.alive, h.unfinished, h.is_policys(), want) {
             (false, ..) => Some(RevertReason::Gone),
             (true, true, ..) => Some(RevertReason::Unfinished),
-            (true, false, true, None) => Some(RevertReason::PolicyGone),
+            (true, false, true, None) if confirmed.contains(&h.key) => {
+                Some(RevertReason::PolicyGone)
+            }
+            (true, false, true, None) => {
+                keeps.push(Action::Unwanted { key: h.key.clone() });
+                continue;
+            }
             (true, false, true, Some(w)) if !wanted[w].is_applied_as(h) => {
                 Some(RevertReason::Replan)
             }
@@ -285,8 +301,23 @@ mod tests {
             ),
         ];
         for (what, wanted, held, expected) in cases {
-            assert_eq!(decide(&wanted, &held), expected, "{what}");
+            let confirmed = held.iter().map(|h| h.key.clone()).collect();
+            assert_eq!(decide(&wanted, &held, &confirmed), expected, "{what}");
         }
+    }
+
+    #[test]
+    fn a_policy_missing_at_one_load_only_reverts_nothing() {
+        let held = vec![held("vm:a", "vm-pid:10", Some(P), true)];
+        let unwanted = Action::Unwanted {
+            key: WorkloadKey("vm:a".to_owned()),
+        };
+        assert_eq!(decide(&[], &held, &BTreeSet::new()), vec![unwanted]);
+        let again = BTreeSet::from([WorkloadKey("vm:a".to_owned())]);
+        assert_eq!(
+            decide(&[], &held, &again),
+            vec![revert("vm:a", "vm-pid:10", RevertReason::PolicyGone)]
+        );
     }
 
     #[test]
@@ -299,7 +330,7 @@ mod tests {
         ];
         let held = vec![held("vm:c", "vm-pid:12", Some(P), true), dead_apply];
         assert_eq!(
-            decide(&wanted, &held),
+            decide(&wanted, &held, &BTreeSet::new()),
             vec![
                 revert("vm:a", "vm-pid:10", RevertReason::Unfinished),
                 Action::Apply { index: 0 },

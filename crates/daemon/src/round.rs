@@ -2,6 +2,8 @@
 //! round decided ([`crate::reconcile::decide`]), and each action done through the engine,
 //! with one log line per event and none for a condition that stands.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use nearnative_engine::{DriftMode, EngineError, RevertWhich};
@@ -15,7 +17,7 @@ use crate::discover;
 use crate::held::{self, Record};
 use crate::log::line as log;
 use crate::policy::OnDrift;
-use crate::readiness::Readiness;
+use crate::readiness::{last_vcpu_start, since_boot, since_start, Readiness};
 use crate::reconcile::{decide, Action, Held, RevertReason, Wanted};
 use crate::runner::{Runner, BUSY_RETRY};
 use crate::status::WorkloadState;
@@ -54,6 +56,9 @@ fn outcome(err: &EngineError) -> Outcome {
     }
 }
 
+/// The condition a workload's apply (or its refusal) is logged under.
+const APPLY: &str = "apply";
+
 /// A mark of the ledger as the round found it: the keys held.
 fn ledger_mark(held: &[Held]) -> String {
     let keys: Vec<&str> = held.iter().map(|h| h.key.0.as_str()).collect();
@@ -66,33 +71,54 @@ impl Runner {
         self.due = None;
         let host = Host::read(&self.root, &InspectOptions::default());
         self.gate.forget_gone(&host);
-        let records = held::read(self.engine.state(), &self.root)?;
-        let nobody_applying =
-            !records.iter().any(Record::unfinished) || held::nobody_applying(self.engine.state())?;
-        let held: Vec<Held> = records.iter().map(|r| r.held(nobody_applying)).collect();
+        self.hierarchies = discover::Hierarchies::of(&host, self.config.scope.as_deref());
+        let mut records = self.records()?;
+        {
+            let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+            held::find_died(self.engine.state(), &mut records)?;
+        }
+        let held: Vec<Held> = records.iter().map(Record::held).collect();
         let wanted = self.wanted(&host);
         let ledger = ledger_mark(&held);
+        let confirmed = self.book.unwanted_before(self.loads);
+        let actions = decide(&wanted, &held, &confirmed);
+        self.note_unwanted(&actions);
         let mut changed = false;
-        for action in decide(&wanted, &held) {
+        for action in actions {
             changed |= match action {
                 Action::Revert { key, reason, .. } => self.revert(&key, reason),
+                Action::Unwanted { .. } => false,
                 Action::Apply { index } => self.try_apply(&host, &wanted[index], sweep, &ledger),
                 Action::Keep { key, policy } => self.keep(&host, &key, policy, &wanted, &ledger),
             };
         }
-        self.book
-            .unapplied
-            .retain(|key, _| wanted.iter().any(|w| &w.key == key));
         let records = match changed {
-            true => held::read(self.engine.state(), &self.root)?,
+            true => self.records()?,
             false => records,
         };
-        if changed {
-            self.pin_to_housekeeping(&host, &records)?;
-        }
+        self.forget_the_rest(&wanted, &records);
+        self.pin_to_housekeeping(&host, &records)?;
         self.watch(&host, &records);
         self.publish(&host, &records);
         Ok(())
+    }
+
+    /// The plan records within the daemon's scope.
+    fn records(&self) -> Result<Vec<Record>, DaemonError> {
+        let scope = self.config.scope.as_deref();
+        Ok(held::read(self.engine.state(), &self.root, scope)?)
+    }
+
+    /// Forgets what the loop remembers of workloads neither wanted nor held now, and the
+    /// refusals of those held now: what it keeps is bounded by the live workloads.
+    fn forget_the_rest(&mut self, wanted: &[Wanted], records: &[Record]) {
+        let wanted: BTreeSet<&WorkloadKey> = wanted.iter().map(|w| &w.key).collect();
+        let held: BTreeSet<&WorkloadKey> =
+            records.iter().map(|r| &r.applied.plan.workload).collect();
+        self.book.keep_unapplied(&wanted, &held);
+        let live: BTreeSet<&WorkloadKey> = wanted.union(&held).copied().collect();
+        self.book.prune(&live);
+        self.sampler.retain(|key| live.iter().any(|k| k.0 == key));
     }
 
     /// The instances the policies want on `host`.
@@ -114,6 +140,26 @@ impl Runner {
             .collect()
     }
 
+    /// Remembers which workloads no policy wants at this load; a first sighting has the
+    /// policies read again soon, to confirm it before anything is reverted.
+    fn note_unwanted(&mut self, actions: &[Action]) {
+        let unwanted: BTreeSet<WorkloadKey> = actions
+            .iter()
+            .filter_map(|action| match action {
+                Action::Unwanted { key }
+                | Action::Revert {
+                    key,
+                    reason: RevertReason::PolicyGone,
+                    ..
+                } => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
+        if self.book.note_unwanted(&unwanted, self.loads) {
+            self.reload_at.confirm(Instant::now());
+        }
+    }
+
     pub(crate) fn due_at(&mut self, at: Instant) {
         self.due = Some(self.due.map_or(at, |due| due.min(at)));
     }
@@ -129,7 +175,7 @@ impl Runner {
                 self.book.counters.reverts += 1;
                 self.sampler.forget(&key.0);
                 self.book.forget(key);
-                self.book.settled(&key.0);
+                self.book.settled_about(key, APPLY);
                 true
             }
             Err(err) => {
@@ -163,8 +209,12 @@ impl Runner {
         match result {
             Ok(applied) => {
                 let took = now.elapsed();
+                let after_vcpus = match last_vcpu_start(host, &wanted.request.target) {
+                    Some(start) => self.since_last_vcpu(start),
+                    None => String::new(),
+                };
                 log(&format!(
-                    "{} applied on CPUs {} (source {}) in {} ms",
+                    "{} applied on CPUs {} (source {}) in {} ms{after_vcpus}",
                     wanted.key,
                     applied.plan.allocation.exclusive_cpus,
                     wanted.origin,
@@ -173,7 +223,7 @@ impl Runner {
                 self.book.counters.applies += 1;
                 self.metrics.observe_apply(took.as_secs_f64());
                 self.book.forget(&wanted.key);
-                self.book.settled(&wanted.key.0);
+                self.book.settled_about(&wanted.key, APPLY);
                 true
             }
             Err(err) => {
@@ -183,14 +233,32 @@ impl Runner {
         }
     }
 
+    /// `, 31 ms after its last vCPU thread started`, for the log line of a VM's apply: the
+    /// latency from the VM's last vCPU thread's creation (which the benchmark measures).
+    fn since_last_vcpu(&self, start_ticks: u64) -> String {
+        let Some(now) = since_boot() else {
+            return String::new();
+        };
+        let age = since_start(start_ticks, self.tick_ns, now);
+        format!(
+            ", {} ms after its last vCPU thread started",
+            age.as_millis()
+        )
+    }
+
     fn not_applied(&mut self, wanted: &Wanted, err: &EngineError, ledger: &str) {
+        if matches!(err, EngineError::AlreadyApplied { .. }) && self.holds_now(&wanted.key) {
+            // Applied through the control socket between this round's read and its apply:
+            // not a refusal. The socket's wake-up brings a round that sees it held.
+            return;
+        }
         let state = match outcome(err) {
             Outcome::Gone => return,
             Outcome::Busy => return self.due_at(Instant::now() + BUSY_RETRY),
             Outcome::Standing(state) => state,
         };
         let line = format!("{} {}: {err}", wanted.key, state.label().replace('_', " "));
-        if self.book.is_news(&wanted.key.0, &line) {
+        if self.book.is_news_about(&wanted.key, APPLY, &line) {
             log(&line);
             self.book.counters.refusals += 1;
         }
@@ -201,6 +269,12 @@ impl Runner {
             ledger: ledger.to_owned(),
         };
         self.book.unapplied.insert(wanted.key.clone(), unapplied);
+    }
+
+    /// Whether a plan record within the daemon's scope holds `key` now.
+    fn holds_now(&self, key: &WorkloadKey) -> bool {
+        self.records()
+            .is_ok_and(|records| records.iter().any(|r| &r.applied.plan.workload == key))
     }
 
     /// Keeps an applied workload true: drift repaired (or reported), threads born since
@@ -257,7 +331,7 @@ impl Runner {
             }
             None => {
                 let line = format!("{key}: {why}; revert it and apply it again to re-plan");
-                if self.book.is_news(&format!("{key} replan"), &line) {
+                if self.book.is_news_about(key, "replan", &line) {
                     log(&line);
                 }
                 false
@@ -267,12 +341,11 @@ impl Runner {
 
     /// Knobs the engine could not read or write back, logged once while the list stands.
     fn unkept(&mut self, key: &WorkloadKey, failed: &[String]) {
-        let condition = format!("{key} unkept");
         if failed.is_empty() {
-            return self.book.settled(&condition);
+            return self.book.settled_about(key, "unkept");
         }
         let line = format!("{key}: cannot keep {}", failed.join(", "));
-        if self.book.is_news(&condition, &line) {
+        if self.book.is_news_about(key, "unkept", &line) {
             log(&line);
         }
     }
@@ -281,11 +354,11 @@ impl Runner {
     fn reported(&mut self, key: &WorkloadKey, knobs: Vec<String>) {
         if knobs.is_empty() {
             self.book.drifted.remove(key);
-            self.book.settled(&format!("{key} drift"));
+            self.book.settled_about(key, "drift");
             return;
         }
         let line = format!("{key}: drifted, reported only: {}", knobs.join(", "));
-        if self.book.is_news(&format!("{key} drift"), &line) {
+        if self.book.is_news_about(key, "drift", &line) {
             log(&line);
             self.book.counters.drift_reports += knobs.len() as u64;
         }
@@ -299,14 +372,20 @@ impl Runner {
             return self.due_at(Instant::now() + BUSY_RETRY);
         }
         let line = format!("{key}: {what}: {err}");
-        if self.book.is_news(&format!("{key} {what}"), &line) {
+        if self.book.is_news_about(key, what, &line) {
             log(&line);
         }
     }
 
     /// Reverts what this daemon's policies applied (`--revert-on-exit`); CLI applies stay.
     pub fn revert_own(&mut self) {
-        let records = match held::read(self.engine.state(), &self.root) {
+        let turn = Arc::clone(&self.turn);
+        let _turn = turn.lock().unwrap_or_else(|e| e.into_inner());
+        let records = match held::read(
+            self.engine.state(),
+            &self.root,
+            self.config.scope.as_deref(),
+        ) {
             Ok(records) => records,
             Err(err) => return log(&format!("cannot revert on exit: {err}")),
         };

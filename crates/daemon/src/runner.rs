@@ -5,8 +5,10 @@
 //! Not every event is worth a round. The proc connector reports every exec on the host (a
 //! build runs thousands a second), so an exec counts only when its process could be a
 //! workload a policy wants: a VMM for a `vm:` policy, a `comm` a `process:` policy matches,
-//! any process inside the scope for a `cgroup:` policy. Threads, forks and exits arrive only
-//! for the processes the loop watches (applied workloads, VMs still starting), and all count.
+//! a process in a cgroup a `cgroup:` policy matches (or below one); all within the scope.
+//! Threads, forks and exits arrive only for the processes the loop watches (applied
+//! workloads, VMs still starting), and all count. The watchdog is fed on its own deadline,
+//! without a round; a policy edit is read once the directory has been quiet for [`QUIET`].
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -15,11 +17,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nearnative_engine::Engine;
+use nearnative_host::tasks::{parse_cgroup, ProcessCgroup};
 use nearnative_host::workloads::VmmKind;
-use nearnative_host::Root;
+use nearnative_host::{CpuSet, Root};
 
 use crate::book::Book;
 use crate::daemon::{DaemonConfig, DaemonError};
+use crate::discover::{cgroup_could_match, cgroup_in_scope, Hierarchies};
 use crate::events::{Events, Wake};
 use crate::metrics::{InterferenceSampler, Metrics};
 use crate::notify::Notifier;
@@ -29,6 +33,68 @@ use crate::status::DaemonStatus;
 
 /// How soon a round is tried again when a CLI apply or revert holds the state lock.
 pub const BUSY_RETRY: Duration = Duration::from_millis(100);
+
+/// How long the policy directory must stay quiet before it is read again: an editor saving
+/// a file renames it away, creates it empty, then writes it, and a read in between would
+/// find the policy missing.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+/// How soon the policies are read again after a load found an applied workload no policy
+/// wants: it is reverted only if the second load says so too.
+pub const CONFIRM: Duration = Duration::from_secs(1);
+
+/// When the policy directory is read next, if a change or a doubt asks for it.
+#[derive(Debug, Default)]
+pub(crate) struct ReloadAt(Option<Instant>);
+
+impl ReloadAt {
+    /// The directory changed: read it once it has been quiet for [`QUIET`].
+    fn changed(&mut self, now: Instant) {
+        self.0 = Some(now + QUIET);
+    }
+
+    /// A load found a workload unwanted: read again within [`CONFIRM`].
+    pub(crate) fn confirm(&mut self, now: Instant) {
+        self.0.get_or_insert(now + CONFIRM);
+    }
+
+    /// True, once, when the reload is due at `now`.
+    fn take_due(&mut self, now: Instant) -> bool {
+        let due = self.0.is_some_and(|at| now >= at);
+        if due {
+            self.0 = None;
+        }
+        due
+    }
+}
+
+/// systemd's watchdog, fed on its own deadline: a ping is not worth a round.
+struct Watchdog<'n> {
+    notifier: &'n Notifier,
+    every: Option<Duration>,
+    next: Option<Instant>,
+}
+
+impl<'n> Watchdog<'n> {
+    fn new(notifier: &'n Notifier) -> Self {
+        let every = notifier.watchdog_interval();
+        Watchdog {
+            notifier,
+            every,
+            next: every.map(|_| Instant::now()),
+        }
+    }
+
+    fn feed_if_due(&mut self, now: Instant) {
+        let (Some(every), Some(next)) = (self.every, self.next) else {
+            return;
+        };
+        if now >= next {
+            crate::daemon::tell_systemd(self.notifier.watchdog());
+            self.next = Some(now + every);
+        }
+    }
+}
 
 /// What ended a wait.
 enum Waited {
@@ -60,6 +126,17 @@ pub struct Runner {
     pub(crate) cgroups: Vec<PathBuf>,
     /// Standing remarks from the event sources, for `status`.
     pub(crate) notes: Vec<String>,
+    /// When the policies are read again.
+    pub(crate) reload_at: ReloadAt,
+    /// How many times the policies were read: a workload is unwanted for good only when two
+    /// loads say so.
+    pub(crate) loads: u64,
+    /// The housekeeping CPUs the daemon last pinned itself to.
+    pub(crate) pinned: Option<CpuSet>,
+    /// The host's cgroup hierarchies, as the last round read them, for judging an exec.
+    pub(crate) hierarchies: Hierarchies,
+    /// Nanoseconds per clock tick, the unit of thread start times.
+    pub(crate) tick_ns: u64,
 }
 
 impl Runner {
@@ -85,17 +162,24 @@ impl Runner {
             watched: BTreeSet::new(),
             cgroups: Vec::new(),
             notes: Vec::new(),
+            reload_at: ReloadAt::default(),
+            loads: 0,
+            pinned: None,
+            hierarchies: Hierarchies::default(),
+            tick_ns: nearnative_verify::cpu_busy::tick_ns(),
             config,
         };
         runner.reload();
         runner
     }
 
-    /// Loads the policy directory again; a rejected file is logged once per reason.
+    /// Loads the policy directory again; a rejected file is logged once per reason, and the
+    /// count only when the set changed.
     pub(crate) fn reload(&mut self) {
         let mut policies = policy::load_dir(&self.config.policy_dir);
         policies.confine(self.config.scope.as_deref());
         let policies = policies.with_last_good(&self.policies);
+        self.loads += 1;
         for error in &policies.errors {
             let line = format!("policy rejected: {error}");
             if self
@@ -104,6 +188,9 @@ impl Runner {
             {
                 crate::log::line(&line);
             }
+        }
+        if self.loads > 1 && policies == self.policies {
+            return;
         }
         crate::log::line(&format!(
             "{} polic{} loaded from {}",
@@ -126,8 +213,7 @@ impl Runner {
         notifier: &Notifier,
     ) -> Result<(), DaemonError> {
         let mut next_sweep = Instant::now();
-        // systemd wants to hear from the loop at least every half watchdog interval.
-        let watchdog = notifier.watchdog_interval().map(|interval| interval / 2);
+        let mut watchdog = Watchdog::new(notifier);
         loop {
             let now = Instant::now();
             let sweep = now >= next_sweep;
@@ -138,11 +224,7 @@ impl Runner {
             self.round(sweep)?;
             events.watch_processes(&self.watched);
             events.watch_cgroups(&self.cgroups);
-            crate::daemon::tell_systemd(notifier.watchdog());
-            if let Some(ping) = watchdog {
-                self.due_at(Instant::now() + ping);
-            }
-            match self.wait(rx, next_sweep) {
+            match self.wait(rx, next_sweep, &mut watchdog) {
                 Waited::Round => {}
                 Waited::Sweep => next_sweep = Instant::now(),
                 Waited::Stop => return Ok(()),
@@ -150,13 +232,30 @@ impl Runner {
         }
     }
 
-    /// Sleeps until a wake-up that counts, a deadline (a VM settling, the sweep), or a stop.
-    fn wait(&mut self, rx: &Receiver<Wake>, next_sweep: Instant) -> Waited {
+    /// Sleeps until a wake-up that counts, a deadline (a VM settling, the sweep, a policy
+    /// reload), or a stop. The watchdog is fed on its own deadline, without a round.
+    fn wait(
+        &mut self,
+        rx: &Receiver<Wake>,
+        next_sweep: Instant,
+        watchdog: &mut Watchdog,
+    ) -> Waited {
         loop {
-            let wake_at = self.due.map_or(next_sweep, |due| due.min(next_sweep));
-            let first = match rx.recv_timeout(wake_at.saturating_duration_since(Instant::now())) {
+            let now = Instant::now();
+            watchdog.feed_if_due(now);
+            if self.reload_at.take_due(now) {
+                self.reload();
+                return Waited::Sweep;
+            }
+            let round_at = self.due.map_or(next_sweep, |due| due.min(next_sweep));
+            if now >= round_at {
+                return Waited::Round;
+            }
+            let deadlines = [Some(round_at), self.reload_at.0, watchdog.next];
+            let wake_at = deadlines.into_iter().flatten().min().unwrap_or(round_at);
+            let first = match rx.recv_timeout(wake_at.saturating_duration_since(now)) {
                 Ok(wake) => wake,
-                Err(RecvTimeoutError::Timeout) => return Waited::Round,
+                Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return Waited::Stop,
             };
             let wakes: Vec<Wake> = std::iter::once(first).chain(rx.try_iter()).collect();
@@ -164,12 +263,13 @@ impl Runner {
                 crate::log::line("stopping on SIGTERM; applied workloads stay applied");
                 return Waited::Stop;
             }
-            if wakes
-                .iter()
-                .any(|w| matches!(w, Wake::Hangup | Wake::PolicyDir))
-            {
+            if wakes.contains(&Wake::Hangup) {
+                self.reload_at = ReloadAt::default();
                 self.reload();
                 return Waited::Sweep;
+            }
+            if wakes.contains(&Wake::PolicyDir) {
+                self.reload_at.changed(Instant::now());
             }
             if wakes
                 .iter()
@@ -190,8 +290,9 @@ impl Runner {
             Wake::Thread { tgid, .. } => self.watched.contains(tgid),
             Wake::Fork { parent_tgid, .. } => self.watched.contains(parent_tgid),
             Wake::Exit { pid } => self.watched.contains(pid),
+            // A policy edit counts once the directory is quiet (`ReloadAt`).
+            Wake::PolicyDir => false,
             Wake::CgroupEvents { .. }
-            | Wake::PolicyDir
             | Wake::Hangup
             | Wake::Overrun
             | Wake::Control
@@ -199,24 +300,132 @@ impl Runner {
         }
     }
 
-    /// Whether process `pid`, just exec'd, could be an instance of some policy: two small
-    /// reads of its `/proc` files at most, not a round.
+    /// Whether process `pid`, just exec'd, could be an instance of some policy: a read of
+    /// its `comm`, and of its cgroups when a scope or a `cgroup:` pattern asks; not a round.
     fn could_be_wanted(&self, pid: u32) -> bool {
         let Ok(comm) = self.root.read_trimmed(format!("/proc/{pid}/comm")) else {
             return false;
         };
-        let in_scope = || match &self.config.scope {
-            None => true,
-            Some(scope) => self
-                .root
-                .read_trimmed(format!("/proc/{pid}/cpuset"))
-                .is_ok_and(|cgroup| nearnative_host::cgroup::is_within(&cgroup, scope)),
+        let needs_cgroup = self.config.scope.is_some()
+            || self
+                .policies
+                .policies
+                .iter()
+                .any(|p| matches!(p.target, TargetPattern::Cgroup(_)));
+        let cgroup = match needs_cgroup {
+            true => match self.root.read_to_string(format!("/proc/{pid}/cgroup")) {
+                Ok(text) => parse_cgroup(&text).ok(),
+                Err(_) => return false,
+            },
+            false => None,
         };
-        let matches = self.policies.policies.iter().any(|p| match &p.target {
-            TargetPattern::Vm(_) => VmmKind::detect(&comm, &[]).is_some(),
-            TargetPattern::Process(glob) => glob.matches(&comm),
-            TargetPattern::Cgroup(_) => true,
-        });
-        matches && in_scope()
+        exec_could_matter(
+            &self.policies,
+            self.config.scope.as_deref(),
+            self.hierarchies,
+            &comm,
+            cgroup.as_ref(),
+        )
+    }
+}
+
+/// Whether a process just exec'd as `comm`, in cgroups `cgroup` (read when the daemon has a
+/// scope or a `cgroup:` policy), could be an instance of one of `policies`.
+fn exec_could_matter(
+    policies: &PolicySet,
+    scope: Option<&str>,
+    hierarchies: Hierarchies,
+    comm: &str,
+    cgroup: Option<&ProcessCgroup>,
+) -> bool {
+    let in_scope = match (scope, cgroup) {
+        (None, _) => true,
+        (Some(scope), Some(cgroup)) => cgroup_in_scope(cgroup, hierarchies.scope, scope),
+        (Some(_), None) => false,
+    };
+    in_scope
+        && policies.policies.iter().any(|p| match &p.target {
+            TargetPattern::Vm(_) => VmmKind::detect(comm, &[]).is_some(),
+            TargetPattern::Process(glob) => glob.matches(comm),
+            TargetPattern::Cgroup(glob) => {
+                cgroup.is_some_and(|c| cgroup_could_match(c, hierarchies.targets, glob))
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_edit_is_read_once_the_directory_is_quiet() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut reload = ReloadAt::default();
+        assert!(!reload.take_due(ms(1000)), "nothing changed");
+        reload.changed(t0);
+        reload.changed(ms(200));
+        assert!(!reload.take_due(ms(400)), "200 ms after the last change");
+        assert!(reload.take_due(ms(500)));
+        assert!(!reload.take_due(ms(600)), "once");
+    }
+
+    #[test]
+    fn a_doubt_is_confirmed_by_a_later_read_without_delaying_one_due() {
+        let t0 = Instant::now();
+        let mut reload = ReloadAt::default();
+        reload.confirm(t0);
+        assert!(!reload.take_due(t0 + QUIET));
+        assert!(reload.take_due(t0 + CONFIRM));
+        reload.changed(t0);
+        reload.confirm(t0);
+        assert!(
+            reload.take_due(t0 + QUIET),
+            "the edit's reload confirms too"
+        );
+    }
+
+    fn policies(text: &str) -> PolicySet {
+        PolicySet {
+            policies: policy::parse_file(std::path::Path::new("/p/a.toml"), text).unwrap(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn unified(path: &str) -> ProcessCgroup {
+        ProcessCgroup {
+            cpuset_v1: None,
+            unified: Some(path.to_owned()),
+        }
+    }
+
+    #[test]
+    fn an_exec_counts_only_when_its_process_could_be_wanted() {
+        let cgroups = policies("[[workload]]\ntarget = \"cgroup:/machine/*\"\n");
+        let any = Hierarchies::default();
+        let matters = |scope, cgroup: &str| {
+            exec_could_matter(&cgroups, scope, any, "bash", Some(&unified(cgroup)))
+        };
+        assert!(matters(None, "/machine/vm1"));
+        assert!(
+            matters(None, "/machine/vm1/nearnative-x-t0"),
+            "a plan's own cgroup"
+        );
+        assert!(!matters(None, "/user.slice/build"), "a build's exec");
+        assert!(!matters(None, "/machine"));
+        assert!(
+            !matters(Some("/other"), "/machine/vm1"),
+            "outside the scope"
+        );
+        assert!(!exec_could_matter(&cgroups, None, any, "bash", None));
+
+        let named = policies("[[workload]]\ntarget = \"process:redis*\"\n");
+        let exec = |comm, scope, cgroup: &str| {
+            exec_could_matter(&named, scope, any, comm, Some(&unified(cgroup)))
+        };
+        assert!(exec("redis-server", None, "/x"));
+        assert!(!exec("bash", None, "/x"));
+        assert!(exec("redis-server", Some("/s"), "/s/a"));
+        assert!(!exec("redis-server", Some("/s"), "/t"));
     }
 }

@@ -41,5 +41,5 @@ pub use nearnative_apply::boot::Boot;
 pub use reconcile::{DriftMode, Reconciled};
 pub use revert::{RevertWhich, Reverted};
 pub use status::{Status, StatusEntry};
-pub use threads::TargetThread;
+pub use threads::{workload_runs, TargetThread};
 pub use verify::{VerifyOptions, VerifyReport};

@@ -259,16 +259,6 @@ impl Engine {
         }
         Ok(())
     }
-
-    /// True while every exclusive thread the workload's record names still exists with the
-    /// start time it had when applied: false once the workload has exited (or a vCPU was
-    /// removed), when the daemon reverts it. Read without the lock, as `status` is.
-    pub fn target_alive(&self, workload: &str) -> Result<bool, EngineError> {
-        self.state.check()?;
-        let (_, record) = find(&self.state, workload)?;
-        let mut exclusive = record.threads.iter().filter(|t| t.exclusive);
-        Ok(exclusive.all(|t| t.is_alive(&self.root)))
-    }
 }
 
 /// How a step of the fresh plan that reads other than planned is handled.

@@ -81,6 +81,18 @@ pub(crate) fn any_step_thread_alive(root: &Root, steps: &[Step]) -> bool {
     })
 }
 
+/// Whether the workload applied to `threads` still runs: while one of its exclusive threads
+/// is alive (any of its threads, when none is exclusive). One that lost some exclusive
+/// threads (a vCPU removed) still runs, and reconcile hands it back for a fresh plan
+/// ([`crate::Reconciled::replan`]); one that lost them all has exited, and is released.
+pub fn workload_runs(root: &Root, threads: &[TargetThread]) -> bool {
+    let exclusive: Vec<&TargetThread> = threads.iter().filter(|t| t.exclusive).collect();
+    match exclusive.is_empty() {
+        true => threads.iter().any(|t| t.is_alive(root)),
+        false => exclusive.iter().any(|t| t.is_alive(root)),
+    }
+}
+
 /// The first of `threads` that is gone.
 pub(crate) fn first_gone<'t>(root: &Root, threads: &'t [TargetThread]) -> Option<&'t TargetThread> {
     threads.iter().find(|t| !t.is_alive(root))

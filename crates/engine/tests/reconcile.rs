@@ -7,8 +7,9 @@ use std::fs;
 use std::path::Path;
 
 use nearnative_apply::journal::Journal;
-use nearnative_engine::{DriftMode, Reconciled, RevertWhich};
-use nearnative_host::CpuSet;
+use nearnative_apply::JournalId;
+use nearnative_engine::{workload_runs, AppliedPlan, DriftMode, Reconciled, RevertWhich};
+use nearnative_host::{CpuSet, Root};
 use nearnative_knob::exclusivity::task::ThreadAffinity;
 use nearnative_knob::{Knob, Step, TreeBackend};
 use nearnative_plan::PlanRequest;
@@ -82,7 +83,7 @@ fn an_applied_workload_on_an_unchanged_host_reconciles_to_nothing_on(snapshot: &
         "just applied",
     );
     assert!(TreeImage::take(bench.root()).diff(&applied).is_empty());
-    assert!(engine.target_alive("pid:4000").unwrap());
+    assert!(worker_runs(&bench));
 }
 
 #[test]
@@ -212,9 +213,21 @@ fn an_exited_thread_means_the_target_is_gone_on(snapshot: &str) {
     let bench = Bench::new(snapshot);
     let engine = bench.engine();
     engine.apply(&worker_request()).unwrap();
+    assert!(worker_runs(&bench));
     fs::remove_dir_all(bench.root().join("proc/4000/task/4001")).unwrap();
-    assert!(!engine.target_alive("pid:4000").unwrap());
-    assert!(engine.target_alive("pid:9").is_err());
+    assert!(!worker_runs(&bench), "its only exclusive thread is gone");
+}
+
+/// Whether the worker applied by `worker_request` still runs, by its plan record.
+fn worker_runs(bench: &Bench) -> bool {
+    let path = bench
+        .state
+        .plan_path(&JournalId::try_from("pid-4000").unwrap());
+    let schema = nearnative_engine::APPLIED_SCHEMA_VERSION;
+    let record: AppliedPlan = nearnative_sys::durable::load(&path, schema)
+        .unwrap()
+        .unwrap();
+    workload_runs(&Root::new(bench.root()), &record.threads)
 }
 
 #[test]

@@ -169,7 +169,7 @@ pub fn chain(scope: &str, cgroup: &str) -> Vec<String> {
 
 /// A cpuset's CPUs: `cpuset.cpus` when set, else (an empty v2 `cpuset.cpus` inherits) the
 /// effective ones, else every online CPU.
-pub(crate) fn cpus_of(cpuset: &Cpuset, online: &CpuSet) -> CpuSet {
+pub fn cpus_of(cpuset: &Cpuset, online: &CpuSet) -> CpuSet {
     match (&cpuset.cpus, &cpuset.effective_cpus) {
         (Some(cpus), _) if !cpus.is_empty() => cpus.intersection(online),
         (_, Some(effective)) => effective.clone(),

@@ -185,6 +185,40 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Removes the temporary files of `dir` that a writer killed between its write and its
+/// rename left behind (`.NAME.tmp.PID`, see [`write_atomically`]): those whose process no
+/// longer exists. Returns the names removed; a missing directory has none.
+pub fn remove_orphaned_temporaries(dir: &Path) -> io::Result<Vec<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err),
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        let orphaned = temporary_writer(&name).is_some_and(|pid| !process_exists(pid));
+        if orphaned {
+            fs::remove_file(dir.join(&name))?;
+            removed.push(name);
+        }
+    }
+    Ok(removed)
+}
+
+/// The pid of the writer of a temporary file named `.NAME.tmp.PID`.
+fn temporary_writer(name: &str) -> Option<i32> {
+    let (_, pid) = name.strip_prefix('.')?.rsplit_once(".tmp.")?;
+    pid.parse().ok()
+}
+
+/// Whether process `pid` exists (signal 0: nothing is sent). A pid reused since keeps its
+/// file, which is only a leftover, never read.
+fn process_exists(pid: i32) -> bool {
+    let probe = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None);
+    !matches!(probe, Err(nix::errno::Errno::ESRCH))
+}
+
 /// Writes a new temporary file. Only a dead process of this pid can have left one of that
 /// name (the directory is root's alone), so one found is removed (never followed) and the
 /// file made afresh.
@@ -230,6 +264,32 @@ mod tests {
             knob: "/proc/irq/36/smp_affinity_list".into(),
             prior: 3,
         }
+    }
+
+    #[test]
+    fn only_the_temporaries_of_dead_writers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let alive = std::process::id();
+        let names = [
+            format!(".a.json.tmp.{dead}"),
+            format!(".a.json.tmp.{alive}"),
+            "a.json".to_owned(),
+            format!("b.tmp.{dead}"),
+        ];
+        for name in &names {
+            fs::write(dir.path().join(name), "{}").unwrap();
+        }
+        let removed = remove_orphaned_temporaries(dir.path()).unwrap();
+        assert_eq!(removed, [names[0].clone()]);
+        for name in &names[1..] {
+            assert!(dir.path().join(name).exists(), "{name}");
+        }
+        assert!(remove_orphaned_temporaries(&dir.path().join("none"))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -110,6 +110,11 @@ impl InterferenceSampler {
     pub fn forget(&mut self, workload: &str) {
         self.workloads.remove(workload);
     }
+
+    /// Keeps the totals of the workloads `keep` says yes to, dropping the rest.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.workloads.retain(|workload, _| keep(workload));
+    }
 }
 
 #[derive(Debug)]
@@ -287,4 +292,21 @@ fn own_between(
         .fold((0, 0), |(run, preempt), (r, p)| {
             (run.saturating_add(r), preempt.saturating_add(p))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_workloads_kept_stay_tracked() {
+        let mut sampler = InterferenceSampler::new(Root::default());
+        let cpus = CpuSet::parse_list("0").unwrap();
+        for workload in ["pid:10", "pid:11"] {
+            sampler.sample(workload, &cpus, &[]).unwrap();
+        }
+        sampler.retain(|workload| workload == "pid:10");
+        let tracked: Vec<&String> = sampler.workloads.keys().collect();
+        assert_eq!(tracked, ["pid:10"]);
+    }
 }

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::compact;
 use crate::journal::{Journal, JournalStatus, Unchangeable};
 use crate::state::JournalId;
-use nearnative_sys::durable::DurableError;
+use nearnative_sys::durable::{self, DurableError};
 use nearnative_sys::trust;
 
 /// The schema this module writes.
@@ -88,31 +88,16 @@ pub(crate) struct LogWriter {
 }
 
 impl LogWriter {
-    /// Creates the log (it must not exist) holding `journal`'s header, durably: the file and
-    /// its directory entry are fsync'd.
+    /// Creates the log (it must not exist) holding `journal`'s header, durably and whole: a
+    /// crash leaves no log or one with its header, never an empty file that reads as corrupt.
     pub(crate) fn create(path: &Path, journal: &Journal) -> Result<LogWriter, DurableError> {
-        let write_err = |source| DurableError::Write {
+        let header = encode_line(&Record::header(journal)).map_err(|e| DurableError::Write {
             path: path.to_owned(),
-            source,
-        };
-        trust::check_parent(path)?;
-        let file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
+            source: e.into(),
+        })?;
+        durable::create_atomically(path, header.as_bytes())
             .map_err(|e| DurableError::Untrusted(trust::open_error(path, e)))?;
-        let mut log = LogWriter {
-            file,
-            path: path.to_owned(),
-        };
-        log.append_durable(&Record::header(journal))?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(write_err)?;
-        Ok(log)
+        LogWriter::append_to(path)
     }
 
     /// Opens an existing log to append to it. The caller has just rewritten it whole (see

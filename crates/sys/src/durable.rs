@@ -165,6 +165,27 @@ fn parent_trusted(
 /// Replaces `path` with `bytes` so that a crash at any instant leaves the old or the new file.
 /// The directory must be root's alone (see [`crate::trust`]); the new file is 0600.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    through_temporary(path, bytes, |tmp| fs::rename(tmp, path))
+}
+
+/// Creates `path` holding `bytes`, failing with `AlreadyExists` when it exists, so that a
+/// crash at any instant leaves no file or the whole of it, never an empty or torn one (a
+/// journal's first line is its header). The directory must be root's alone; the file is 0600.
+pub fn create_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    through_temporary(path, bytes, |tmp| {
+        // A hard link, unlike a rename, refuses to replace what is there.
+        fs::hard_link(tmp, path)?;
+        fs::remove_file(tmp)
+    })
+}
+
+/// Writes `bytes` to a synced temporary beside `path` (`.NAME.tmp.PID`), lets `place` put it
+/// at `path`, and syncs the directory; the temporary is removed if anything fails.
+fn through_temporary(
+    path: &Path,
+    bytes: &[u8],
+    place: impl FnOnce(&Path) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -177,7 +198,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     tmp_name.push(format!(".tmp.{}", std::process::id()));
     let tmp = dir.join(tmp_name);
     trust::check_parent(path).map_err(io::Error::other)?;
-    let result = write_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    let result = write_synced(&tmp, bytes).and_then(|()| place(&tmp));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -264,6 +285,22 @@ mod tests {
             knob: "/proc/irq/36/smp_affinity_list".into(),
             prior: 3,
         }
+    }
+
+    #[test]
+    fn an_atomic_create_is_whole_and_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        create_atomically(&path, b"header\n").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"header\n");
+        let again = create_atomically(&path, b"other\n").unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&path).unwrap(), b"header\n", "left as it was");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["j"], "no temporary left behind");
     }
 
     #[test]

@@ -137,6 +137,8 @@ pub struct Runner {
     pub(crate) hierarchies: Hierarchies,
     /// Nanoseconds per clock tick, the unit of thread start times.
     pub(crate) tick_ns: u64,
+    /// Why the last round stopped short (an unreadable state file, say), said once.
+    pub(crate) round_failure: Option<String>,
 }
 
 impl Runner {
@@ -167,6 +169,7 @@ impl Runner {
             pinned: None,
             hierarchies: Hierarchies::default(),
             tick_ns: nearnative_verify::cpu_busy::tick_ns(),
+            round_failure: None,
             config,
         };
         runner.reload();
@@ -221,7 +224,11 @@ impl Runner {
                 next_sweep = now + self.config.sweep;
             }
             self.notes = events.notes();
-            self.round(sweep)?;
+            self.notes.extend(self.round_failure.clone());
+            match self.round(sweep) {
+                Ok(()) => self.round_failure = None,
+                Err(err) => self.round_failed(&err),
+            }
             events.watch_processes(&self.watched);
             events.watch_cgroups(&self.cgroups);
             match self.wait(rx, next_sweep, &mut watchdog) {
@@ -230,6 +237,19 @@ impl Runner {
                 Waited::Stop => return Ok(()),
             }
         }
+    }
+
+    /// A daemon that stopped at the first bad state file would leave every other workload
+    /// unwatched: the failure is logged once and shown in `status`, and the next wake-up or
+    /// sweep tries again.
+    fn round_failed(&mut self, err: &DaemonError) {
+        let message = format!("a round stopped short: {err}; the next event or sweep tries again");
+        if self.round_failure.as_ref() != Some(&message) {
+            crate::log::line(&message);
+            let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+            status.notes.push(message.clone());
+        }
+        self.round_failure = Some(message);
     }
 
     /// Sleeps until a wake-up that counts, a deadline (a VM settling, the sweep, a policy

@@ -184,8 +184,12 @@ impl DaemonLab {
             .unwrap();
         let pid = child.id();
         self.bystanders.push(child);
+        // In the scope or below it: a daemon that already holds a VM may have fenced it into
+        // its housekeeping cgroup by the time we look.
+        let scope = format!("/{}", self.scope_name);
         wait_until("the bystander in the scope", || {
-            cpuset_of(pid).ends_with(&self.scope_name).then_some(())
+            let cpuset = cpuset_of(pid);
+            (cpuset == scope || cpuset.starts_with(&format!("{scope}/"))).then_some(())
         });
         pid
     }

@@ -5,7 +5,7 @@
 //! passes, and `revert` restores every affinity, IRQ and knob to what `inspect --json` showed
 //! before. Nothing outside the scope is moved: PID 1 and the machine's processes belong to it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
@@ -14,7 +14,7 @@ use std::time::Duration;
 use nearnative_testkit::{PausedQemu, QemuOptions};
 use serde_json::Value;
 
-use crate::nearnative;
+use crate::{nearnative, restorable};
 
 const CPUSET: &str = "/sys/fs/cgroup/cpuset";
 
@@ -131,40 +131,6 @@ fn tasks_in(dir: &Path) -> Vec<u32> {
         }
     }
     tids
-}
-
-/// What revert must restore, from `inspect --json`: every IRQ's affinity, the default IRQ
-/// affinity, the kernel knobs, each CPU's PM QoS and governor, and the affinity, policy and
-/// cgroup of every thread of `pids`.
-fn restorable(inspect: &Value, pids: &[u32]) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    for line in inspect["irqs"]["lines"].as_array().unwrap() {
-        out.insert(format!("irq {}", line["number"]), line["affinity"].clone());
-    }
-    out.insert(
-        "default irq affinity".into(),
-        inspect["irqs"]["default_affinity"].clone(),
-    );
-    out.insert("knobs".into(), inspect["knobs"].clone());
-    for cpu in inspect["power"]["cpus"].as_array().unwrap() {
-        let value = serde_json::json!([cpu["resume_latency"], cpu["cpufreq_governor"]]);
-        out.insert(format!("power of cpu {}", cpu["cpu"]), value);
-    }
-    for process in inspect["tasks"]["processes"].as_array().unwrap() {
-        if !pids.iter().any(|p| process["pid"] == *p) {
-            continue;
-        }
-        for thread in process["threads"].as_array().unwrap() {
-            let value = serde_json::json!([
-                thread["affinity"],
-                thread["policy"],
-                thread["rt_priority"],
-                process["cgroup"]
-            ]);
-            out.insert(format!("thread {}", thread["tid"]), value);
-        }
-    }
-    out
 }
 
 /// The IRQs of the interfaces that carry a default route.

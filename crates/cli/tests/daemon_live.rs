@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::{nearnative, restorable};
 use nearnative_apply::journal::Journal;
 use nearnative_apply::StateDir;
 use nearnative_engine::{APPLIED_SCHEMA_VERSION, LEDGER_SCHEMA_VERSION};
@@ -27,13 +28,6 @@ use serde_json::Value;
 const CPUSET: &str = "/sys/fs/cgroup/cpuset";
 /// How long the daemon may take to notice and act: several sweeps.
 const PATIENCE: Duration = Duration::from_secs(15);
-
-fn nearnative(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nearnative"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn succeeded(output: Output, what: &str) -> Value {
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -509,37 +503,6 @@ fn assert_restored(before: &Value, after: &Value, pids: &[u32]) {
     for (key, value) in &before {
         assert_eq!(after.get(key), Some(value), "{key} after the final revert");
     }
-}
-
-fn restorable(inspect: &Value, pids: &[u32]) -> std::collections::BTreeMap<String, Value> {
-    let mut out = std::collections::BTreeMap::new();
-    for line in inspect["irqs"]["lines"].as_array().unwrap() {
-        out.insert(format!("irq {}", line["number"]), line["affinity"].clone());
-    }
-    out.insert(
-        "default irq affinity".into(),
-        inspect["irqs"]["default_affinity"].clone(),
-    );
-    out.insert("knobs".into(), inspect["knobs"].clone());
-    for cpu in inspect["power"]["cpus"].as_array().unwrap() {
-        let value = serde_json::json!([cpu["resume_latency"], cpu["cpufreq_governor"]]);
-        out.insert(format!("power of cpu {}", cpu["cpu"]), value);
-    }
-    for process in inspect["tasks"]["processes"].as_array().unwrap() {
-        if !pids.iter().any(|p| process["pid"] == *p) {
-            continue;
-        }
-        for thread in process["threads"].as_array().unwrap() {
-            let value = serde_json::json!([
-                thread["affinity"],
-                thread["policy"],
-                thread["rt_priority"],
-                process["cgroup"]
-            ]);
-            out.insert(format!("thread {}", thread["tid"]), value);
-        }
-    }
-    out
 }
 
 #[test]

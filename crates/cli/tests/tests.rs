@@ -21,6 +21,7 @@ mod untrusted_root;
 mod usage;
 mod watchdog_live;
 
+use std::collections::BTreeMap;
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 
@@ -38,4 +39,41 @@ static HOST_KNOBS: Mutex<()> = Mutex::new(());
 
 pub fn host_knobs_exclusively() -> MutexGuard<'static, ()> {
     HOST_KNOBS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What revert must restore, from `inspect --json`: every IRQ's affinity, the default IRQ
+/// affinity, the kernel knobs, each CPU's PM QoS and governor, and the affinity, policy and
+/// cgroup of every thread of `pids`.
+pub fn restorable(
+    inspect: &serde_json::Value,
+    pids: &[u32],
+) -> BTreeMap<String, serde_json::Value> {
+    let mut out = BTreeMap::new();
+    for line in inspect["irqs"]["lines"].as_array().unwrap() {
+        out.insert(format!("irq {}", line["number"]), line["affinity"].clone());
+    }
+    out.insert(
+        "default irq affinity".into(),
+        inspect["irqs"]["default_affinity"].clone(),
+    );
+    out.insert("knobs".into(), inspect["knobs"].clone());
+    for cpu in inspect["power"]["cpus"].as_array().unwrap() {
+        let value = serde_json::json!([cpu["resume_latency"], cpu["cpufreq_governor"]]);
+        out.insert(format!("power of cpu {}", cpu["cpu"]), value);
+    }
+    for process in inspect["tasks"]["processes"].as_array().unwrap() {
+        if !pids.iter().any(|p| process["pid"] == *p) {
+            continue;
+        }
+        for thread in process["threads"].as_array().unwrap() {
+            let value = serde_json::json!([
+                thread["affinity"],
+                thread["policy"],
+                thread["rt_priority"],
+                process["cgroup"]
+            ]);
+            out.insert(format!("thread {}", thread["tid"]), value);
+        }
+    }
+    out
 }

@@ -242,6 +242,11 @@ fn another_root_never_goes_through_the_daemon() {
             !stderr(&output).contains("the daemon was asked"),
             "{args:?}"
         );
+        assert!(
+            !stderr(&output).contains("(see --help)"),
+            "{args:?} must be accepted, then worked directly: {}",
+            stderr(&output)
+        );
     }
     assert_eq!(daemon.canned.asked(), []);
 }

@@ -1,7 +1,8 @@
 //! The daemon's answers on the control socket. `apply`, `revert` and `verify` run through an
-//! engine of their own on the connection's thread (the engine is not shared across threads),
-//! taking the daemon's turn so the loop and a request never meet at the state lock; `status`
-//! is the loop's last published view. After a change the loop is woken to see it at once.
+//! engine of their own on the connection's thread (the engine is not shared across threads).
+//! `apply` and `revert` take the daemon's turn so the loop and a request never meet at the
+//! state lock; `verify` only reads, and its sample may last seconds, so it does not hold the
+//! loop up. `status` is the loop's last published view. After a change the loop is woken to see it at once.
 //!
 //! A CLI apply records origin `cli`: the loop keeps it true (drift, new threads) and releases
 //! it when its target exits, but no policy reverts it.

@@ -19,9 +19,9 @@ use nix::errno::Errno;
 /// Why the daemon could not pin itself.
 #[derive(Debug, thiserror::Error)]
 pub enum PinSelfError {
-    #[error("cannot list this process's threads")]
+    #[error("cannot list this process's threads: {0}")]
     Threads(#[source] ReadError),
-    #[error("cannot pin thread {tid} of the daemon to housekeeping CPUs {cpus}")]
+    #[error("cannot pin thread {tid} of the daemon to housekeeping CPUs {cpus}: {source}")]
     Pin {
         tid: u32,
         cpus: CpuSet,
@@ -134,6 +134,11 @@ mod tests {
             own
         );
         pin_self(&root, &CpuSet::default()).unwrap();
+        assert_eq!(
+            nearnative_sys::pin::thread_affinity(std::process::id()).unwrap(),
+            own,
+            "an empty set pins nothing"
+        );
     }
 
     #[test]

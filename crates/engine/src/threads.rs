@@ -4,10 +4,11 @@
 //! the thread that was made exclusive.
 
 use nearnative_host::tasks::parse_stat;
-use nearnative_host::{Host, Root};
+use nearnative_host::{Host, ReadError, Root};
 use nearnative_knob::Step;
 use nearnative_plan::target::{resolve, ResolvedTarget};
 use nearnative_plan::{PlanError, PlanRequest};
+use nix::libc;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,14 +58,22 @@ impl TargetThread {
 }
 
 /// True while thread `tid` of process `pid`, started at `start_time`, exists and has not
-/// exited: a tid reused by a later thread is another thread.
+/// exited: a tid reused by a later thread is another thread. Only a sure sign counts as gone
+/// (no such file, ESRCH, another start time, a zombie); a read that fails otherwise (EACCES,
+/// EMFILE, an odd line) says nothing, and a live workload must not be reverted over it.
 pub(crate) fn is_alive(root: &Root, pid: u32, tid: u32, start_time: u64) -> bool {
     let path = format!("/proc/{pid}/task/{tid}/stat");
-    let Ok(text) = root.read_to_string(&path) else {
-        return false;
+    let text = match root.read_to_string(&path) {
+        Ok(text) => text,
+        Err(ReadError::NotFound { .. }) => return false,
+        Err(ReadError::Io { source, .. }) if source.raw_os_error() == Some(libc::ESRCH) => {
+            return false
+        }
+        Err(_) => return true,
     };
-    parse_stat(&text)
-        .is_ok_and(|stat| stat.start_time == start_time && !matches!(stat.state, 'Z' | 'X'))
+    parse_stat(&text).map_or(true, |stat| {
+        stat.start_time == start_time && !matches!(stat.state, 'Z' | 'X')
+    })
 }
 
 /// True when a thread one of `steps` changes (its affinity, cgroup or scheduling policy) is

@@ -31,7 +31,7 @@ pub fn boot_vcpus(args: &[String]) -> Option<u32> {
         return Some(1);
     };
     let boot = value.split(',').find_map(|kv| kv.strip_prefix("boot="));
-    boot.unwrap_or("1").parse().ok()
+    boot.unwrap_or("1").parse().ok().filter(|&n| n > 0)
 }
 
 pub fn vcpu_index(comm: &str) -> Option<u32> {

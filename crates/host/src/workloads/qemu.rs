@@ -41,7 +41,12 @@ pub fn vcpu_index(comm: &str) -> Option<u32> {
 pub fn boot_vcpus(args: &[String]) -> Option<u32> {
     match qemu_option_values(args, "smp").pop() {
         None => Some(1),
-        Some(value) => QemuOpts::parse(value, "cpus").get("cpus")?.parse().ok(),
+        // `cpus=0` (or none) leaves the count to the topology options: unknown here.
+        Some(value) => QemuOpts::parse(value, "cpus")
+            .get("cpus")?
+            .parse()
+            .ok()
+            .filter(|&n| n > 0),
     }
 }
 

@@ -102,10 +102,17 @@ fn apply_and_revert_as_another_user_are_refused_needs_root() {
     );
     let state = tempfile::tempdir().unwrap();
     let state_dir = state.path().to_str().unwrap();
+    // A listening control socket in a root-only directory, as a running daemon keeps it: the
+    // caller hears that the command needs root, not that the socket refused it.
+    let control = tempfile::tempdir().unwrap();
+    let socket = control.path().join("control.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let socket = socket.to_str().unwrap();
     for (args, what) in [
         (vec!["apply", "vm:any", "--state-dir", state_dir], "apply"),
         (vec!["revert", "--all", "--state-dir", state_dir], "revert"),
     ] {
+        let args = [args, vec!["--control-socket", socket]].concat();
         let output = Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(env!("CARGO_BIN_EXE_nearnative"))

@@ -584,11 +584,13 @@ fn is_hang_up(e: &io::Error) -> bool {
 
 /// The CLI's way to a running daemon. Each call answers `Ok(None)` when the command should
 /// work directly: it names another tree than the live host (`--root`), or another state
-/// directory than the daemon's, or no daemon listens.
+/// directory than the daemon's, or no daemon listens, or the caller is not root. The socket
+/// is root's alone, so a caller who is not root works directly and hears what the command
+/// needs ("apply changes the live host and must run as root"), not that a socket refused it.
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
-    live: bool,
+    may_ask: bool,
     state_dir: PathBuf,
 }
 
@@ -597,7 +599,7 @@ impl Client {
     pub fn new(socket: &Path, root: &Path, state_dir: &Path) -> Client {
         Client {
             socket: socket.to_owned(),
-            live: root == Path::new("/"),
+            may_ask: root == Path::new("/") && nix::unistd::geteuid().is_root(),
             state_dir: state_dir.to_owned(),
         }
     }
@@ -639,7 +641,7 @@ impl Client {
 
     /// The daemon's status, when it owns the state directory asked about.
     pub fn status(&self) -> Result<Option<DaemonStatus>, ControlError> {
-        if !self.live {
+        if !self.may_ask {
             return Ok(None);
         }
         let status = match self.send(&Request::Status)? {
@@ -654,7 +656,7 @@ impl Client {
 
     /// Sends `request` when the daemon owns the command's host and state directory.
     fn ask(&self, request: &Request) -> Result<Option<Response>, ControlError> {
-        if !self.live || (self.custom_state_dir() && self.status()?.is_none()) {
+        if !self.may_ask || (self.custom_state_dir() && self.status()?.is_none()) {
             return Ok(None);
         }
         self.send(request)

@@ -8,6 +8,7 @@ mod daemon_status;
 mod duration;
 mod inspect_cmd;
 mod lab_cmd;
+mod libvirt_cmd;
 mod output;
 mod plan_cmd;
 mod probe_cmd;
@@ -59,6 +60,10 @@ enum Command {
     /// Keep the workloads the policy files declare latency-sensitive for their whole life:
     /// applied when they appear, repaired when they drift, released when they exit.
     Daemon(daemon_cmd::DaemonArgs),
+    /// libvirt: install the hook that makes a domain's `<nn:latency>` metadata its switch, and
+    /// print a domain's XML with its pinning merged in.
+    #[command(subcommand)]
+    Libvirt(libvirt_cmd::LibvirtCommand),
 }
 
 fn main() -> ExitCode {
@@ -132,6 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Completions(args) => assets_cmd::completions(args, Cli::command()),
         Command::Manpages(args) => assets_cmd::manpages(args, Cli::command()),
         Command::Daemon(args) => daemon_cmd::run_daemon(args),
+        Command::Libvirt(cmd) => libvirt_cmd::run(cmd),
     }
 }
 

@@ -31,6 +31,11 @@ pub struct PlanRequest {
     pub rt: Option<u32>,
     pub spill: NumaSpill,
     pub allow_cpu0: bool,
+    /// The libvirt connection that owns the target when it is a libvirt domain: its vCPUs,
+    /// emulator and iothreads are pinned through it (`virsh vcpupin ... --live`), so libvirt
+    /// keeps knowing where they run. `None`: `qemu:///system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub libvirt_uri: Option<String>,
 }
 
 impl PlanRequest {
@@ -49,6 +54,7 @@ impl PlanRequest {
             rt: None,
             spill: NumaSpill::Refuse,
             allow_cpu0: false,
+            libvirt_uri: None,
         }
     }
 }

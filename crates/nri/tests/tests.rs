@@ -1,0 +1,5 @@
+//! The plugin's side of NRI against a fake runtime that speaks the wire by hand, and (needs
+//! root) against a real containerd 1.7.
+
+mod fake_runtime;
+mod session;

@@ -11,6 +11,7 @@ use std::io::Write;
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -37,7 +38,7 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Connection {
     shared: Arc<Shared>,
     reader: JoinHandle<Result<(), Error>>,
-    server: JoinHandle<()>,
+    server: JoinHandle<Result<(), Error>>,
 }
 
 /// Calls to the runtime's Runtime service; cheap to clone, usable from any thread.
@@ -53,6 +54,8 @@ struct Shared {
     /// because the runtime's ttrpc server refuses an id lower than one it has seen.
     writer: Mutex<UnixStream>,
     calls: Mutex<Calls>,
+    /// Set by [`Connection::close`]: what fails after it is the closing, not an error.
+    closed_by_us: AtomicBool,
 }
 
 /// Calls waiting for their answer. `None` once the reader has stopped: no answer can come.
@@ -89,6 +92,7 @@ impl Connection {
                 next_stream_id: 1,
                 waiting: Some(HashMap::new()),
             }),
+            closed_by_us: AtomicBool::new(false),
         });
         let (requests, incoming) = mpsc::channel();
         let server = spawn(&shared, "nri-server", {
@@ -122,24 +126,26 @@ impl Connection {
 
     /// Ends the connection from our side; [`wait`](Connection::wait) then returns.
     pub fn close(&self) {
+        self.shared.closed_by_us.store(true, Ordering::SeqCst);
         self.shared.shutdown();
     }
 
     /// Blocks until the connection ends. `Ok` when it ended cleanly (the runtime closed it,
     /// or we did), the reason otherwise.
     pub fn wait(self) -> Result<(), Error> {
-        let read = self.reader.join().unwrap_or_else(|_| {
-            Err(Error::Panicked {
-                socket: self.shared.socket.clone(),
-                thread: "nri-reader",
-            })
-        });
-        let served = self.server.join();
-        read?;
-        served.map_err(|_| Error::Panicked {
+        let panicked = |thread| Error::Panicked {
             socket: self.shared.socket.clone(),
-            thread: "nri-server",
-        })
+            thread,
+        };
+        let read = self
+            .reader
+            .join()
+            .unwrap_or_else(|_| Err(panicked("nri-reader")));
+        let served = self
+            .server
+            .join()
+            .unwrap_or_else(|_| Err(panicked("nri-server")));
+        read.and(served)
     }
 }
 
@@ -316,6 +322,13 @@ impl Shared {
         lock(&self.calls).waiting = None;
     }
 
+    fn unless_closed_by_us(&self, result: Result<(), Error>) -> Result<(), Error> {
+        match result {
+            Err(_) if self.closed_by_us.load(Ordering::SeqCst) => Ok(()),
+            other => other,
+        }
+    }
+
     fn shutdown(&self) {
         // Already shut down, or the peer is gone: either way the socket is closed.
         let _ = lock(&self.writer).shutdown(Shutdown::Both);
@@ -331,7 +344,7 @@ fn read_loop(
     let result = route_frames(shared, &mut stream, &requests);
     shared.stop_calls();
     shared.shutdown();
-    result
+    shared.unless_closed_by_us(result)
 }
 
 fn route_frames(
@@ -383,20 +396,18 @@ fn route_frames(
     Ok(())
 }
 
-/// The server thread: answers the runtime's requests in order, until the reader stops.
-fn serve(shared: &Shared, plugin: &dyn Plugin, incoming: Receiver<Message>) {
+/// The server thread: answers the runtime's requests in order, until the reader stops or
+/// an answer cannot be sent.
+fn serve(shared: &Shared, plugin: &dyn Plugin, incoming: Receiver<Message>) -> Result<(), Error> {
     // Shut the socket when this thread ends, even by a panic in the plugin, so the runtime
     // sees the plugin gone instead of waiting for answers that will never come.
     let _shut_on_exit = ShutOnDrop(shared);
     for message in incoming {
         let (method, response) = answer(plugin, &message.body);
-        if shared
-            .send_response(message.stream_id, response.encode_to_vec(), &method)
-            .is_err()
-        {
-            return;
-        }
+        let sent = shared.send_response(message.stream_id, response.encode_to_vec(), &method);
+        shared.unless_closed_by_us(sent)?;
     }
+    Ok(())
 }
 
 /// The response to one request body, and the method's name for errors.

@@ -2,4 +2,5 @@
 //! root) against a real containerd 1.7.
 
 mod fake_runtime;
+mod live_containerd;
 mod session;

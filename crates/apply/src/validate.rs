@@ -14,8 +14,10 @@
 
 use nearnative_host::cpus::possible_cpus;
 use nearnative_host::isolation::mounts::{self, Mount};
+use nearnative_host::libvirt::libvirt_child;
 use nearnative_host::{CpuSet, Root};
 use nearnative_knob::exclusivity::cgroup::{Cgroup, Hierarchy, Presence};
+use nearnative_knob::exclusivity::libvirt::LibvirtPin;
 use nearnative_knob::exclusivity::sched::Policy;
 use nearnative_knob::{CgroupMount, Step};
 
@@ -158,6 +160,11 @@ fn check_step(step: &Step, b: &HostBounds) -> Result<(), Fault> {
         Step::CpusetPartition(c) => check_cgroup(&c.knob.cgroup, Needs::V2, b),
         Step::CgroupType(c) => check_cgroup(&c.knob.cgroup, Needs::V2, b),
         Step::SubtreeCpuset(c) => check_cgroup(&c.knob.cgroup, Needs::V2, b),
+        Step::LibvirtPin(c) => {
+            check_cgroup(&c.knob.cgroup, Needs::Cpuset, b)?;
+            check_libvirt_pin(&c.knob)?;
+            check_some_cpus("from", &c.from, b)
+        }
         Step::IrqAffinity(c) => check_some_cpus("from", &c.from, b),
         Step::DefaultSmpAffinity(c) => check_some_cpus("from", &c.from, b),
         Step::WorkqueueCpumask(c) => check_some_cpus("from", &c.from, b),
@@ -176,6 +183,32 @@ fn check_step(step: &Step, b: &HostBounds) -> Result<(), Fault> {
         | Step::ThpDefrag(_)
         | Step::KsmRun(_)
         | Step::NumaBalancing(_) => Ok(()),
+    }
+}
+
+/// virsh is handed the URI as an argument: it must read as one, and the cgroup must be the
+/// libvirt child of the domain ID and role the step names, so a journal pins nothing else.
+fn check_libvirt_pin(pin: &LibvirtPin) -> Result<(), Fault> {
+    let uri_ok = !pin.uri.is_empty()
+        && !pin.uri.starts_with('-')
+        && pin.uri.chars().all(|c| c.is_ascii_graphic());
+    if !uri_ok {
+        return Err((
+            "knob.uri",
+            format!("{:?} is not a libvirt connection URI", pin.uri),
+        ));
+    }
+    match libvirt_child(pin.cgroup.path.as_str()) {
+        Some((domain, which)) if domain.id == pin.domain_id && which == pin.which => Ok(()),
+        _ => Err((
+            "knob.cgroup.path",
+            format!(
+                "{} is not libvirt's {} cgroup of domain id {}",
+                pin.cgroup.path,
+                pin.which.dir_name(),
+                pin.domain_id
+            ),
+        )),
     }
 }
 
@@ -271,6 +304,7 @@ fn check_own_cgroup(cgroup: &Cgroup) -> Result<(), Fault> {
 mod tests {
     use std::fs;
 
+    use nearnative_host::libvirt::LibvirtChild;
     use nearnative_knob::exclusivity::cgroup::{CgroupDir, Controller, CpusetCpus, TaskCgroup};
     use nearnative_knob::exclusivity::housekeeping::WatchdogCpumask;
     use nearnative_knob::exclusivity::irq::IrqAffinity;
@@ -442,6 +476,57 @@ mod tests {
                 }
                 (result, _) => panic!("{what}: {result:?}"),
             }
+        }
+    }
+
+    fn libvirt_pin(uri: &str, domain_id: u32, path: &str) -> Step {
+        Step::from(Change {
+            knob: LibvirtPin {
+                uri: uri.into(),
+                domain_id,
+                domain: "nn1".into(),
+                which: LibvirtChild::Vcpu(0),
+                cgroup: cgroup("/sys/fs/cgroup/cpuset", path),
+            },
+            from: CpuSet::from_ids([0, 1, 2, 3]),
+            to: CpuSet::from_ids([1]),
+        })
+    }
+
+    #[test]
+    fn a_libvirt_pin_names_the_cgroup_of_its_domain_id_and_a_plain_uri() {
+        let vcpu0 = "/machine/qemu-2-nn1.libvirt-qemu/vcpu0";
+        let cases = [
+            ("as planned", libvirt_pin("qemu:///system", 2, vcpu0), None),
+            (
+                "another run of the domain",
+                libvirt_pin("qemu:///system", 3, vcpu0),
+                Some("knob.cgroup.path"),
+            ),
+            (
+                "another child",
+                libvirt_pin(
+                    "qemu:///system",
+                    2,
+                    "/machine/qemu-2-nn1.libvirt-qemu/emulator",
+                ),
+                Some("knob.cgroup.path"),
+            ),
+            (
+                "an option for a URI",
+                libvirt_pin("--help", 2, vcpu0),
+                Some("knob.uri"),
+            ),
+            (
+                "a space in the URI",
+                libvirt_pin("qemu:///system x", 2, vcpu0),
+                Some("knob.uri"),
+            ),
+        ];
+        let (_dir, bounds) = bounds();
+        for (what, step, field) in cases {
+            let result = validate_steps(&[step], &bounds);
+            assert_eq!(result.err().map(|e| e.field), field, "{what}");
         }
     }
 

@@ -52,6 +52,9 @@ pub struct PlanArgs {
     /// Allow CPU 0's core to be given out.
     #[arg(long)]
     allow_cpu0: bool,
+    /// The libvirt connection a libvirt domain is pinned through (default: qemu:///system).
+    #[arg(long, value_name = "URI")]
+    libvirt_uri: Option<String>,
     /// Directory to read as `/`: a captured or extracted snapshot.
     #[arg(long, default_value = "/")]
     pub(crate) root: PathBuf,
@@ -115,6 +118,7 @@ pub(crate) fn request(target: Target, args: &PlanArgs) -> anyhow::Result<PlanReq
         Spill::Nearest => NumaSpill::Nearest,
     };
     request.allow_cpu0 = args.allow_cpu0;
+    request.libvirt_uri = args.libvirt_uri.clone();
     Ok(request)
 }
 

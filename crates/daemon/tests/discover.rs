@@ -48,6 +48,7 @@ fn task(tid: u32, comm: &str, kind: TaskKind, state: char) -> Task {
         start_time: 1000 + u64::from(tid),
         affinity_fixed: kind.is_kernel(),
         ppid: 1,
+        cgroup: None,
     }
 }
 

@@ -54,17 +54,24 @@ impl AppliedPlan {
             .any(|t| (t.pid, t.tid, t.start_time) == (thread.pid, thread.tid, thread.start_time))
     }
 
-    /// An exclusive thread neither pinned by a step nor already on the exclusive CPUs: the
-    /// plan left it alone (its cgroup unreadable, say). `affinity_now` is each thread's
-    /// affinity on the host the plan was made from.
+    /// An exclusive thread neither pinned by a step (its own affinity, or libvirt's pin of
+    /// the cgroup it is in) nor already on the exclusive CPUs: the plan left it alone (its
+    /// cgroup unreadable, say). `affinity_now` and `cpuset_now` are each thread's affinity
+    /// and cpuset cgroup on the host the plan was made from.
     pub(crate) fn unpinned_thread(
         &self,
         affinity_now: impl Fn(&TargetThread) -> Option<CpuSet>,
+        cpuset_now: impl Fn(&TargetThread) -> Option<String>,
     ) -> Option<&TargetThread> {
         let exclusive_cpus = self.plan.allocation.held();
         let stepped = |thread: &TargetThread| {
+            let cgroup = cpuset_now(thread);
             self.plan.changes.iter().any(|change| match &change.step {
                 Step::ThreadAffinity(c) => (c.knob.pid, c.knob.tid) == (thread.pid, thread.tid),
+                Step::LibvirtPin(c) => {
+                    cgroup.as_deref() == Some(c.knob.cgroup.path.as_str())
+                        && c.to.is_subset(&exclusive_cpus)
+                }
                 _ => false,
             })
         };

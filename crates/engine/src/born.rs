@@ -265,6 +265,7 @@ mod tests {
             start_time,
             affinity_fixed: false,
             ppid,
+            cgroup: None,
         }
     }
 

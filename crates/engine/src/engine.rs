@@ -181,7 +181,12 @@ impl Engine {
             let process = host.tasks.process(t.pid)?;
             Some(process.thread(t.tid)?.affinity.clone())
         };
-        match record.unpinned_thread(affinity_now) {
+        let cpuset_now = |t: &TargetThread| {
+            let process = host.tasks.process(t.pid)?;
+            let cgroup = process.cgroup_of(process.thread(t.tid)?)?;
+            cgroup.cpuset_v1.clone()
+        };
+        match record.unpinned_thread(affinity_now, cpuset_now) {
             Some(thread) => Err(EngineError::NotPinned {
                 workload: record.plan.workload.0.clone(),
                 pid: thread.pid,

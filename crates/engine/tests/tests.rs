@@ -4,6 +4,7 @@
 mod boots;
 mod corrupt_ledger;
 mod evacuate;
+mod libvirt;
 mod reconcile;
 mod refusals;
 mod snapshots;

@@ -14,6 +14,7 @@ pub mod irq;
 pub mod isolation;
 pub mod kernel;
 pub mod knobs;
+pub mod libvirt;
 pub mod nic;
 pub mod power;
 pub mod root;

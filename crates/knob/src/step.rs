@@ -20,6 +20,7 @@ use crate::exclusivity::cgroup::{
 use crate::exclusivity::cgroup_v2::{CgroupType, SubtreeCpuset};
 use crate::exclusivity::housekeeping::{TimerMigration, WatchdogCpumask, WorkqueueCpumask};
 use crate::exclusivity::irq::{DefaultSmpAffinity, IrqAffinity};
+use crate::exclusivity::libvirt::LibvirtPin;
 use crate::exclusivity::sched::SchedPolicy;
 use crate::exclusivity::task::ThreadAffinity;
 use crate::knob::{Change, Knob};
@@ -170,6 +171,7 @@ steps! {
     CpusetPartition(CpusetPartition),
     CgroupType(CgroupType),
     SubtreeCpuset(SubtreeCpuset),
+    LibvirtPin(LibvirtPin),
     IrqAffinity(IrqAffinity),
     DefaultSmpAffinity(DefaultSmpAffinity),
     WorkqueueCpumask(WorkqueueCpumask),

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan_error::PlanError;
 use crate::scope_v2;
-use crate::target::ResolvedTarget;
+use crate::target::{ResolvedTarget, ThreadRef};
 
 /// How the plan fences the exclusive CPUs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +52,16 @@ impl Scope {
     /// The cgroup path of `process` in the hierarchy the scope lives in.
     pub fn cgroup_of<'p>(&self, process: &'p Process) -> Option<&'p str> {
         let cgroup = process.cgroup.as_ref()?;
+        match self.fencing {
+            Fencing::CpusetV1 { .. } => cgroup.cpuset_v1.as_deref(),
+            Fencing::CpusetV2 { .. } | Fencing::AffinityOnly { .. } => cgroup.unified.as_deref(),
+        }
+    }
+
+    /// The cgroup path of one thread in the hierarchy the scope lives in: its own where
+    /// inspect read it (libvirt spreads a QEMU's threads over cgroups), else its process's.
+    pub fn thread_cgroup_of<'p>(&self, thread: &ThreadRef<'p>) -> Option<&'p str> {
+        let cgroup = thread.process.cgroup_of(thread.task)?;
         match self.fencing {
             Fencing::CpusetV1 { .. } => cgroup.cpuset_v1.as_deref(),
             Fencing::CpusetV2 { .. } | Fencing::AffinityOnly { .. } => cgroup.unified.as_deref(),

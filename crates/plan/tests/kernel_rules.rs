@@ -52,11 +52,11 @@ impl Kernel {
         let cpus = cpus.map(|c| (c.path.clone(), c.cpus.clone().unwrap_or_default()));
         let mut threads = BTreeMap::new();
         for process in &host.tasks.processes {
-            let cgroup = process.cgroup.as_ref().and_then(|c| match v2 {
-                true => c.unified.clone(),
-                false => c.cpuset_v1.clone(),
-            });
             for task in &process.threads {
+                let cgroup = process.cgroup_of(task).and_then(|c| match v2 {
+                    true => c.unified.clone(),
+                    false => c.cpuset_v1.clone(),
+                });
                 if let Some(cgroup) = &cgroup {
                     threads.insert(task.tid, (process.pid, cgroup.clone()));
                 }
@@ -95,6 +95,11 @@ impl Kernel {
                 Ok(())
             }
             Step::ThreadAffinity(c) => self.pin(c.knob.tid, pick(forward, &c.from, &c.to)),
+            // libvirt writes the child cgroup's CPUs, then its threads' affinity to them.
+            Step::LibvirtPin(c) => {
+                let path = c.knob.cgroup.path.to_string();
+                self.set_cpus(path, pick(forward, &c.from, &c.to).clone())
+            }
             _ => Ok(()),
         }
     }

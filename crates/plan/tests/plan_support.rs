@@ -52,6 +52,7 @@ pub fn task(tid: u32, comm: &str, kind: TaskKind, affinity: &CpuSet) -> Task {
         start_time: 1000 + u64::from(tid),
         affinity_fixed: false,
         ppid: 1,
+        cgroup: None,
     }
 }
 

@@ -3,6 +3,7 @@
 mod fixtures;
 mod kernel_rules;
 mod ledger;
+mod plan_libvirt;
 mod plan_live;
 mod plan_nested;
 mod plan_nested_tree;

@@ -22,6 +22,7 @@ pub const OPTION_NAMES: &[&str] = &[
     "rt",
     "numa-spill",
     "allow-cpu0",
+    "libvirt-uri",
 ];
 
 /// The options of one table, as apply would take them from its command line.
@@ -38,6 +39,7 @@ pub(super) struct Options {
     rt: Option<u32>,
     spill: NumaSpill,
     allow_cpu0: bool,
+    libvirt_uri: Option<String>,
 }
 
 impl Default for Options {
@@ -66,6 +68,7 @@ impl Options {
             rt: request.rt,
             spill: request.spill,
             allow_cpu0: request.allow_cpu0,
+            libvirt_uri: request.libvirt_uri.clone(),
         }
     }
 
@@ -82,6 +85,7 @@ impl Options {
             "rt" => self.rt = Some(integer(value, 1, 99)?),
             "numa-spill" => self.spill = variant(value)?,
             "allow-cpu0" => self.allow_cpu0 = boolean(value)?,
+            "libvirt-uri" => self.libvirt_uri = Some(non_empty(value)?),
             _ => return Err(format!("no option {name:?}")),
         }
         Ok(())
@@ -107,6 +111,7 @@ impl Options {
         request.rt = self.rt;
         request.spill = self.spill;
         request.allow_cpu0 = self.allow_cpu0;
+        request.libvirt_uri = self.libvirt_uri.clone();
     }
 }
 

@@ -480,7 +480,7 @@ fn a_directory_others_can_write_is_refused_whole() {
 
 #[test]
 fn option_names_are_applys_long_names() {
-    assert_eq!(OPTION_NAMES.len(), 10);
+    assert_eq!(OPTION_NAMES.len(), 11);
     for name in OPTION_NAMES {
         assert!(
             !name.contains('_'),

@@ -86,6 +86,11 @@ pub struct Task {
     /// follows to find the mask a task born during an apply inherited.
     #[serde(default)]
     pub ppid: u32,
+    /// The thread's own cgroups, read only where the threads of one process are known to sit
+    /// in different cgroups: a libvirt domain's QEMU (see [`crate::libvirt`]). `None`: the
+    /// same as its process's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<ProcessCgroup>,
 }
 
 impl Task {
@@ -119,6 +124,12 @@ impl Process {
 
     pub fn main_thread(&self) -> Option<&Task> {
         self.thread(self.pid)
+    }
+
+    /// The cgroups of thread `task` of this process: its own where they were read, else the
+    /// process's.
+    pub fn cgroup_of<'p>(&'p self, task: &'p Task) -> Option<&'p ProcessCgroup> {
+        task.cgroup.as_ref().or(self.cgroup.as_ref())
     }
 }
 

@@ -11,6 +11,7 @@ use super::parallel::map_in_order;
 use super::{
     parse_cgroup, parse_stat, parse_status, Process, ProcessCgroup, Task, TaskKind, Tasks,
 };
+use crate::libvirt::libvirt_child;
 use crate::{ReadError, Root, Unknown};
 
 /// Reads every process and thread under `root`'s `/proc`, adding what cannot be read to
@@ -101,12 +102,36 @@ fn assemble(
         .or(read.first())?
         .comm
         .clone();
+    if cgroup.as_ref().is_some_and(in_libvirt_domain) {
+        for task in &mut read {
+            let dir = thread_dir(pid, task.tid);
+            let own = root.read_parsed(format!("{dir}/cgroup"), parse_cgroup);
+            task.cgroup = own
+                .map_err(|err| {
+                    keep(
+                        format!("cgroup of thread {} of process {pid}", task.tid),
+                        err,
+                        &dir,
+                    )
+                })
+                .ok();
+        }
+    }
     Some(Process {
         pid,
         comm,
         cgroup,
         threads: read,
     })
+}
+
+/// A process in a libvirt domain's cgroups: libvirt spreads its threads over the domain's
+/// children (vcpuN, emulator, iothreadN), so each thread's cgroup is read.
+fn in_libvirt_domain(cgroup: &ProcessCgroup) -> bool {
+    [&cgroup.cpuset_v1, &cgroup.unified]
+        .into_iter()
+        .flatten()
+        .any(|path| libvirt_child(path).is_some())
 }
 
 fn thread_dir(pid: u32, tid: u32) -> String {
@@ -142,6 +167,7 @@ fn read_thread(root: &Root, thread_dir: &str, span: Option<u32>) -> Result<Task,
         last_cpu: stat.processor,
         start_time: stat.start_time,
         ppid: stat.ppid,
+        cgroup: None,
     })
 }
 

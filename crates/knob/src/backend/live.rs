@@ -19,7 +19,7 @@ use nearnative_host::tasks::affinity;
 use nearnative_host::{CpuSet, Root};
 use nix::unistd::Pid;
 
-use super::{Backend, Offload, TaskId, TaskMove};
+use super::{Backend, LibvirtPinCall, Offload, TaskId, TaskMove};
 use crate::exclusivity::sched::Policy;
 
 /// The machine we run on, through `/`.
@@ -190,5 +190,9 @@ impl Backend for LiveBackend {
         ethtool()?
             .set_offload(iface, offload == Offload::Lro, on)
             .map_err(errno_to_io)
+    }
+
+    fn libvirt_pin(&self, call: &LibvirtPinCall) -> io::Result<()> {
+        call.run_virsh()
     }
 }

@@ -7,6 +7,7 @@
 //! offload — so the tree can play the kernel's part for each (a read after a write returns what
 //! the kernel would show) and nothing else can be written.
 
+mod libvirt;
 mod live;
 mod tree;
 mod tree_cgroup_v2;
@@ -20,6 +21,7 @@ use nearnative_host::{CpuSet, Root};
 
 use crate::exclusivity::sched::Policy;
 
+pub use libvirt::LibvirtPinCall;
 pub use live::LiveBackend;
 pub use nearnative_host::cgroup::CgroupLine;
 pub use tree::TreeBackend;
@@ -99,4 +101,14 @@ pub trait Backend {
     fn set_coalescing(&self, iface: &str, coalescing: &Coalescing) -> io::Result<()>;
     fn offload(&self, iface: &str, offload: Offload) -> io::Result<bool>;
     fn set_offload(&self, iface: &str, offload: Offload, on: bool) -> io::Result<()>;
+    /// Pins a libvirt domain's vCPU, emulator or iothread through libvirt, which writes the
+    /// child cgroup's `cpuset.cpus` and its threads' affinity and remembers the pinning. A
+    /// domain libvirt does not know is `ErrorKind::NotFound`; no virsh is `Unsupported`, as
+    /// is a backend that stands for neither the host nor a tree.
+    fn libvirt_pin(&self, _call: &LibvirtPinCall) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this backend does not reach libvirt",
+        ))
+    }
 }

@@ -11,8 +11,8 @@ use std::path::{Component, Path, PathBuf};
 use nearnative_host::nic::Coalescing;
 use nearnative_host::{CpuSet, Root};
 
-use super::{tree_cgroup_v2, tree_kernel};
-use super::{Backend, Offload, TaskId, TaskMove};
+use super::{libvirt, tree_cgroup_v2, tree_kernel};
+use super::{Backend, LibvirtPinCall, Offload, TaskId, TaskMove};
 use crate::exclusivity::sched::Policy;
 
 #[derive(Debug, Clone)]
@@ -146,6 +146,10 @@ impl Backend for TreeBackend {
 
     fn set_offload(&self, _iface: &str, _offload: Offload, _on: bool) -> io::Result<()> {
         Err(not_available())
+    }
+
+    fn libvirt_pin(&self, call: &LibvirtPinCall) -> io::Result<()> {
+        libvirt::play_on_tree(self, call)
     }
 }
 

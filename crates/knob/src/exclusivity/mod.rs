@@ -5,6 +5,7 @@ pub mod cgroup;
 pub mod cgroup_v2;
 pub mod housekeeping;
 pub mod irq;
+pub mod libvirt;
 mod mask;
 pub mod sched;
 pub mod task;

@@ -36,7 +36,7 @@ use nearnative_knob::exclusivity::cgroup::{
 use nearnative_knob::exclusivity::task::ThreadAffinity;
 use nearnative_knob::{CgroupMount, CgroupPath, Change};
 
-use super::{cpuset_v2, Changes, Context};
+use super::{cpuset_v2, libvirt, Changes, Context};
 use crate::decisions::Note;
 use crate::plan::without;
 use crate::plan_error::PlanError;
@@ -45,7 +45,7 @@ use crate::scope::{chain, Fencing};
 use crate::target::ThreadRef;
 use nearnative_host::cgroup::parent_of;
 
-pub(super) const MECHANISM: Mechanism = Mechanism::Exclusivity;
+pub(crate) const MECHANISM: Mechanism = Mechanism::Exclusivity;
 
 /// The suffix of the pool's cgroup.
 pub(crate) const POOL: &str = "pool";
@@ -195,21 +195,50 @@ fn cpuset_changes(context: &Context, mount: &Path, out: &mut Changes) -> Result<
     };
     let prefix = format!("nearnative-{}-", context.id);
     let name = |suffix: &str| cgroup_path(context, suffix);
-    let chain = target_chain(context, &prefix);
+    let domain = libvirt::recognise(context.scope, context.target);
+    let mut chain = target_chain(context, &prefix);
+    if let Some(domain) = &domain {
+        chain.extend(libvirt::domain_cgroups(context, domain));
+    }
     shrink_beside(context, &mount, &prefix, &chain, out);
     let placed = target_destinations(context, name);
-    create_cgroups(context, &mount, &placed, &chain, out);
-    for (thread, destination) in &placed {
-        match thread.task.kind.is_kernel() {
-            true => affinity_step(thread, &destination.cpus, &destination.why, out),
-            false => move_thread(context, &hierarchy, thread, destination, out),
-        }
-    }
     let housekeeping = Destination {
         path: name("hk"),
         cpus: context.housekeeping.clone(),
         why: format!("kept off the exclusive CPUs of {}", context.target.key),
     };
+    let others = others_on_chain(context, &chain);
+    match &domain {
+        Some(domain) => {
+            if !others.is_empty() {
+                create_cgroups(context, &mount, &[], &chain, out);
+            }
+            libvirt::pin(context, domain, &mount, &hierarchy, &placed, out);
+            let kernel = placed.iter().filter(|(t, _)| t.task.kind.is_kernel());
+            for (thread, destination) in kernel {
+                affinity_step(thread, &destination.cpus, &destination.why, out);
+            }
+        }
+        None => {
+            create_cgroups(context, &mount, &placed, &chain, out);
+            for (thread, destination) in &placed {
+                match thread.task.kind.is_kernel() {
+                    true => affinity_step(thread, &destination.cpus, &destination.why, out),
+                    false => move_thread(context, &hierarchy, thread, destination, out),
+                }
+            }
+        }
+    }
+    for thread in &others {
+        move_thread(context, &hierarchy, thread, &housekeeping, out);
+    }
+    Ok(())
+}
+
+/// The movable threads directly in a cgroup of the chain that are not the target's nor
+/// another workload's, PID 1's aside: they go to the housekeeping cgroup.
+fn others_on_chain<'h>(context: &Context<'h>, chain: &BTreeSet<String>) -> Vec<ThreadRef<'h>> {
+    let mut others = Vec::new();
     for process in &context.host.tasks.processes {
         let other_workload = context.others.contains(&process.pid);
         let on_chain = context
@@ -221,12 +250,11 @@ fn cpuset_changes(context: &Context, mount: &Path, out: &mut Changes) -> Result<
         }
         for task in process.threads.iter().filter(|t| movable(t)) {
             if !context.target.holds(process.pid, task.tid) {
-                let thread = ThreadRef { process, task };
-                move_thread(context, &hierarchy, &thread, &housekeeping, out);
+                others.push(ThreadRef { process, task });
             }
         }
     }
-    Ok(())
+    others
 }
 
 pub(super) fn movable(task: &nearnative_host::tasks::Task) -> bool {

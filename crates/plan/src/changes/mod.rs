@@ -6,6 +6,7 @@ pub mod bypass;
 mod cpuset_v2;
 pub mod exclusivity;
 pub mod irqs;
+pub mod libvirt;
 pub mod memory;
 pub mod sched;
 

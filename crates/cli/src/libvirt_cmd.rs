@@ -1,9 +1,18 @@
 //! `nearnative libvirt`: the hook that makes a domain's metadata its switch, and its XML.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use nearnative_apply::DEFAULT_STATE_DIR;
+use nearnative_engine::{AppliedPlan, Engine, APPLIED_SCHEMA_VERSION};
+use nearnative_host::Root;
+use nearnative_libvirt::domain_xml::{self, Tuning};
+use nearnative_libvirt::virsh::{Virsh, DEFAULT_URI};
+use nearnative_plan::{Plan, PlanRequest, Target};
+use nearnative_sys::durable;
+
+use crate::output::out;
 
 #[derive(Debug, Subcommand)]
 pub enum LibvirtCommand {
@@ -38,13 +47,56 @@ pub struct HookArgs {
 pub struct XmlArgs {
     /// The domain's name.
     pub domain: String,
+    /// libvirt's connection URI.
+    #[arg(long, value_name = "URI", default_value = DEFAULT_URI)]
+    pub connect: String,
+    /// Where the plans applied to running workloads are recorded.
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
 }
 
 pub fn run(command: LibvirtCommand) -> anyhow::Result<ExitCode> {
     match command {
+        LibvirtCommand::Xml(args) => xml(&args),
         LibvirtCommand::InstallHook(_)
         | LibvirtCommand::RemoveHook(_)
-        | LibvirtCommand::Hook(_)
-        | LibvirtCommand::Xml(_) => anyhow::bail!("nearnative libvirt: being written"),
+        | LibvirtCommand::Hook(_) => {
+            anyhow::bail!("nearnative libvirt: being written")
+        }
     }
+}
+
+/// Prints the domain's XML with the tuning of its allocation merged in: the plan applied to
+/// it, or the plan `apply` would make now.
+fn xml(args: &XmlArgs) -> anyhow::Result<ExitCode> {
+    let xml = Virsh::new(Some(&args.connect)).dumpxml(&args.domain)?;
+    let engine = crate::apply_cmd::engine(Path::new("/"), &args.state_dir)?;
+    let target: Target = format!("vm:{}", args.domain)
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("DOMAIN {}: {e}", args.domain))?;
+    let plan = match applied_plan(&engine, &target.to_string())? {
+        Some(plan) => plan,
+        None => {
+            let mut request = PlanRequest::new(target);
+            request.libvirt_uri = Some(args.connect.clone());
+            engine.plan(&request)?
+        }
+    };
+    let meminfo = Root::default().read_to_string("/proc/meminfo")?;
+    let hugepages = domain_xml::hugepages_cover(&meminfo, domain_xml::memory_kib(&xml)?);
+    let tuning = Tuning::from_plan(&plan, hugepages)?;
+    out!("{}", domain_xml::merge(&xml, &tuning)?.trim_end());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The plan recorded for `workload` when it is applied.
+fn applied_plan(engine: &Engine, workload: &str) -> anyhow::Result<Option<Plan>> {
+    let status = engine.status()?;
+    let entry = status.workloads.iter().find(|w| w.workload.0 == workload);
+    let Some(id) = entry.and_then(|e| e.journal.as_ref()) else {
+        return Ok(None);
+    };
+    let path = engine.state().plan_path(id);
+    let record: Option<AppliedPlan> = durable::load(&path, APPLIED_SCHEMA_VERSION)?;
+    Ok(record.map(|r| r.plan))
 }

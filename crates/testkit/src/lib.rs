@@ -9,6 +9,7 @@
 
 pub mod fixtures;
 pub mod hosts;
+pub mod libvirt;
 pub mod line_worker;
 pub mod prometheus;
 pub mod qemu;
@@ -16,6 +17,7 @@ pub mod synthetic;
 pub mod tree;
 
 pub use fixtures::{extract, find_hosts_dir, hosts_dir, shared, topology, Snapshot, SNAPSHOTS};
+pub use libvirt::{small_domain, Libvirtd};
 pub use line_worker::LineWorker;
 pub use qemu::{PausedQemu, QemuOptions};
 pub use synthetic::Shape;

@@ -221,10 +221,15 @@ fn libvirt(context: &Context, workload: &Workload) -> Advisory {
         format!("  <vcpupin vcpu='{index}' cpuset='{cpu}'/>")
     }));
     lines.push(format!("  <emulatorpin cpuset='{housekeeping}'/>"));
-    for (n, _) in workload.io_threads.iter().enumerate() {
+    // libvirt names its iothreads `iothreadN` and pins them by N; the monitor's thread
+    // (`mon_iothread`) is not one of them and follows the emulator.
+    let iothread_ids = workload
+        .io_threads
+        .iter()
+        .filter_map(|t| t.id.strip_prefix("iothread")?.parse::<u32>().ok());
+    for id in iothread_ids {
         lines.push(format!(
-            "  <iothreadpin iothread='{}' cpuset='{io_cpus}'/>",
-            n + 1
+            "  <iothreadpin iothread='{id}' cpuset='{io_cpus}'/>"
         ));
     }
     if let Some(priority) = context.request.rt {

@@ -119,7 +119,7 @@ pub fn add_vm(host: &mut Host, name: &str, pid: u32, vcpus: u32, cgroup: &str) {
     }));
     threads.push(task(
         pid + 1 + vcpus,
-        "IO iothread0",
+        "IO iothread1",
         TaskKind::User,
         &online,
     ));
@@ -140,7 +140,7 @@ pub fn add_vm(host: &mut Host, name: &str, pid: u32, vcpus: u32, cgroup: &str) {
         vcpu_source: Some(VcpuSource::ThreadNames),
         emulator: Some(vm_thread(&threads[0])),
         io_threads: vec![nearnative_host::workloads::IoThread {
-            id: "iothread0".into(),
+            id: "iothread1".into(),
             thread: vm_thread(&threads[vcpus as usize + 1]),
         }],
         vhost_threads: Vec::new(),

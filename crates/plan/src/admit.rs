@@ -45,7 +45,12 @@ pub fn admit(
 /// The CPUs the scope at `path` may give out, as far as its cgroup says.
 fn scope_cpus(host: &Host, path: &str) -> CpuSet {
     let online = &host.topology.online;
-    let cpuset = host.isolation.cgroups.cpusets.iter().find(|c| c.path == path);
+    let cpuset = host
+        .isolation
+        .cgroups
+        .cpusets
+        .iter()
+        .find(|c| c.path == path);
     match (path, cpuset) {
         ("/", _) | (_, None) => online.clone(),
         (_, Some(cpuset)) => cpus_of(cpuset, online),

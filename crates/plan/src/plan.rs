@@ -158,7 +158,14 @@ fn plan_with(
         path: &scope.path,
         cpus: &scope.cpus,
     };
-    let wanted = allocation_request(host, request, target.key.clone(), threads, nic_node, &within);
+    let wanted = allocation_request(
+        host,
+        request,
+        target.key.clone(),
+        threads,
+        nic_node,
+        &within,
+    );
     let allocation = allocate(&wanted)?;
     let housekeeping = fits_scope(&allocation, &within)?;
     let held = allocation.held();

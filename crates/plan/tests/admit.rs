@@ -48,7 +48,10 @@ fn the_scope_cgroups_cpus_bound_what_is_admitted() {
     request.scope = Some("/machine".to_owned());
     let admitted = admit(&host, &request, 2, &Ledger::new()).unwrap();
     assert!(admitted.held().is_subset(&CpuSet::from_ids([4, 5, 6, 7])));
-    assert!(admit(&host, &request, 4, &Ledger::new()).is_err(), "the scope keeps housekeeping");
+    assert!(
+        admit(&host, &request, 4, &Ledger::new()).is_err(),
+        "the scope keeps housekeeping"
+    );
     request.rt = Some(100);
     assert!(matches!(
         admit(&host, &request, 1, &Ledger::new()),

@@ -17,6 +17,7 @@
 
 pub mod answer;
 pub mod hook;
+pub mod install;
 
 use std::collections::BTreeMap;
 use std::path::Path;

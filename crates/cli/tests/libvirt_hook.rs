@@ -13,6 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::nearnative;
+use nearnative_testkit::{PausedQemu, QemuOptions};
 
 const CPUSET: &str = "/sys/fs/cgroup/cpuset";
 
@@ -225,6 +226,69 @@ fn prepare_admits_what_is_free_and_refuses_the_rest_with_one_line() {
         status["workloads"].as_array().is_none_or(Vec::is_empty),
         "admission holds no cores in the ledger: {status}"
     );
+}
+
+#[test]
+#[ignore = "needs root and QEMU: a v1 cpuset hierarchy, qemu-system-x86 with /dev/kvm"]
+fn started_applies_the_domain_at_once_and_release_reverts_it() {
+    let _serial = crate::host_knobs_exclusively();
+    let mut lab = HookLab::new();
+    lab.start_daemon();
+    let socket = lab.socket();
+    let dir = lab.path("nn-started");
+    std::fs::create_dir(&dir).unwrap();
+    let procs = lab.scope_dir.join("cgroup.procs");
+    let qemu = PausedQemu::start_in(&dir, "nn-started", QemuOptions::default(), Some(&procs));
+    let xml = domain_xml("nn-started", 1);
+    let prepared = hook(&socket, "nn-started", "prepare", "begin", &xml);
+    assert!(prepared.status.success(), "{}", stderr(&prepared));
+    let told = Instant::now();
+    let started = hook(&socket, "nn-started", "started", "begin", &xml);
+    assert!(started.status.success(), "{}", stderr(&started));
+    assert!(
+        told.elapsed() < Duration::from_secs(1),
+        "the hook returns at once"
+    );
+    let applied = |lab: &HookLab| {
+        let socket = lab.socket();
+        let through = [
+            "status",
+            "--json",
+            "--control-socket",
+            socket.to_str().unwrap(),
+        ];
+        let output = nearnative(&through);
+        let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let workloads = status["workloads"].as_array().cloned().unwrap_or_default();
+        workloads
+            .into_iter()
+            .find(|w| w["workload"] == "vm:nn-started" && w["state"] == "applied")
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let workload = loop {
+        if let Some(workload) = applied(&lab) {
+            break workload;
+        }
+        assert!(Instant::now() < deadline, "not applied: {}", lab.log());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(workload["source"]["kind"], "libvirt", "{workload}");
+    assert_eq!(workload["source"]["domain"], "nn-started", "{workload}");
+    let released = hook(&socket, "nn-started", "release", "end", &xml);
+    assert!(released.status.success(), "{}", stderr(&released));
+    assert!(
+        lab.log()
+            .contains("vm:nn-started released at libvirt's release"),
+        "reverted while the hook waited: {}",
+        lab.log()
+    );
+    let direct = nearnative(&["status", "--json", "--state-dir", &lab.state()]);
+    let held: serde_json::Value = serde_json::from_slice(&direct.stdout).unwrap();
+    assert!(
+        held["workloads"].as_array().is_none_or(Vec::is_empty),
+        "released: {held}"
+    );
+    qemu.stop();
 }
 
 #[test]

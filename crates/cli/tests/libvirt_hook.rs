@@ -67,7 +67,10 @@ impl HookLab {
             Path::new(CPUSET).join("tasks").exists(),
             "needs a cgroup v1 cpuset hierarchy at {CPUSET}"
         );
-        let scope_name = format!("nn-libvirt-hook-{}", std::process::id());
+        // Unique within this test process too: the tests run on parallel threads.
+        static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let lab = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let scope_name = format!("nn-libvirt-hook-{}-{lab}", std::process::id());
         let scope_dir = Path::new(CPUSET).join(&scope_name);
         std::fs::create_dir(&scope_dir).unwrap();
         for file in ["cpuset.cpus", "cpuset.mems"] {

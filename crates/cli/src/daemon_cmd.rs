@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use nearnative_apply::DEFAULT_STATE_DIR;
 use nearnative_daemon::control::DEFAULT_SOCKET;
-use nearnative_daemon::metrics;
+use nearnative_daemon::{libvirt, metrics};
 use nearnative_daemon::{run, DaemonConfig};
 use nearnative_host::cgroup::parse_scope;
 
@@ -44,6 +44,13 @@ pub struct DaemonArgs {
     /// On SIGTERM, revert what the policies applied before exiting (CLI applies stay).
     #[arg(long)]
     revert_on_exit: bool,
+    /// The libvirt connection libvirt domains are pinned through (default qemu:///system).
+    #[arg(long, value_name = "URI")]
+    libvirt_uri: Option<String>,
+    /// Where libvirt keeps its running domains' status XML, read at start-up to adopt the
+    /// domains that carry the <nn:latency> switch.
+    #[arg(long, value_name = "DIR", default_value = libvirt::DEFAULT_STATUS_DIR)]
+    libvirt_status_dir: PathBuf,
 }
 
 /// `--metrics`: an address, or off (a type of its own: clap takes `Option<T>` for an
@@ -73,6 +80,8 @@ pub fn run_daemon(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         scope,
         sweep: args.sweep,
         revert_on_exit: args.revert_on_exit,
+        libvirt_uri: args.libvirt_uri,
+        libvirt_status_dir: args.libvirt_status_dir,
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -3,22 +3,26 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use nearnative_apply::DEFAULT_STATE_DIR;
+use nearnative_daemon::control::DEFAULT_SOCKET;
+use nearnative_daemon::libvirt::{hook, install};
 use nearnative_engine::{AppliedPlan, Engine, APPLIED_SCHEMA_VERSION};
 use nearnative_host::Root;
 use nearnative_libvirt::domain_xml::{self, Tuning};
+use nearnative_libvirt::metadata::Domain;
 use nearnative_libvirt::virsh::{Virsh, DEFAULT_URI};
 use nearnative_plan::{Plan, PlanRequest, Target};
 use nearnative_sys::durable;
 
-use crate::output::out;
+use crate::output::{out, outln};
 
 #[derive(Debug, Subcommand)]
 pub enum LibvirtCommand {
     /// Install the qemu hook (HOOKS_DIR/qemu.d/nearnative). libvirtd finds hooks when it
     /// starts: restart it afterwards.
-    InstallHook(HooksDirArgs),
+    InstallHook(InstallHookArgs),
     /// Remove the qemu hook installed by install-hook.
     RemoveHook(HooksDirArgs),
     /// What the installed hook runs: libvirt's GUEST OP SUBOP EXTRA, the domain XML on stdin.
@@ -37,9 +41,21 @@ pub struct HooksDirArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct InstallHookArgs {
+    #[command(flatten)]
+    pub hooks: HooksDirArgs,
+    /// The daemon's control socket the hook talks to.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    pub control_socket: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct HookArgs {
+    /// The daemon's control socket.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    pub control_socket: PathBuf,
     /// libvirt's arguments: GUEST OP SUBOP EXTRA.
-    #[arg(num_args = 0..)]
+    #[arg(num_args = 0.., allow_hyphen_values = true, trailing_var_arg = true)]
     pub args: Vec<String>,
 }
 
@@ -57,12 +73,43 @@ pub struct XmlArgs {
 
 pub fn run(command: LibvirtCommand) -> anyhow::Result<ExitCode> {
     match command {
+        LibvirtCommand::InstallHook(args) => install_hook(&args),
+        LibvirtCommand::RemoveHook(args) => remove_hook(&args),
+        LibvirtCommand::Hook(args) => Ok(run_hook(&args)),
         LibvirtCommand::Xml(args) => xml(&args),
-        LibvirtCommand::InstallHook(_)
-        | LibvirtCommand::RemoveHook(_)
-        | LibvirtCommand::Hook(_) => {
-            anyhow::bail!("nearnative libvirt: being written")
-        }
+    }
+}
+
+fn install_hook(args: &InstallHookArgs) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("cannot tell where this nearnative binary is")?;
+    let path = install::install(&args.hooks.hooks_dir, &exe, &args.control_socket)?;
+    outln!(
+        "installed {}; restart libvirtd so that it sees a new hook",
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn remove_hook(args: &HooksDirArgs) -> anyhow::Result<ExitCode> {
+    match install::remove(&args.hooks_dir)? {
+        Some(path) => outln!("removed {}", path.display()),
+        None => outln!(
+            "no nearnative hook in {}; nothing to remove",
+            install::hook_path(&args.hooks_dir).display()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// libvirt shows a failed hook's stderr in the error of the operation it failed.
+fn run_hook(args: &HookArgs) -> ExitCode {
+    let exit = hook::run(&args.control_socket, &args.args, &mut std::io::stdin());
+    if let Some(line) = exit.line {
+        eprintln!("nearnative: {line}");
+    }
+    match exit.refused {
+        true => ExitCode::FAILURE,
+        false => ExitCode::SUCCESS,
     }
 }
 
@@ -76,17 +123,25 @@ fn xml(args: &XmlArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e: String| anyhow::anyhow!("DOMAIN {}: {e}", args.domain))?;
     let plan = match applied_plan(&engine, &target.to_string())? {
         Some(plan) => plan,
-        None => {
-            let mut request = PlanRequest::new(target);
-            request.libvirt_uri = Some(args.connect.clone());
-            engine.plan(&request)?
-        }
+        None => engine.plan(&dry_run_request(&xml, target, &args.connect)?)?,
     };
     let meminfo = Root::default().read_to_string("/proc/meminfo")?;
     let hugepages = domain_xml::hugepages_cover(&meminfo, domain_xml::memory_kib(&xml)?);
     let tuning = Tuning::from_plan(&plan, hugepages)?;
     out!("{}", domain_xml::merge(&xml, &tuning)?.trim_end());
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `apply` would be asked for the domain: its switch's options when it carries one.
+fn dry_run_request(xml: &str, target: Target, uri: &str) -> anyhow::Result<PlanRequest> {
+    let domain = Domain::parse(xml)?;
+    Ok(match domain.switch {
+        Some(switch) => switch.request(&domain.name, None, Some(uri)),
+        None => PlanRequest {
+            libvirt_uri: Some(uri.to_owned()),
+            ..PlanRequest::new(target)
+        },
+    })
 }
 
 /// The plan recorded for `workload` when it is applied.

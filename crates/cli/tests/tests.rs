@@ -11,6 +11,7 @@ mod inspect;
 mod inspect_vms;
 mod killed_live;
 mod lab_cmd;
+mod libvirt_hook;
 mod libvirt_live;
 mod package;
 mod plan_cmd;

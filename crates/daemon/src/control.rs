@@ -52,6 +52,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 const DAEMON_MARGIN: Duration = Duration::from_secs(120);
 /// `status` is a snapshot: a daemon that takes longer is stuck.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(30);
+/// libvirt waits for its hook, and a domain's start with it: a daemon that has not answered
+/// by then is not there for the domain, which starts without it.
+pub const LIBVIRT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the CLI asks the daemon, one per connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +71,49 @@ pub enum Request {
         target: String,
         options: VerifyRequest,
     },
+    /// An event of libvirt's qemu hook (`nearnative libvirt hook`).
+    Libvirt { event: LibvirtEvent },
+}
+
+/// What libvirt's qemu hook saw: the operation and the domain, with its switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LibvirtEvent {
+    pub op: LibvirtOp,
+    /// The domain's name (libvirt's GUEST argument).
+    pub domain: String,
+    /// The domain's `<nn:latency>` switch as a request for `vm:NAME` (the daemon sets its
+    /// own scope and libvirt URI); `None`: the domain has no switch.
+    pub request: Option<PlanRequest>,
+    /// The vCPUs libvirt starts the domain with.
+    pub vcpus: u32,
+}
+
+/// The hook operations the daemon acts on (libvirt's OP with its SUBOP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LibvirtOp {
+    /// `prepare begin`: admit the domain's cores, or refuse its start.
+    Prepare,
+    /// `started begin`: apply it (or, without a switch, fence the new bystander).
+    Started,
+    /// `release end`: revert it and release its cores.
+    Release,
+    /// `reconnect begin`: libvirtd restarted; adopt the running domain.
+    Reconnect,
+}
+
+/// The daemon's answer to a [`LibvirtEvent`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LibvirtAnswer {
+    /// `prepare`: the cores are there, and held for the domain until it is applied.
+    Admitted {
+        exclusive_cpus: nearnative_host::CpuSet,
+    },
+    /// `prepare`: the start must fail; one line, the planner's.
+    Refused { reason: String },
+    /// Taken: the loop acts on it (at once).
+    Noted,
 }
 
 impl Request {
@@ -78,6 +124,7 @@ impl Request {
             Request::Status => STATUS_TIMEOUT,
             Request::Verify { options, .. } => options.options().sample + DAEMON_MARGIN,
             Request::Apply { .. } | Request::Revert { .. } => DAEMON_MARGIN,
+            Request::Libvirt { .. } => LIBVIRT_TIMEOUT,
         }
     }
 
@@ -88,6 +135,7 @@ impl Request {
             Request::Revert { .. } => "revert",
             Request::Status => "status",
             Request::Verify { .. } => "verify",
+            Request::Libvirt { .. } => "libvirt",
         }
     }
 }
@@ -151,6 +199,7 @@ pub enum Response {
     Reverted(Box<Reverted>),
     Status(DaemonStatus),
     Verified(Box<VerifyReport>),
+    Libvirt(LibvirtAnswer),
     /// One line, as the direct command would print it after `nearnative: `.
     Error {
         message: String,
@@ -161,19 +210,9 @@ impl Response {
     /// An error and its causes on one line, each cause left out when the message before
     /// already quotes it (as the CLI prints a direct command's error).
     pub fn error(error: &dyn std::error::Error) -> Response {
-        let mut message = String::new();
-        let mut cause = Some(error);
-        while let Some(current) = cause {
-            let text = one_line(&current.to_string());
-            if !message.contains(&text) {
-                if !message.is_empty() {
-                    message.push_str(": ");
-                }
-                message.push_str(&text);
-            }
-            cause = current.source();
+        Response::Error {
+            message: error_line(error),
         }
-        Response::Error { message }
     }
 
     /// The variant's name, for messages.
@@ -183,9 +222,28 @@ impl Response {
             Response::Reverted(_) => "reverted",
             Response::Status(_) => "status",
             Response::Verified(_) => "verified",
+            Response::Libvirt(_) => "libvirt",
             Response::Error { .. } => "error",
         }
     }
+}
+
+/// An error and its causes on one line, each cause left out when the message before already
+/// quotes it (as the CLI prints a direct command's error).
+pub fn error_line(error: &dyn std::error::Error) -> String {
+    let mut message = String::new();
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        let text = one_line(&current.to_string());
+        if !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+        cause = current.source();
+    }
+    message
 }
 
 fn one_line(text: &str) -> String {
@@ -750,5 +808,31 @@ mod tests {
             verify.timeout(),
             Duration::from_millis(1500) + DAEMON_MARGIN
         );
+    }
+
+    #[test]
+    fn libvirt_events_and_answers_are_readable_json_lines() {
+        let release = Request::Libvirt {
+            event: LibvirtEvent {
+                op: LibvirtOp::Release,
+                domain: "nn1".to_owned(),
+                request: None,
+                vcpus: 2,
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&release).unwrap(),
+            r#"{"libvirt":{"event":{"op":"release","domain":"nn1","request":null,"vcpus":2}}}"#
+        );
+        assert_eq!(release.timeout(), LIBVIRT_TIMEOUT);
+        let refused = Response::Libvirt(LibvirtAnswer::Refused {
+            reason: "vm:nn1 asks for 2 exclusive cores".to_owned(),
+        });
+        assert_eq!(
+            serde_json::to_string(&refused).unwrap(),
+            r#"{"libvirt":{"refused":{"reason":"vm:nn1 asks for 2 exclusive cores"}}}"#
+        );
+        let noted: Response = serde_json::from_str(r#"{"libvirt":"noted"}"#).unwrap();
+        assert!(matches!(noted, Response::Libvirt(LibvirtAnswer::Noted)));
     }
 }

@@ -21,6 +21,7 @@ use crate::control::{ControlError, ControlServer};
 use crate::events::{Events, EventsError};
 use crate::handler::ControlHandler;
 use crate::housekeeping::PinSelfError;
+use crate::libvirt::Domains;
 use crate::metrics::{self, Metrics};
 use crate::notify::Notifier;
 use crate::runner::Runner;
@@ -44,6 +45,11 @@ pub struct DaemonConfig {
     pub sweep: Duration,
     /// Revert what the policies applied before exiting on SIGTERM.
     pub revert_on_exit: bool,
+    /// The libvirt connection the domains' vCPUs are pinned through; `None`: `qemu:///system`.
+    pub libvirt_uri: Option<String>,
+    /// Where libvirt keeps its running domains' status XML, read at start-up to adopt them
+    /// ([`crate::libvirt::DEFAULT_STATUS_DIR`]).
+    pub libvirt_status_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +90,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let status = Arc::new(Mutex::new(DaemonStatus::default()));
     let metrics = Arc::new(Metrics::new());
     let turn = Arc::new(Mutex::new(()));
+    let domains = Arc::new(Mutex::new(Domains::default()));
     let notifier = Notifier::from_env().unwrap_or_else(|err| {
         crate::log::line(&format!("cannot reach systemd's NOTIFY_SOCKET: {err}"));
         Notifier::disabled()
@@ -94,9 +101,11 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         Arc::clone(&status),
         Arc::clone(&metrics),
         Arc::clone(&turn),
+        Arc::clone(&domains),
     );
     runner.adopt()?;
-    let handler = ControlHandler::new(&config, Arc::clone(&status), Arc::clone(&turn), tx);
+    runner.adopt_domains();
+    let handler = ControlHandler::new(&config, Arc::clone(&status), Arc::clone(&turn), tx, domains);
     let control = ControlServer::bind(&config.control_socket, Arc::new(handler))?;
     let _metrics_server = match config.metrics {
         Some(addr) => Some(

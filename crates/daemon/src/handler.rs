@@ -4,6 +4,9 @@
 //! state lock; `verify` only reads, and its sample may last seconds, so it does not hold the
 //! loop up. `status` is the loop's last published view. After a change the loop is woken to see it at once.
 //!
+//! A libvirt hook's event is answered by [`crate::libvirt`]: admission at once, the rest by
+//! the loop, woken.
+//!
 //! A CLI apply records origin `cli`: the loop keeps it true (drift, new threads) and releases
 //! it when its target exits, but no policy reverts it.
 
@@ -16,6 +19,8 @@ use nearnative_engine::{Engine, RevertWhich};
 use crate::control::{Handler, Request, Response};
 use crate::daemon::DaemonConfig;
 use crate::events::Wake;
+use crate::libvirt::answer::LibvirtSide;
+use crate::libvirt::Domains;
 use crate::status::DaemonStatus;
 
 /// The origin of applies made through the control socket.
@@ -26,6 +31,7 @@ pub struct ControlHandler {
     status: Arc<Mutex<DaemonStatus>>,
     turn: Arc<Mutex<()>>,
     loop_tx: Sender<Wake>,
+    libvirt: LibvirtSide,
 }
 
 impl ControlHandler {
@@ -34,12 +40,19 @@ impl ControlHandler {
         status: Arc<Mutex<DaemonStatus>>,
         turn: Arc<Mutex<()>>,
         loop_tx: Sender<Wake>,
+        domains: Arc<Mutex<Domains>>,
     ) -> ControlHandler {
         ControlHandler {
             state_dir: config.state_dir.clone(),
             status,
             turn,
             loop_tx,
+            libvirt: LibvirtSide {
+                domains,
+                scope: config.scope.clone(),
+                libvirt_uri: config.libvirt_uri.clone(),
+                root: nearnative_host::Root::default(),
+            },
         }
     }
 
@@ -64,6 +77,11 @@ impl Handler for ControlHandler {
                     Ok(report) => Response::Verified(Box::new(report)),
                     Err(err) => Response::error(&err),
                 };
+            }
+            Request::Libvirt { event } => {
+                return self
+                    .libvirt
+                    .answer(event, &engine, &self.turn, &self.loop_tx);
             }
             Request::Apply { request } => {
                 let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());

@@ -16,6 +16,7 @@
 //! - [`housekeeping`]: the daemon's own CPUs, and the free cores per node.
 //! - [`book`]: what the loop remembers between rounds (refusals, drift, totals).
 //! - [`handler`]: the daemon's answers on the control socket.
+//! - [`libvirt`]: libvirt domains with the `<nn:latency>` switch, and the qemu hook.
 //! - [`control`]: the root-only control socket the CLI talks to while the daemon runs.
 //! - [`metrics`]: the Prometheus exposition on loopback.
 //! - [`notify`]: systemd's readiness and watchdog protocol.
@@ -29,6 +30,7 @@ pub mod events;
 pub mod handler;
 mod held;
 pub mod housekeeping;
+pub mod libvirt;
 mod log;
 pub mod metrics;
 pub mod notify;

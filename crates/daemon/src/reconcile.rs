@@ -25,15 +25,15 @@ use nearnative_plan::{PlanRequest, WorkloadKey};
 /// The origin of applies made for a policy starts with this (`policy:FILE:LINE`).
 pub const POLICY_ORIGIN: &str = "policy:";
 
-/// A workload instance a policy asks for, found on the host.
+/// A workload instance a policy (or a libvirt domain's switch) asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
     pub key: WorkloadKey,
     pub request: PlanRequest,
-    /// `policy:FILE:LINE`, recorded with the apply.
+    /// `policy:FILE:LINE` or `libvirt:NAME`, recorded with the apply.
     pub origin: String,
-    /// The index of the policy in the policy set.
-    pub policy: usize,
+    /// The index of the policy in the policy set; `None` for a libvirt domain.
+    pub policy: Option<usize>,
 }
 
 /// A workload the state directory holds (a plan record).
@@ -94,11 +94,11 @@ pub enum Action {
     },
     /// Apply `wanted[index]`.
     Apply { index: usize },
-    /// Keep it true: drift repair and threads born since. `policy` is the policy that wants
-    /// it, `None` for a workload another source applied.
+    /// Keep it true: drift repair and threads born since. `wanted` is the index of the
+    /// policy's instance that wants it, `None` for a workload another source applied.
     Keep {
         key: WorkloadKey,
-        policy: Option<usize>,
+        wanted: Option<usize>,
     },
     /// A policy's workload no policy wants at this load, for the first time: left untouched
     /// until a later load says so again (then [`RevertReason::PolicyGone`]).
@@ -146,7 +146,7 @@ pub fn decide(wanted: &[Wanted], held: &[Held], confirmed: &BTreeSet<WorkloadKey
             }
             None => keeps.push(Action::Keep {
                 key: h.key.clone(),
-                policy: want.filter(|_| h.is_policys()),
+                wanted: want.filter(|_| h.is_policys()),
             }),
         }
     }
@@ -181,7 +181,7 @@ mod tests {
             key: WorkloadKey(key.to_owned()),
             request: PlanRequest::new(target.parse().unwrap()),
             origin: origin.to_owned(),
-            policy,
+            policy: Some(policy),
         }
     }
 
@@ -204,10 +204,10 @@ mod tests {
         }
     }
 
-    fn keep(key: &str, policy: Option<usize>) -> Action {
+    fn keep(key: &str, wanted: Option<usize>) -> Action {
         Action::Keep {
             key: WorkloadKey(key.to_owned()),
-            policy,
+            wanted,
         }
     }
 

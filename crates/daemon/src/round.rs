@@ -89,7 +89,10 @@ impl Runner {
                 Action::Revert { key, reason, .. } => self.revert(&key, reason),
                 Action::Unwanted { .. } => false,
                 Action::Apply { index } => self.try_apply(&host, &wanted[index], sweep, &ledger),
-                Action::Keep { key, policy } => self.keep(&host, &key, policy, &wanted, &ledger),
+                Action::Keep { key, wanted: index } => {
+                    let wanting = index.and_then(|i| wanted.get(i));
+                    self.keep(&host, &key, wanting, &ledger)
+                }
             };
         }
         let records = match changed {
@@ -121,23 +124,23 @@ impl Runner {
         self.sampler.retain(|key| live.iter().any(|k| k.0 == key));
     }
 
-    /// The instances the policies want on `host`.
+    /// The libvirt domains declared latency-sensitive, then the instances the policies want
+    /// on `host`: a domain's own switch wins over a policy matching it.
     fn wanted(&self, host: &Host) -> Vec<Wanted> {
         let exe = discover::exe_names(&self.root, host, &self.policies);
         let scope = self.config.scope.as_deref();
         let desired = discover::desired_with_exe(host, &self.policies, scope, &exe);
-        desired
-            .into_iter()
-            .map(|d| {
-                let policy = &self.policies.policies[d.policy];
-                Wanted {
-                    origin: format!("policy:{}:{}", policy.file.display(), policy.line),
-                    key: d.key,
-                    request: d.request,
-                    policy: d.policy,
-                }
-            })
-            .collect()
+        let domains = self.domains.lock().unwrap_or_else(|e| e.into_inner());
+        let policies = desired.into_iter().map(|d| {
+            let policy = &self.policies.policies[d.policy];
+            Wanted {
+                origin: format!("policy:{}:{}", policy.file.display(), policy.line),
+                key: d.key,
+                request: d.request,
+                policy: Some(d.policy),
+            }
+        });
+        domains.wanted().into_iter().chain(policies).collect()
     }
 
     /// Remembers which workloads no policy wants at this load; a first sighting has the
@@ -222,6 +225,10 @@ impl Runner {
                 ));
                 self.book.counters.applies += 1;
                 self.metrics.observe_apply(took.as_secs_f64());
+                if wanted.policy.is_none() {
+                    let mut domains = self.domains.lock().unwrap_or_else(|e| e.into_inner());
+                    domains.applied(&wanted.key);
+                }
                 self.book.forget(&wanted.key);
                 self.book.settled_about(&wanted.key, APPLY);
                 true
@@ -283,10 +290,10 @@ impl Runner {
         &mut self,
         host: &Host,
         key: &WorkloadKey,
-        policy: Option<usize>,
-        wanted: &[Wanted],
+        wanted: Option<&Wanted>,
         ledger: &str,
     ) -> bool {
+        let policy = wanted.and_then(|w| w.policy);
         let on_drift = policy.map_or(OnDrift::Repair, |i| self.policies.policies[i].on_drift);
         let mode = match on_drift {
             OnDrift::Repair => DriftMode::Repair,
@@ -319,8 +326,7 @@ impl Runner {
         let Some(why) = reconciled.replan else {
             return false;
         };
-        let again = policy.and_then(|i| wanted.iter().find(|w| w.policy == i && &w.key == key));
-        match again {
+        match wanted {
             Some(wanted) => {
                 log(&format!("{key}: re-planning: {why}"));
                 let reverted = self.revert(key, RevertReason::Replan);

@@ -25,6 +25,7 @@ use crate::book::Book;
 use crate::daemon::{DaemonConfig, DaemonError};
 use crate::discover::{cgroup_could_match, cgroup_in_scope, Hierarchies};
 use crate::events::{Events, Wake};
+use crate::libvirt::{self, Domains};
 use crate::metrics::{InterferenceSampler, Metrics};
 use crate::notify::Notifier;
 use crate::policy::{self, PolicySet, TargetPattern};
@@ -139,6 +140,8 @@ pub struct Runner {
     pub(crate) tick_ns: u64,
     /// Why the last round stopped short (an unreadable state file, say), said once.
     pub(crate) round_failure: Option<String>,
+    /// The libvirt domains the hook declared latency-sensitive, and their admissions.
+    pub(crate) domains: Arc<Mutex<Domains>>,
 }
 
 impl Runner {
@@ -148,6 +151,7 @@ impl Runner {
         status: Arc<Mutex<DaemonStatus>>,
         metrics: Arc<Metrics>,
         turn: Arc<Mutex<()>>,
+        domains: Arc<Mutex<Domains>>,
     ) -> Runner {
         let root = Root::default();
         let mut runner = Runner {
@@ -170,6 +174,7 @@ impl Runner {
             hierarchies: Hierarchies::default(),
             tick_ns: nearnative_verify::cpu_busy::tick_ns(),
             round_failure: None,
+            domains,
             config,
         };
         runner.reload();
@@ -206,6 +211,29 @@ impl Runner {
             self.config.policy_dir.display()
         ));
         self.policies = policies;
+    }
+
+    /// Declares the libvirt domains that run with a switch, from libvirt's status XML: a
+    /// daemon restarted (or killed) while they run keeps them applied.
+    pub(crate) fn adopt_domains(&mut self) {
+        let (running, problems) =
+            libvirt::running_with_switch(&self.root, &self.config.libvirt_status_dir);
+        for problem in problems {
+            crate::log::line(&problem);
+        }
+        let mut domains = self.domains.lock().unwrap_or_else(|e| e.into_inner());
+        for domain in running {
+            let Some(switch) = &domain.switch else {
+                continue;
+            };
+            let scope = self.config.scope.as_deref();
+            let uri = self.config.libvirt_uri.as_deref();
+            domains.declare(&domain.name, switch.request(&domain.name, scope, uri));
+            crate::log::line(&format!(
+                "vm:{}: adopted from libvirt's status",
+                domain.name
+            ));
+        }
     }
 
     /// Rounds until SIGTERM (or SIGINT), or until the event sources are gone.

@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use nearnative_apply::{StateDir, DEFAULT_STATE_DIR};
 use nearnative_daemon::control::{
-    self, Client, ControlError, ControlServer, Handler, Request, Response, RevertRequest,
-    VerifyRequest, MAX_REQUEST_BYTES,
+    self, Client, ControlError, ControlServer, Handler, LibvirtAnswer, LibvirtEvent, LibvirtOp,
+    Request, Response, RevertRequest, VerifyRequest, MAX_REQUEST_BYTES,
 };
+use nearnative_daemon::libvirt::hook;
 use nearnative_daemon::status::{DaemonStatus, Source, WorkloadState, WorkloadStatus};
 use nearnative_engine::{Engine, RevertWhich, VerifyOptions};
 use nearnative_host::{CpuSet, Root};
@@ -72,6 +73,7 @@ impl TreeHandler {
                 .verify(&target, &options.options(), &AtomicBool::new(false))
                 .map(Box::new)
                 .map(Response::Verified),
+            Request::Libvirt { event } => Ok(Response::Libvirt(admission(&engine, event))),
         };
         answer.unwrap_or_else(|e| Response::error(&e))
     }
@@ -162,6 +164,21 @@ impl Bench {
     }
 }
 
+/// The daemon's admission at libvirt's `prepare`, without pending admissions.
+fn admission(engine: &Engine, event: LibvirtEvent) -> LibvirtAnswer {
+    match (event.op, event.request) {
+        (LibvirtOp::Prepare, Some(request)) => match engine.admit(&request, event.vcpus, &[]) {
+            Ok(allocation) => LibvirtAnswer::Admitted {
+                exclusive_cpus: allocation.exclusive_cpus,
+            },
+            Err(err) => LibvirtAnswer::Refused {
+                reason: control::error_line(&err),
+            },
+        },
+        _ => LibvirtAnswer::Noted,
+    }
+}
+
 fn worker_request() -> PlanRequest {
     let mut request = PlanRequest::new(format!("pid:{}", TIDS[0]).parse().unwrap());
     request.threads = Some(vec![TIDS[1]]);
@@ -229,6 +246,42 @@ fn the_daemons_error_comes_back_as_its_message() {
     assert!(matches!(err, ControlError::Daemon { .. }), "{err:?}");
     assert!(!err.to_string().contains('\n'));
     assert!(err.to_string().contains("pid:9999"), "{err}");
+}
+
+/// A domain as libvirt hands it to the hook: `vcpus` vCPUs, asking for level high.
+fn domain_xml(name: &str, vcpus: u32) -> String {
+    format!(
+        "<domain type='kvm'><name>{name}</name><vcpu placement='static'>{vcpus}</vcpu>\
+         <metadata><nn:latency xmlns:nn='urn:nearnative:latency:1' level='high'/></metadata>\
+         </domain>"
+    )
+}
+
+#[test]
+fn the_hooks_prepare_is_admitted_or_refused_with_the_planners_line() {
+    let bench = Bench::new();
+    let prepare = |name: &str, vcpus| {
+        let args = [name, "prepare", "begin", "-"].map(String::from);
+        hook::run(
+            bench.socket(),
+            &args,
+            &mut domain_xml(name, vcpus).as_bytes(),
+        )
+    };
+    let admitted = prepare("nn1", 1);
+    assert_eq!((admitted.refused, admitted.line), (false, None));
+    let refused = prepare("nn2", 4096);
+    assert!(refused.refused);
+    let line = refused.line.unwrap();
+    assert!(line.starts_with("vm:nn2 asks for 4096 exclusive"), "{line}");
+    assert_eq!(line.lines().count(), 1);
+    let Request::Libvirt { event } = bench.handler.requests().pop().unwrap() else {
+        panic!("not a libvirt event");
+    };
+    assert_eq!(
+        (event.op, event.domain.as_str(), event.vcpus),
+        (LibvirtOp::Prepare, "nn2", 4096)
+    );
 }
 
 #[test]

@@ -12,6 +12,7 @@
 //! allocates, and emits the ordered `nearnative_knob::Step`s with a mechanism and reason each,
 //! plus advisories. It only constructs steps; it never calls a knob's `read` or `write`.
 
+mod admit;
 mod advisories;
 mod allocation;
 mod allocator;
@@ -34,6 +35,7 @@ mod scope_v2;
 pub mod target;
 mod workload_id;
 
+pub use admit::admit;
 pub use advisories::Topic;
 pub use allocation::{Allocation, Slot};
 pub use allocator::{allocate, Admission, Allocator};

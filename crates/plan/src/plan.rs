@@ -143,9 +143,7 @@ fn plan_with(
     ledger: &Ledger,
     allocate: impl FnOnce(&AllocationRequest) -> Result<Allocation, PlanError>,
 ) -> Result<Plan, PlanError> {
-    if let Some(priority) = request.rt.filter(|p| !(1..=99).contains(p)) {
-        return Err(PlanError::BadPriority { priority });
-    }
+    check_priority(request)?;
     let target = target::resolve(
         host,
         &request.target,
@@ -154,36 +152,23 @@ fn plan_with(
     )?;
     let nic = changes::bypass::named_nic(host, request.nic.as_deref())?;
     let scope = scope::resolve(host, request.scope.as_deref(), &target)?;
-    let mut wanted = AllocationRequest::new(
+    let threads = u32::try_from(target.exclusive.len()).unwrap_or(u32::MAX);
+    let nic_node = nic.and_then(|n| n.numa_node);
+    let within = ScopeCpus {
+        path: &scope.path,
+        cpus: &scope.cpus,
+    };
+    let wanted = allocation_request(
+        host,
+        request,
         target.key.clone(),
-        u32::try_from(target.exclusive.len()).unwrap_or(u32::MAX),
-        request.level,
+        threads,
+        nic_node,
+        &within,
     );
-    wanted.cores = request.cores;
-    wanted.io = request.io;
-    wanted.nic_node = nic.and_then(|n| n.numa_node);
-    wanted.allow_cpu0 = request.allow_cpu0;
-    wanted.housekeeping = request.housekeeping.clone();
-    wanted.spill = request.spill;
-    // Under cgroup v2 the target's cgroup may hold fewer CPUs than the whole host.
-    let narrowed = scope.cpus != host.topology.online;
-    wanted.within = (!scope.whole_host() || narrowed).then(|| scope.cpus.clone());
     let allocation = allocate(&wanted)?;
+    let housekeeping = fits_scope(&allocation, &within)?;
     let held = allocation.held();
-    if !held.is_subset(&scope.cpus) {
-        return Err(PlanError::AllocationOutsideScope {
-            scope: scope.path.clone(),
-            scope_cpus: scope.cpus.clone(),
-            needed: held,
-        });
-    }
-    let housekeeping = allocation.housekeeping.intersection(&scope.cpus);
-    if housekeeping.is_empty() {
-        return Err(PlanError::NoHousekeeping {
-            scope: scope.path.clone(),
-            cpus: scope.cpus.clone(),
-        });
-    }
     let id = WorkloadId::of(&target.key);
     let context = Context {
         host,
@@ -216,6 +201,64 @@ fn plan_with(
         notes: changes.notes,
         protected_irqs: Some(changes::irqs::protected(&context)),
     })
+}
+
+/// A real-time priority outside 1..=99 is refused before anything is resolved.
+pub(crate) fn check_priority(request: &PlanRequest) -> Result<(), PlanError> {
+    match request.rt.filter(|p| !(1..=99).contains(p)) {
+        Some(priority) => Err(PlanError::BadPriority { priority }),
+        None => Ok(()),
+    }
+}
+
+/// What `request` asks the allocator for: `threads` exclusive threads of workload `key`,
+/// near `nic_node`, inside `scope`'s CPUs. Planning and admission (`crate::admit`) both ask
+/// through it, so an admitted workload is planned on the same terms.
+pub(crate) fn allocation_request(
+    host: &Host,
+    request: &PlanRequest,
+    key: WorkloadKey,
+    threads: u32,
+    nic_node: Option<u32>,
+    scope: &ScopeCpus,
+) -> AllocationRequest {
+    let mut wanted = AllocationRequest::new(key, threads, request.level);
+    wanted.cores = request.cores;
+    wanted.io = request.io;
+    wanted.nic_node = nic_node;
+    wanted.allow_cpu0 = request.allow_cpu0;
+    wanted.housekeeping = request.housekeeping.clone();
+    wanted.spill = request.spill;
+    // Under cgroup v2 the target's cgroup may hold fewer CPUs than the whole host.
+    let narrowed = *scope.cpus != host.topology.online;
+    wanted.within = (scope.path != "/" || narrowed).then(|| scope.cpus.clone());
+    wanted
+}
+
+/// What allocation needs of a scope: its path and the CPUs it may give out.
+pub(crate) struct ScopeCpus<'s> {
+    pub path: &'s str,
+    pub cpus: &'s CpuSet,
+}
+
+/// The housekeeping CPUs `allocation` leaves in `scope`, or why it does not fit there.
+pub(crate) fn fits_scope(allocation: &Allocation, scope: &ScopeCpus) -> Result<CpuSet, PlanError> {
+    let held = allocation.held();
+    if !held.is_subset(scope.cpus) {
+        return Err(PlanError::AllocationOutsideScope {
+            scope: scope.path.to_owned(),
+            scope_cpus: scope.cpus.clone(),
+            needed: held,
+        });
+    }
+    let housekeeping = allocation.housekeeping.intersection(scope.cpus);
+    if housekeeping.is_empty() {
+        return Err(PlanError::NoHousekeeping {
+            scope: scope.path.to_owned(),
+            cpus: scope.cpus.clone(),
+        });
+    }
+    Ok(housekeeping)
 }
 
 /// The CPUs of `set`, or `fallback` when taking the exclusive CPUs out leaves none.

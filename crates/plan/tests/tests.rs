@@ -1,5 +1,6 @@
 //! Integration tests of the allocator, one binary with a module per area.
 
+mod admit;
 mod fixtures;
 mod kernel_rules;
 mod ledger;

@@ -406,6 +406,7 @@ fn serve(shared: &Shared, plugin: &dyn Plugin, incoming: Receiver<Message>) -> R
         let (method, response) = answer(plugin, &message.body);
         let sent = shared.send_response(message.stream_id, response.encode_to_vec(), &method);
         shared.unless_closed_by_us(sent)?;
+        plugin.answered();
     }
     Ok(())
 }

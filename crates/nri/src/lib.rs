@@ -10,14 +10,30 @@
 //! - [`api`]: our schema of the NRI v0.6.1 messages (containerd 1.7).
 //! - [`connection`]: one live connection, its reader thread, calls matched to answers by
 //!   stream id, and the Plugin service served to a [`Plugin`].
+//!
+//! nearnative's own plugin on top:
+//!
+//! - [`annotations`]: which containers of a pod are latency-sensitive, at which level, on
+//!   how many cores.
+//! - [`fence`]: the cpusets that follow (pure).
+//! - [`admission`]: what the plugin needs of whoever holds the cores (the engine's ledger).
+//! - [`nri_plugin`]: [`NriPlugin`], the [`Plugin`] that puts them together, and its
+//!   [`Refencer`].
 
+pub mod admission;
+pub mod annotations;
 pub mod api;
 pub mod connection;
 mod error;
+pub mod fence;
 pub mod mux;
+pub mod nri_plugin;
 pub mod plugin;
 pub mod ttrpc;
 
+pub use admission::{AdmissionBackend, ContainerKey};
 pub use connection::{Connection, RuntimeClient};
 pub use error::{Error, WireError};
+pub use fence::Grant;
+pub use nri_plugin::{NriPlugin, Refencer};
 pub use plugin::{Plugin, Refusal};

@@ -125,7 +125,8 @@ impl NriPlugin {
         }
         let refused = |reason: &dyn std::fmt::Display| {
             Refusal::new(format!(
-                "{key}: not admitted ({cores} cores at {level}): {reason}"
+                "{key}: not admitted ({} at {level}): {reason}",
+                cores_phrase(cores)
             ))
         };
         let grant = self
@@ -152,30 +153,61 @@ impl NriPlugin {
         }
     }
 
-    /// Tracks one container found at Synchronize: adopted when it holds cores, admitted when
-    /// it was created latency-sensitive while the plugin was away, plain otherwise.
-    fn synchronized(
+    /// The view of the containers found at Synchronize, those holding cores adopted;
+    /// what the ledger holds for containers that are gone or stopped is released.
+    fn adopt(
         &self,
-        view: &View,
-        container: &Container,
-        pod: Option<&PodSandbox>,
-        held: &mut BTreeMap<String, Grant>,
-    ) -> Tracked {
-        let key = ContainerKey::of(container, pod);
-        let alive = is_alive(container);
-        let grant = match held.remove(&key.id) {
-            Some(grant) if alive => {
+        view: &mut View,
+        request: &SynchronizeRequest,
+        mut held: BTreeMap<String, Grant>,
+    ) {
+        let pods = pods_by_id(request);
+        view.containers.clear();
+        for container in &request.containers {
+            let key = ContainerKey::of(
+                container,
+                pods.get(container.pod_sandbox_id.as_str()).copied(),
+            );
+            let alive = is_alive(container);
+            // A stopped container's cores stay in `held`, to be released below.
+            let grant = alive.then(|| held.remove(&key.id)).flatten();
+            if let Some(grant) = &grant {
                 self.say(&format!("{key}: adopted on CPUs {}", grant.cpus));
-                Some(grant)
             }
-            Some(_) => {
-                self.release(&key);
-                None
+            view.containers
+                .insert(key.id.clone(), Tracked { key, alive, grant });
+        }
+        for id in held.into_keys() {
+            let key = view.containers.get(&id).map_or_else(
+                || ContainerKey {
+                    id: id.clone(),
+                    ..ContainerKey::default()
+                },
+                |t| t.key.clone(),
+            );
+            self.release(&key);
+        }
+    }
+
+    /// Admits the live latency-sensitive containers found at Synchronize without cores,
+    /// after [`adopt`](Self::adopt) released what was stale, so they may have those.
+    fn admit_all_late(&self, view: &mut View, request: &SynchronizeRequest) {
+        let pods = pods_by_id(request);
+        for container in &request.containers {
+            let unpinned = view
+                .containers
+                .get(&container.id)
+                .is_some_and(|t| t.alive && t.grant.is_none());
+            if !unpinned {
+                continue;
             }
-            None if alive => self.admit_late(view, &key, container, pod),
-            None => None,
-        };
-        Tracked { key, alive, grant }
+            let pod = pods.get(container.pod_sandbox_id.as_str()).copied();
+            let key = ContainerKey::of(container, pod);
+            let grant = self.admit_late(view, &key, container, pod);
+            if let Some(tracked) = view.containers.get_mut(&key.id) {
+                tracked.grant = grant;
+            }
+        }
     }
 
     /// A latency-sensitive container that started while the plugin was away (NRI v0.6 cannot
@@ -226,26 +258,13 @@ impl Plugin for NriPlugin {
     }
 
     fn synchronize(&self, request: SynchronizeRequest) -> Result<SynchronizeResponse, Refusal> {
-        let mut held = self
+        let held = self
             .backend
             .held()
             .map_err(|reason| Refusal::new(format!("cannot read the cores held: {reason}")))?;
-        let pods: HashMap<&str, &PodSandbox> =
-            request.pods.iter().map(|p| (p.id.as_str(), p)).collect();
         let mut view = lock(&self.view);
-        view.containers.clear();
-        for container in &request.containers {
-            let pod = pods.get(container.pod_sandbox_id.as_str()).copied();
-            let tracked = self.synchronized(&view, container, pod, &mut held);
-            view.containers.insert(container.id.clone(), tracked);
-        }
-        for id in held.keys() {
-            let gone = ContainerKey {
-                id: id.clone(),
-                ..ContainerKey::default()
-            };
-            self.release(&gone);
-        }
+        self.adopt(&mut view, &request, held);
+        self.admit_all_late(&mut view, &request);
         view.generation += 1;
         let update = view
             .pinning()
@@ -287,8 +306,9 @@ impl Plugin for NriPlugin {
             Decision::LatencySensitive { level, cores } => {
                 let grant = self.admit(&view, &key, level, cores)?;
                 self.say(&format!(
-                    "{key}: admitted on CPUs {} ({cores} cores at {level})",
-                    grant.cpus
+                    "{key}: admitted on CPUs {} ({} at {level})",
+                    grant.cpus,
+                    cores_phrase(cores)
                 ));
                 let adjust = fence::exclusive_adjustment(&grant);
                 view.track(key, Some(grant));
@@ -476,6 +496,17 @@ impl View {
             .filter_map(|(id, t)| Some(fence::exclusive_update(id, t.grant.as_ref()?)))
             .collect()
     }
+}
+
+fn cores_phrase(cores: u32) -> String {
+    match cores {
+        1 => "1 core".to_owned(),
+        n => format!("{n} cores"),
+    }
+}
+
+fn pods_by_id(request: &SynchronizeRequest) -> HashMap<&str, &PodSandbox> {
+    request.pods.iter().map(|p| (p.id.as_str(), p)).collect()
 }
 
 /// Anything but stopped: it has a cgroup to update. An unknown state counts as alive, as

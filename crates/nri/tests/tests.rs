@@ -3,4 +3,5 @@
 
 mod fake_runtime;
 mod live_containerd;
+mod nri_plugin;
 mod session;

@@ -23,7 +23,9 @@ use nearnative_nri::api::{
     UpdateContainersResponse,
 };
 use nearnative_nri::ttrpc::Status;
-use nearnative_nri::{AdmissionBackend, Connection, ContainerKey, Grant, NriPlugin};
+use nearnative_nri::{
+    AdmissionBackend, Connection, ContainerKey, Grant, NriPlugin, Plugin, Refusal,
+};
 use nearnative_plan::Level;
 use prost::Message;
 
@@ -39,6 +41,8 @@ struct FakeLedger {
 struct LedgerState {
     held: BTreeMap<String, Grant>,
     released: Vec<String>,
+    /// Why release and held fail, when they do.
+    broken: Option<String>,
 }
 
 fn grant(cpus: &str) -> Grant {
@@ -101,13 +105,20 @@ impl AdmissionBackend for FakeLedger {
 
     fn release(&self, id: &str) -> Result<(), String> {
         let mut state = self.state.lock().unwrap();
+        if let Some(reason) = &state.broken {
+            return Err(reason.clone());
+        }
         state.held.remove(id);
         state.released.push(id.to_owned());
         Ok(())
     }
 
     fn held(&self) -> Result<BTreeMap<String, Grant>, String> {
-        Ok(self.state.lock().unwrap().held.clone())
+        let state = self.state.lock().unwrap();
+        match &state.broken {
+            Some(reason) => Err(reason.clone()),
+            None => Ok(state.held.clone()),
+        }
     }
 }
 
@@ -369,4 +380,121 @@ fn the_plugin_admits_fences_refuses_and_gives_back() {
             "{expected:?} in {lines:#?}"
         );
     }
+}
+
+/// A plugin called directly, without a connection, logging into the returned lines.
+fn direct(ledger: &Arc<FakeLedger>, online: &str) -> (NriPlugin, Arc<Mutex<Vec<String>>>) {
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = {
+        let lines = Arc::clone(&lines);
+        Arc::new(move |line: &str| lines.lock().unwrap().push(line.to_owned()))
+    };
+    let online = CpuSet::parse_list(online).unwrap();
+    let (plugin, _refencer) = NriPlugin::new(ledger.clone(), online, log);
+    (plugin, lines)
+}
+
+fn create_directly(
+    plugin: &NriPlugin,
+    pod: PodSandbox,
+    id: &str,
+) -> Result<CreateContainerResponse, Refusal> {
+    plugin.create_container(CreateContainerRequest {
+        container: Some(container(id, &pod.id, ContainerState::Created)),
+        pod: Some(pod),
+    })
+}
+
+#[test]
+fn an_admission_that_would_leave_the_others_no_cpu_is_refused_and_released() {
+    let ledger = Arc::new(FakeLedger::default());
+    let (plugin, _) = direct(&ledger, "1-3");
+    plugin.synchronize(SynchronizeRequest::default()).unwrap();
+    let all = pod("all", &[(POD, "high"), (CORES, "3")]);
+    let refused = create_directly(&plugin, all, "all-1").unwrap_err();
+    assert_eq!(
+        refused.0,
+        "container default/all/app: not admitted (3 cores at high): the exclusive CPUs 1-3 \
+         would leave none of the online CPUs 1-3 to the other containers"
+    );
+    assert!(
+        ledger.held_cpus().is_empty(),
+        "nothing held after a refusal"
+    );
+    assert!(plugin.latency_sensitive().is_empty());
+}
+
+#[test]
+fn a_release_that_fails_keeps_the_others_fenced() {
+    let ledger = Arc::new(FakeLedger::default());
+    let (plugin, lines) = direct(&ledger, "0-3");
+    plugin.synchronize(SynchronizeRequest::default()).unwrap();
+    create_directly(&plugin, pod("plain", &[]), "plain-1").unwrap();
+    create_directly(&plugin, pod("ls", &[(POD, "high")]), "ls-1").unwrap();
+    ledger.state.lock().unwrap().broken = Some("the ledger is locked".into());
+    let stopped = plugin
+        .stop_container(StopContainerRequest {
+            pod: None,
+            container: Some(container("ls-1", "ls", ContainerState::Running)),
+        })
+        .unwrap();
+    assert!(
+        stopped.update.is_empty(),
+        "no give-back of cores still held"
+    );
+    assert_eq!(plugin.latency_sensitive().len(), 1);
+    assert!(lines.lock().unwrap().contains(
+        &"container default/ls/app: cannot release its cores: the ledger is locked".to_owned()
+    ));
+    let plain_now = plugin
+        .update_container(UpdateContainerRequest {
+            container: Some(container("plain-1", "plain", ContainerState::Running)),
+            ..UpdateContainerRequest::default()
+        })
+        .unwrap();
+    assert_eq!(cpusets(&plain_now.update), [set("plain-1", "0,2-3", "")]);
+}
+
+#[test]
+fn a_synchronize_without_the_ledger_is_refused() {
+    let ledger = Arc::new(FakeLedger::default());
+    ledger.state.lock().unwrap().broken = Some("cannot read ledger.json".into());
+    let (plugin, _) = direct(&ledger, "0-3");
+    let refused = plugin
+        .synchronize(SynchronizeRequest::default())
+        .unwrap_err();
+    assert_eq!(
+        refused.0,
+        "cannot read the cores held: cannot read ledger.json"
+    );
+}
+
+#[test]
+fn a_late_container_with_a_bad_annotation_stays_unpinned_and_is_said_so() {
+    let ledger = Arc::new(FakeLedger::default());
+    let (plugin, lines) = direct(&ledger, "0-3");
+    let synced = plugin
+        .synchronize(SynchronizeRequest {
+            pods: vec![pod("bad", &[(POD, "on")])],
+            containers: vec![container("bad-1", "bad", ContainerState::Running)],
+        })
+        .unwrap();
+    assert_eq!(cpusets(&synced.update), [set("bad-1", "0-3", "")]);
+    assert!(ledger.held_cpus().is_empty());
+    assert_eq!(
+        *lines.lock().unwrap(),
+        [
+            "container default/bad/app: annotation latency-sensitivity.nearnative.io/pod: \"on\" \
+          is not one of: high, high-ht; it started while the plugin was away and stays unpinned"
+        ]
+    );
+}
+
+#[test]
+fn a_plain_container_is_left_alone_while_no_core_is_exclusive() {
+    let ledger = Arc::new(FakeLedger::default());
+    let (plugin, _) = direct(&ledger, "0-3");
+    plugin.synchronize(SynchronizeRequest::default()).unwrap();
+    let plain = create_directly(&plugin, pod("plain", &[]), "plain-1").unwrap();
+    assert_eq!(plain, CreateContainerResponse::default());
 }

@@ -126,8 +126,12 @@ impl Connection {
 
     /// Ends the connection from our side; [`wait`](Connection::wait) then returns.
     pub fn close(&self) {
-        self.shared.closed_by_us.store(true, Ordering::SeqCst);
-        self.shared.shutdown();
+        self.shared.close();
+    }
+
+    /// A handle that closes the connection from another thread, while one waits for it.
+    pub fn closer(&self) -> Closer {
+        Closer(Arc::clone(&self.shared))
     }
 
     /// Blocks until the connection ends. `Ok` when it ended cleanly (the runtime closed it,
@@ -146,6 +150,16 @@ impl Connection {
             .join()
             .unwrap_or_else(|_| Err(panicked("nri-server")));
         read.and(served)
+    }
+}
+
+/// Closes a [`Connection`] from any thread; see [`Connection::closer`].
+#[derive(Clone)]
+pub struct Closer(Arc<Shared>);
+
+impl Closer {
+    pub fn close(&self) {
+        self.0.close();
     }
 }
 
@@ -327,6 +341,11 @@ impl Shared {
             Err(_) if self.closed_by_us.load(Ordering::SeqCst) => Ok(()),
             other => other,
         }
+    }
+
+    fn close(&self) {
+        self.closed_by_us.store(true, Ordering::SeqCst);
+        self.shutdown();
     }
 
     fn shutdown(&self) {

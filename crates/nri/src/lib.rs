@@ -19,6 +19,7 @@
 //! - [`admission`]: what the plugin needs of whoever holds the cores (the engine's ledger).
 //! - [`nri_plugin`]: [`NriPlugin`], the [`Plugin`] that puts them together, and its
 //!   [`Refencer`].
+//! - [`runner`]: [`Runner`], connection after connection with backoff, until stopped.
 
 pub mod admission;
 pub mod annotations;
@@ -29,11 +30,13 @@ pub mod fence;
 pub mod mux;
 pub mod nri_plugin;
 pub mod plugin;
+pub mod runner;
 pub mod ttrpc;
 
 pub use admission::{AdmissionBackend, ContainerKey};
-pub use connection::{Connection, RuntimeClient};
+pub use connection::{Closer, Connection, RuntimeClient};
 pub use error::{Error, WireError};
 pub use fence::Grant;
 pub use nri_plugin::{NriPlugin, Refencer};
 pub use plugin::{Plugin, Refusal};
+pub use runner::{Runner, Settings};

@@ -33,7 +33,7 @@ use crate::fake_runtime::FakeRuntime;
 
 /// Hands out CPUs 1-3 as cores of one CPU each, lowest first, on node 0.
 #[derive(Default)]
-struct FakeLedger {
+pub struct FakeLedger {
     state: Mutex<LedgerState>,
 }
 
@@ -53,7 +53,7 @@ fn grant(cpus: &str) -> Grant {
 }
 
 impl FakeLedger {
-    fn holding(held: &[(&str, &str)]) -> FakeLedger {
+    pub fn holding(held: &[(&str, &str)]) -> FakeLedger {
         let ledger = FakeLedger::default();
         for (id, cpus) in held {
             ledger

@@ -4,4 +4,5 @@
 mod fake_runtime;
 mod live_containerd;
 mod nri_plugin;
+mod runner;
 mod session;

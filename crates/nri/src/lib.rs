@@ -20,6 +20,7 @@
 //! - [`nri_plugin`]: [`NriPlugin`], the [`Plugin`] that puts them together, and its
 //!   [`Refencer`].
 //! - [`runner`]: [`Runner`], connection after connection with backoff, until stopped.
+//! - [`kubelet`]: whether kubelet's CPU manager would fight the fence.
 
 pub mod admission;
 pub mod annotations;
@@ -27,6 +28,7 @@ pub mod api;
 pub mod connection;
 mod error;
 pub mod fence;
+pub mod kubelet;
 pub mod mux;
 pub mod nri_plugin;
 pub mod plugin;

@@ -489,11 +489,17 @@ impl View {
     }
 
     /// The latency-sensitive containers onto their own cores, as the runtime may have
-    /// forgotten (its own view lags after an adjustment).
+    /// forgotten (its own view lags after an adjustment). Sent at Synchronize, where one
+    /// failed update would fail the whole registration, so each may fail alone.
     fn pinning(&self) -> Vec<ContainerUpdate> {
         self.containers
             .iter()
-            .filter_map(|(id, t)| Some(fence::exclusive_update(id, t.grant.as_ref()?)))
+            .filter_map(|(id, t)| {
+                Some(ContainerUpdate {
+                    ignore_failure: true,
+                    ..fence::exclusive_update(id, t.grant.as_ref()?)
+                })
+            })
             .collect()
     }
 }

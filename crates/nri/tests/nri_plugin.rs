@@ -237,6 +237,10 @@ fn synchronize(runtime: &mut FakeRuntime) {
         ],
         "the held and the late container pinned, the plain one fenced off both"
     );
+    assert!(
+        synced.update.iter().all(|u| u.ignore_failure),
+        "one odd container must not fail the registration"
+    );
 }
 
 fn runtime_side(mut runtime: FakeRuntime) {

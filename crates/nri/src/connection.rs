@@ -126,8 +126,12 @@ impl Connection {
 
     /// Ends the connection from our side; [`wait`](Connection::wait) then returns.
     pub fn close(&self) {
-        self.shared.closed_by_us.store(true, Ordering::SeqCst);
-        self.shared.shutdown();
+        self.shared.close();
+    }
+
+    /// A handle that closes the connection from another thread, while one waits for it.
+    pub fn closer(&self) -> Closer {
+        Closer(Arc::clone(&self.shared))
     }
 
     /// Blocks until the connection ends. `Ok` when it ended cleanly (the runtime closed it,
@@ -146,6 +150,16 @@ impl Connection {
             .join()
             .unwrap_or_else(|_| Err(panicked("nri-server")));
         read.and(served)
+    }
+}
+
+/// Closes a [`Connection`] from any thread; see [`Connection::closer`].
+#[derive(Clone)]
+pub struct Closer(Arc<Shared>);
+
+impl Closer {
+    pub fn close(&self) {
+        self.0.close();
     }
 }
 
@@ -329,6 +343,11 @@ impl Shared {
         }
     }
 
+    fn close(&self) {
+        self.closed_by_us.store(true, Ordering::SeqCst);
+        self.shutdown();
+    }
+
     fn shutdown(&self) {
         // Already shut down, or the peer is gone: either way the socket is closed.
         let _ = lock(&self.writer).shutdown(Shutdown::Both);
@@ -406,6 +425,7 @@ fn serve(shared: &Shared, plugin: &dyn Plugin, incoming: Receiver<Message>) -> R
         let (method, response) = answer(plugin, &message.body);
         let sent = shared.send_response(message.stream_id, response.encode_to_vec(), &method);
         shared.unless_closed_by_us(sent)?;
+        plugin.answered();
     }
     Ok(())
 }

@@ -57,6 +57,11 @@ pub trait Plugin: Send + Sync {
 
     /// The runtime is going down; the connection closes after this.
     fn shutdown(&self);
+
+    /// The answer to the last call is on its way to the runtime: from here on, work the
+    /// call left for later (an UpdateContainers) may be handed to another thread. It must not
+    /// wait for the runtime itself, which may be about to call the plugin again.
+    fn answered(&self) {}
 }
 
 /// Runs `request` against `plugin`: the encoded answer, or the status the runtime gets.

@@ -13,12 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nearnative_host::CpuSet;
 use nearnative_nri::api::{
     ConfigureRequest, ConfigureResponse, CreateContainerRequest, CreateContainerResponse, Event,
     EventMask, StateChangeEvent, StopContainerRequest, StopContainerResponse, SynchronizeRequest,
     SynchronizeResponse, UpdateContainerRequest, UpdateContainerResponse,
 };
-use nearnative_nri::{Connection, Plugin, Refusal};
+use nearnative_nri::{Connection, Plugin, Refusal, Runner, Settings};
 use std::os::unix::process::CommandExt;
 
 /// Reports Configure and Synchronize to the test.
@@ -77,13 +78,13 @@ impl Plugin for Reporter {
 }
 
 /// A containerd of the test's own, stopped by its pid when dropped.
-struct PrivateContainerd {
+pub struct PrivateContainerd {
     child: Child,
     log: PathBuf,
 }
 
 impl PrivateContainerd {
-    fn start(dir: &Path) -> PrivateContainerd {
+    pub fn start(dir: &Path) -> PrivateContainerd {
         let binary =
             std::env::var_os("NEARNATIVE_CONTAINERD").unwrap_or_else(|| "containerd".into());
         let config = dir.join("config.toml");
@@ -101,7 +102,7 @@ impl PrivateContainerd {
         PrivateContainerd { child, log }
     }
 
-    fn wait_for(&mut self, socket: &Path) {
+    pub fn wait_for(&mut self, socket: &Path) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !socket.exists() {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -117,7 +118,7 @@ impl PrivateContainerd {
         }
     }
 
-    fn log_tail(&self) -> String {
+    pub fn log_tail(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
@@ -216,5 +217,85 @@ fn containerd_registers_configures_and_synchronizes_the_plugin() {
 
     connection.close();
     connection.wait().unwrap();
+    drop(containerd);
+}
+
+/// Polls what the plugin said until `wanted` holds of it, at most 30 s; on failure the
+/// lines and `context` (containerd's log) are shown.
+fn wait_until(
+    lines: &Mutex<Vec<String>>,
+    what: &str,
+    context: &dyn Fn() -> String,
+    wanted: impl Fn(&[String]) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !wanted(&lines.lock().unwrap()) {
+        assert!(
+            Instant::now() < deadline,
+            "no {what} after 30 s; the plugin said {:#?}; containerd said:\n{}",
+            lines.lock().unwrap(),
+            context()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn count(lines: &[String], wanted: impl Fn(&str) -> bool) -> usize {
+    lines.iter().filter(|l| wanted(l)).count()
+}
+
+#[test]
+#[ignore = "needs root: containerd 1.7 with NRI ($NEARNATIVE_CONTAINERD or containerd on PATH)"]
+fn the_plugin_is_configured_by_containerd_and_comes_back_after_its_restart() {
+    let dir = tempfile::Builder::new()
+        .prefix("nn-nri-live")
+        .tempdir()
+        .unwrap();
+    let mut containerd = PrivateContainerd::start(dir.path());
+    let socket = dir.path().join("sock/nri.sock");
+    containerd.wait_for(&socket);
+
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = {
+        let lines = Arc::clone(&lines);
+        Arc::new(move |line: &str| lines.lock().unwrap().push(line.to_owned()))
+    };
+    let settings = Settings {
+        socket: socket.clone(),
+        ..Settings::default()
+    };
+    let ledger = Arc::new(crate::nri_plugin::FakeLedger::default());
+    let runner = Arc::new(Runner::new(settings, ledger, log));
+    let running = {
+        let runner = Arc::clone(&runner);
+        thread::spawn(move || runner.run(&|| Ok(CpuSet::parse_list("0-1").unwrap())))
+    };
+    let configured = |l: &str| l.starts_with("NRI: configured by containerd 1.7.");
+    let registered = |l: &str| l.starts_with("NRI: registered as nearnative (index 10)");
+    // containerd checks the event mask in Configure's answer and drops a plugin it refuses;
+    // a second registration would say so.
+    wait_until(&lines, "Configure", &|| containerd.log_tail(), |l| {
+        count(l, configured) == 1
+    });
+    thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        count(&lines.lock().unwrap(), registered),
+        1,
+        "kept after Configure"
+    );
+
+    drop(containerd);
+    let went_away = |l: &str| l.ends_with("went away; dialing again");
+    wait_until(&lines, "notice of the restart", &String::new, |l| {
+        count(l, went_away) == 1
+    });
+    let mut containerd = PrivateContainerd::start(dir.path());
+    containerd.wait_for(&socket);
+    wait_until(&lines, "second Configure", &|| containerd.log_tail(), |l| {
+        count(l, configured) == 2
+    });
+
+    runner.stop();
+    running.join().unwrap();
     drop(containerd);
 }

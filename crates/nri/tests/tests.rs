@@ -3,4 +3,6 @@
 
 mod fake_runtime;
 mod live_containerd;
+mod nri_plugin;
+mod runner;
 mod session;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::live_view::{affinity, comm, cpuset_of, list, scope_cpuset, threads_of};
 use crate::{nearnative, restorable};
 use nearnative_apply::journal::Journal;
 use nearnative_apply::StateDir;
@@ -25,7 +26,6 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-const CPUSET: &str = "/sys/fs/cgroup/cpuset";
 /// How long the daemon may take to notice and act: several sweeps.
 const PATIENCE: Duration = Duration::from_secs(15);
 
@@ -52,20 +52,7 @@ impl DaemonLab {
     /// A scope with every CPU and memory node, and `policy` as the one policy file.
     fn new(policy: &str) -> DaemonLab {
         assert!(nix::unistd::geteuid().is_root(), "needs root");
-        assert!(
-            Path::new(CPUSET).join("tasks").exists(),
-            "needs a cgroup v1 cpuset hierarchy at {CPUSET}"
-        );
-        // Unique within this test process too: the tests run on parallel threads.
-        static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let lab = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let scope_name = format!("nn-daemon-{}-{lab}", std::process::id());
-        let scope_dir = Path::new(CPUSET).join(&scope_name);
-        std::fs::create_dir(&scope_dir).unwrap();
-        for file in ["cpuset.cpus", "cpuset.mems"] {
-            let parent = std::fs::read_to_string(Path::new(CPUSET).join(file)).unwrap();
-            std::fs::write(scope_dir.join(file), parent.trim()).unwrap();
-        }
+        let (scope_name, scope_dir) = scope_cpuset("nn-daemon");
         let lab = DaemonLab {
             tmp: tempfile::tempdir().unwrap(),
             scope_name,
@@ -300,51 +287,6 @@ fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-fn list(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn affinity(tid: u32) -> BTreeSet<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).unwrap_or_default();
-    let list = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .unwrap_or("")
-        .trim();
-    let set: nearnative_host::CpuSet = list.parse().unwrap_or_default();
-    set.iter().collect()
-}
-
-fn comm(tid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{tid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-fn cpuset_of(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/cpuset"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-/// The threads of VM `pid`, by tid.
-fn threads_of(pid: u32) -> Vec<u32> {
-    let mut tids: Vec<u32> = list(Path::new(&format!("/proc/{pid}/task")))
-        .iter()
-        .filter_map(|t| t.parse().ok())
-        .collect();
-    tids.sort();
-    tids
-}
-
 fn vcpu_thread(pid: u32) -> u32 {
     let vcpu = threads_of(pid)
         .into_iter()
@@ -420,6 +362,11 @@ fn a_vm_is_applied_when_it_starts_and_released_when_it_stops_fifty_times_over() 
             lab.empty().ok()
         });
     }
+    // The daemon logs a release once its revert is done: the state directory can be empty a
+    // moment before the line is written.
+    wait_until("a release logged for every cycle", || {
+        (lab.daemon_log().matches(" released (").count() == CYCLES).then_some(())
+    });
     let log = lab.daemon_log();
     assert_eq!(log.matches(" applied on CPUs 1 ").count(), CYCLES, "{log}");
     assert_eq!(log.matches(" released (").count(), CYCLES, "{log}");

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::live_view::scope_cpuset;
 use crate::nearnative;
 use nearnative_testkit::{PausedQemu, QemuOptions};
 
-const CPUSET: &str = "/sys/fs/cgroup/cpuset";
 
 /// A domain named `name` that starts with `vcpus` vCPUs and asks for level high.
 fn domain_xml(name: &str, vcpus: u32) -> String {
@@ -63,20 +63,7 @@ struct HookLab {
 impl HookLab {
     fn new() -> HookLab {
         assert!(nix::unistd::geteuid().is_root(), "needs root");
-        assert!(
-            Path::new(CPUSET).join("tasks").exists(),
-            "needs a cgroup v1 cpuset hierarchy at {CPUSET}"
-        );
-        // Unique within this test process too: the tests run on parallel threads.
-        static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let lab = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let scope_name = format!("nn-libvirt-hook-{}-{lab}", std::process::id());
-        let scope_dir = Path::new(CPUSET).join(&scope_name);
-        std::fs::create_dir(&scope_dir).unwrap();
-        for file in ["cpuset.cpus", "cpuset.mems"] {
-            let parent = std::fs::read_to_string(Path::new(CPUSET).join(file)).unwrap();
-            std::fs::write(scope_dir.join(file), parent.trim()).unwrap();
-        }
+        let (scope_name, scope_dir) = scope_cpuset("nn-libvirt-hook");
         let lab = HookLab {
             tmp: tempfile::tempdir().unwrap(),
             scope_name,

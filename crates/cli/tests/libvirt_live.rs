@@ -20,6 +20,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
+use crate::live_view::{affinity, comm, cpuset_of, list, threads_of};
 use crate::{nearnative, restorable};
 
 const MACHINE: &str = "/sys/fs/cgroup/cpuset/machine";
@@ -256,16 +257,6 @@ fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-fn list(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn cgroups_below(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -275,40 +266,6 @@ fn cgroups_below(dir: &Path) -> Vec<PathBuf> {
         }
     }
     found
-}
-
-fn affinity(tid: u32) -> BTreeSet<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).unwrap_or_default();
-    let list = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .unwrap_or("")
-        .trim();
-    let set: nearnative_host::CpuSet = list.parse().unwrap_or_default();
-    set.iter().collect()
-}
-
-fn comm(tid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{tid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-fn cpuset_of(tid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{tid}/cpuset"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-fn threads_of(pid: u32) -> Vec<u32> {
-    let mut tids: Vec<u32> = list(Path::new(&format!("/proc/{pid}/task")))
-        .iter()
-        .filter_map(|t| t.parse().ok())
-        .collect();
-    tids.sort();
-    tids
 }
 
 /// The thread of process `pid` named `name`.
@@ -383,14 +340,13 @@ fn without_start_id(path: &str) -> String {
         .join("/")
 }
 
-/// The affinities of domain `name`'s threads, by thread name (ids change on a restart).
-fn domain_affinities(libvirtd: &Libvirtd, name: &str) -> BTreeMap<String, Vec<BTreeSet<u32>>> {
+/// The affinities of domain `name`'s threads, sorted: neither ids (they change on a restart)
+/// nor names (QEMU's RCU thread renames itself to `call_rcu` a moment after it starts) are
+/// stable enough to key them by.
+fn domain_affinities(libvirtd: &Libvirtd, name: &str) -> Vec<BTreeSet<u32>> {
     let pid = libvirtd.qemu_pid(name).expect("the domain runs");
-    let mut affinities: BTreeMap<String, Vec<BTreeSet<u32>>> = BTreeMap::new();
-    for tid in threads_of(pid) {
-        affinities.entry(comm(tid)).or_default().push(affinity(tid));
-    }
-    affinities.values_mut().for_each(|a| a.sort());
+    let mut affinities: Vec<BTreeSet<u32>> = threads_of(pid).into_iter().map(affinity).collect();
+    affinities.sort();
     affinities
 }
 

@@ -56,10 +56,13 @@ impl LibvirtSide {
             (LibvirtOp::Prepare, None) => LibvirtAnswer::Noted,
             (LibvirtOp::Started | LibvirtOp::Reconnect, request) => {
                 if let Some(request) = request {
-                    let adopted = !self.domains().is_declared(&event.domain);
-                    if adopted && event.op == LibvirtOp::Reconnect {
+                    if event.op == LibvirtOp::Reconnect {
+                        let how = match self.domains().is_declared(&event.domain) {
+                            true => "kept",
+                            false => "adopted",
+                        };
                         log(&format!(
-                            "vm:{}: adopted at libvirt's reconnect",
+                            "vm:{}: {how} at libvirt's reconnect",
                             event.domain
                         ));
                     }

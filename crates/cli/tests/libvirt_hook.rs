@@ -16,7 +16,6 @@ use crate::live_view::scope_cpuset;
 use crate::nearnative;
 use nearnative_testkit::{PausedQemu, QemuOptions};
 
-
 /// A domain named `name` that starts with `vcpus` vCPUs and asks for level high.
 fn domain_xml(name: &str, vcpus: u32) -> String {
     format!(

@@ -580,6 +580,22 @@ fn a_domain_with_the_switch_is_admitted_applied_released_and_adopted_under_a_rea
     });
     assert_exclusive(lab.libvirtd(), "nn-lat");
     lab.verify("nn-lat");
+
+    // The guest runs (emulated, on its own exclusive CPU): KVM starts its per-VM
+    // kvm-nx-lpage-recovery thread inside QEMU, in vcpu0's cgroup with vcpu0's CPU. The
+    // daemon moves it to the emulator's cgroup, on housekeeping.
+    lab.libvirtd().virsh_ok(&["resume", "nn-lat"]);
+    let pid = lab.libvirtd().qemu_pid("nn-lat").expect("nn-lat runs");
+    wait_until("kvm-nx-lpage-recovery in nn-lat on housekeeping", || {
+        let thread = threads_of(pid)
+            .into_iter()
+            .find(|&t| comm(t).starts_with("kvm-nx-lpage"))?;
+        let placed =
+            affinity(thread) == BTreeSet::from([0]) && cpuset_of(thread).ends_with("/emulator");
+        placed.then_some(())
+    });
+    assert_exclusive(lab.libvirtd(), "nn-lat");
+    lab.verify("nn-lat");
     let xml = validated_xml(lab.libvirtd(), "nn-lat", &lab.state(), lab.tmp.path());
     assert!(
         xml.contains("<vcpupin vcpu='0' cpuset='1'/>"),

@@ -27,7 +27,7 @@ use nearnative_knob::exclusivity::cgroup::{Hierarchy, TaskCgroup};
 use nearnative_knob::exclusivity::libvirt::LibvirtPin;
 use nearnative_knob::{CgroupMount, CgroupPath, Change};
 
-use super::exclusivity::{affinity_step, cgroup, Destination, MECHANISM};
+use super::exclusivity::{cgroup, Destination, MECHANISM};
 use super::{Changes, Context};
 use crate::decisions::Note;
 use crate::scope::Scope;
@@ -193,7 +193,12 @@ fn is_stray(context: &Context, thread: &ThreadRef, child: LibvirtChild) -> bool 
 }
 
 /// A stray thread leaves `from`, the vCPU's cgroup, for the emulator's, on the housekeeping
-/// CPUs: its affinity first (within vcpuN's CPUs, which it is still in), then the move.
+/// CPUs. The move alone places it: a v1 cpuset gives a task that joins it the cpuset's CPUs
+/// (the emulator's were pinned to housekeeping just before), and the move back at revert
+/// gives it the vCPU cgroup's CPUs again, as libvirt left them. An affinity step would fail
+/// for a thread born after the vCPU was pinned (KVM starts kvm-nx-lpage-recovery when the
+/// guest first runs): it sits on the exclusive CPU, and the kernel refuses an affinity
+/// outside the cpuset a thread is in.
 fn move_to_emulator(
     context: &Context,
     domain: &Domain,
@@ -213,7 +218,6 @@ fn move_to_emulator(
     if thread.task.affinity_fixed {
         return;
     }
-    affinity_step(thread, &context.housekeeping, &why, out);
     let (Ok(from), Ok(to)) = (
         CgroupPath::try_from(domain.cgroup.child_path(from)),
         CgroupPath::try_from(domain.cgroup.child_path(LibvirtChild::Emulator)),

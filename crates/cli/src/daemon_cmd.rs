@@ -12,6 +12,7 @@ use nearnative_daemon::control::DEFAULT_SOCKET;
 use nearnative_daemon::{libvirt, metrics};
 use nearnative_daemon::{run, DaemonConfig};
 use nearnative_host::cgroup::parse_scope;
+use nearnative_nri::{kubelet, runner as nri};
 
 use crate::duration::parse_duration;
 
@@ -51,6 +52,17 @@ pub struct DaemonArgs {
     /// domains that carry the <nn:latency> switch.
     #[arg(long, value_name = "DIR", default_value = libvirt::DEFAULT_STATUS_DIR)]
     libvirt_status_dir: PathBuf,
+    /// Serve the container runtime as NRI plugin `nearnative` on its socket (default
+    /// /var/run/nri/nri.sock when given bare): pods annotated latency-sensitive get
+    /// exclusive cores.
+    #[arg(long, value_name = "SOCKET", num_args = 0..=1, default_missing_value = nri::DEFAULT_SOCKET)]
+    nri: Option<PathBuf>,
+    /// The plugin's index: the runtime calls its plugins in ascending index.
+    #[arg(long, value_name = "N", default_value_t = nri::DEFAULT_INDEX, value_parser = clap::value_parser!(u8).range(0..=99))]
+    nri_index: u8,
+    /// kubelet's CPU manager state, read with --nri to warn when its policy is not none.
+    #[arg(long, value_name = "PATH", default_value = kubelet::CPU_MANAGER_STATE)]
+    kubelet_state: PathBuf,
 }
 
 /// `--metrics`: an address, or off (a type of its own: clap takes `Option<T>` for an
@@ -82,6 +94,9 @@ pub fn run_daemon(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         revert_on_exit: args.revert_on_exit,
         libvirt_uri: args.libvirt_uri,
         libvirt_status_dir: args.libvirt_status_dir,
+        nri: args.nri,
+        nri_index: args.nri_index,
+        kubelet_state: args.kubelet_state,
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -143,8 +143,12 @@ pub fn source_of(origin: Option<&str>) -> Source {
         "libvirt" => Source::Libvirt {
             domain: rest.to_owned(),
         },
+        // `NAMESPACE/POD/CONTAINER@ID`: the id is for the plugin, the names for people.
         "kubernetes" => Source::Kubernetes {
-            pod: rest.to_owned(),
+            pod: rest
+                .rsplit_once('@')
+                .map_or(rest, |(name, _)| name)
+                .to_owned(),
         },
         _ => Source::Cli,
     }
@@ -265,6 +269,7 @@ mod tests {
             (None, "cli"),
             (Some("libvirt:web1"), "libvirt:web1"),
             (Some("kubernetes:ns/pod"), "kubernetes:ns/pod"),
+            (Some("kubernetes:ns/pod/ctr@0af3"), "kubernetes:ns/pod/ctr"),
             (Some("policy:nonumber"), "cli"),
         ];
         for (origin, words) in cases {

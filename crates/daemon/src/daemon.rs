@@ -21,9 +21,11 @@ use crate::control::{ControlError, ControlServer};
 use crate::events::{Events, EventsError};
 use crate::handler::ControlHandler;
 use crate::housekeeping::PinSelfError;
+use crate::kubernetes::{Containers, EngineBackend};
 use crate::libvirt::Domains;
 use crate::metrics::{self, Metrics};
 use crate::notify::Notifier;
+use crate::nri;
 use crate::runner::Runner;
 use crate::status::DaemonStatus;
 
@@ -50,6 +52,13 @@ pub struct DaemonConfig {
     /// Where libvirt keeps its running domains' status XML, read at start-up to adopt them
     /// ([`crate::libvirt::DEFAULT_STATUS_DIR`]).
     pub libvirt_status_dir: PathBuf,
+    /// The runtime's NRI socket the daemon serves as plugin `nearnative`; `None`: no plugin.
+    pub nri: Option<PathBuf>,
+    /// The plugin's index among the runtime's plugins (they are called in ascending index).
+    pub nri_index: u8,
+    /// kubelet's CPU manager state, read at start-up to warn when its policy fights the
+    /// plugin's fence ([`nearnative_nri::kubelet::CPU_MANAGER_STATE`]).
+    pub kubelet_state: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +82,27 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Pin(#[from] PinSelfError),
+    #[error("NRI plugin on {socket}: cannot start its thread: {source}")]
+    NriThread {
+        socket: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// kubelet's CPU manager policy, when it is not `none`: said in the log and in `status`.
+/// A state file that cannot be read is said the same way: the fence may be fought.
+fn kubelet_warning(config: &DaemonConfig) -> Option<String> {
+    let root = nearnative_host::Root::default();
+    let path = root.path(&config.kubelet_state);
+    let warning = match nearnative_nri::kubelet::cpu_manager_policy(&path) {
+        Ok(Some(policy)) => nearnative_nri::kubelet::cpu_manager_warning(&policy),
+        Ok(None) => None,
+        Err(err) => Some(err.to_string()),
+    };
+    if let Some(warning) = &warning {
+        crate::log::line(warning);
+    }
+    warning
 }
 
 /// Runs the daemon until SIGTERM (or SIGINT). Returns an error only for what stops it from
@@ -91,6 +121,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let metrics = Arc::new(Metrics::new());
     let turn = Arc::new(Mutex::new(()));
     let domains = Arc::new(Mutex::new(Domains::default()));
+    let containers = Arc::new(Mutex::new(Containers::default()));
     let notifier = Notifier::from_env().unwrap_or_else(|err| {
         crate::log::line(&format!("cannot reach systemd's NOTIFY_SOCKET: {err}"));
         Notifier::disabled()
@@ -102,9 +133,29 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         Arc::clone(&metrics),
         Arc::clone(&turn),
         Arc::clone(&domains),
+        Arc::clone(&containers),
     );
     runner.adopt()?;
     runner.adopt_domains();
+    let plugin = match &config.nri {
+        Some(socket) => {
+            runner.standing_notes.extend(kubelet_warning(&config));
+            let backend = EngineBackend::new(
+                Box::new({
+                    let state_dir = config.state_dir.clone();
+                    move || Engine::live(&state_dir)
+                }),
+                nearnative_host::Root::default(),
+                config.scope.clone(),
+                containers,
+                Arc::clone(&domains),
+                Arc::clone(&turn),
+                tx.clone(),
+            );
+            Some(nri::start(socket, config.nri_index, Arc::new(backend))?)
+        }
+        None => None,
+    };
     let handler = ControlHandler::new(&config, Arc::clone(&status), Arc::clone(&turn), tx, domains);
     let control = ControlServer::bind(&config.control_socket, Arc::new(handler))?;
     let _metrics_server = match config.metrics {
@@ -115,7 +166,11 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         None => None,
     };
     tell_systemd(notifier.ready("keeping declared workloads latency-sensitive"));
-    runner.run(&rx, &events, &notifier)?;
+    let ran = runner.run(&rx, &events, &notifier);
+    if let Some(plugin) = plugin {
+        plugin.stop();
+    }
+    ran?;
     tell_systemd(notifier.stopping());
     drop(events);
     // No CLI request may take the state lock from under the exit's reverts: the socket

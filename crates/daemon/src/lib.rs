@@ -17,6 +17,7 @@
 //! - [`book`]: what the loop remembers between rounds (refusals, drift, totals).
 //! - [`handler`]: the daemon's answers on the control socket.
 //! - [`libvirt`]: libvirt domains with the `<nn:latency>` switch, and the qemu hook.
+//! - [`kubernetes`]: containers the NRI plugin admits, applied once they run.
 //! - [`control`]: the root-only control socket the CLI talks to while the daemon runs.
 //! - [`metrics`]: the Prometheus exposition on loopback.
 //! - [`notify`]: systemd's readiness and watchdog protocol.
@@ -30,10 +31,12 @@ pub mod events;
 pub mod handler;
 mod held;
 pub mod housekeeping;
+pub mod kubernetes;
 pub mod libvirt;
 mod log;
 pub mod metrics;
 pub mod notify;
+pub mod nri;
 pub mod policy;
 mod publish;
 pub mod readiness;

@@ -124,13 +124,15 @@ impl Runner {
         self.sampler.retain(|key| live.iter().any(|k| k.0 == key));
     }
 
-    /// The libvirt domains declared latency-sensitive, then the instances the policies want
-    /// on `host`: a domain's own switch wins over a policy matching it.
+    /// The libvirt domains declared latency-sensitive, the started Kubernetes containers,
+    /// then the instances the policies want on `host`: a domain's own switch and a pod's
+    /// annotation win over a policy matching the same workload.
     fn wanted(&self, host: &Host) -> Vec<Wanted> {
         let exe = discover::exe_names(&self.root, host, &self.policies);
         let scope = self.config.scope.as_deref();
         let desired = discover::desired_with_exe(host, &self.policies, scope, &exe);
         let domains = self.domains.lock().unwrap_or_else(|e| e.into_inner());
+        let containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
         let policies = desired.into_iter().map(|d| {
             let policy = &self.policies.policies[d.policy];
             Wanted {
@@ -140,7 +142,12 @@ impl Runner {
                 policy: Some(d.policy),
             }
         });
-        domains.wanted().into_iter().chain(policies).collect()
+        domains
+            .wanted()
+            .into_iter()
+            .chain(containers.wanted())
+            .chain(policies)
+            .collect()
     }
 
     /// Remembers which workloads no policy wants at this load; a first sighting has the
@@ -228,6 +235,8 @@ impl Runner {
                 if wanted.policy.is_none() {
                     let mut domains = self.domains.lock().unwrap_or_else(|e| e.into_inner());
                     domains.applied(&wanted.key);
+                    let mut containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+                    containers.applied(&wanted.key);
                 }
                 self.book.forget(&wanted.key);
                 self.book.settled_about(&wanted.key, APPLY);

@@ -25,6 +25,7 @@ use crate::book::Book;
 use crate::daemon::{DaemonConfig, DaemonError};
 use crate::discover::{cgroup_could_match, cgroup_in_scope, Hierarchies};
 use crate::events::{Events, Wake};
+use crate::kubernetes::Containers;
 use crate::libvirt::{self, Domains};
 use crate::metrics::{InterferenceSampler, Metrics};
 use crate::notify::Notifier;
@@ -142,6 +143,11 @@ pub struct Runner {
     pub(crate) round_failure: Option<String>,
     /// The libvirt domains the hook declared latency-sensitive, and their admissions.
     pub(crate) domains: Arc<Mutex<Domains>>,
+    /// The Kubernetes containers the NRI plugin admitted, and those started.
+    pub(crate) containers: Arc<Mutex<Containers>>,
+    /// Said in `status` for as long as the daemon runs (kubelet's CPU manager fighting the
+    /// plugin's fence).
+    pub(crate) standing_notes: Vec<String>,
 }
 
 impl Runner {
@@ -152,6 +158,7 @@ impl Runner {
         metrics: Arc<Metrics>,
         turn: Arc<Mutex<()>>,
         domains: Arc<Mutex<Domains>>,
+        containers: Arc<Mutex<Containers>>,
     ) -> Runner {
         let root = Root::default();
         let mut runner = Runner {
@@ -175,6 +182,8 @@ impl Runner {
             tick_ns: nearnative_verify::cpu_busy::tick_ns(),
             round_failure: None,
             domains,
+            containers,
+            standing_notes: Vec::new(),
             config,
         };
         runner.reload();
@@ -252,6 +261,7 @@ impl Runner {
                 next_sweep = now + self.config.sweep;
             }
             self.notes = events.notes();
+            self.notes.extend(self.standing_notes.iter().cloned());
             self.notes.extend(self.round_failure.clone());
             match self.round(sweep) {
                 Ok(()) => self.round_failure = None,

@@ -3,4 +3,5 @@
 mod control;
 mod discover;
 mod events;
+mod kubernetes;
 mod metrics;

@@ -12,13 +12,15 @@ use crate::api::{Container, PodSandbox};
 use crate::fence::Grant;
 
 /// A container as the runtime names it: `id` is the key (stable across restarts of the
-/// plugin and of the runtime), the rest names it for people.
+/// plugin and of the runtime), the names are for people, and `cgroups_path` is where the
+/// runtime puts it (the OCI spec's `linux.cgroupsPath`, known before the container exists).
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ContainerKey {
     pub id: String,
     pub namespace: String,
     pub pod: String,
     pub name: String,
+    pub cgroups_path: String,
 }
 
 impl ContainerKey {
@@ -29,6 +31,11 @@ impl ContainerKey {
             namespace: pod.map(|p| p.namespace.clone()).unwrap_or_default(),
             pod: pod.map(|p| p.name.clone()).unwrap_or_default(),
             name: container.name.clone(),
+            cgroups_path: container
+                .linux
+                .as_ref()
+                .map(|l| l.cgroups_path.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -50,6 +57,14 @@ pub trait AdmissionBackend: Send + Sync {
     /// Gives `container` `cores` whole cores at `level`, or says in one line why not.
     /// Admitting a container that already holds cores gives it the same ones back.
     fn admit(&self, container: &ContainerKey, level: Level, cores: u32) -> Result<Grant, String>;
+
+    /// `container`, admitted, now runs (its cgroup, its process and its cpuset exist): the
+    /// backend may make it latency-sensitive on the cores it was given. It must not wait for
+    /// the work: the runtime waits for the plugin's answer.
+    fn started(&self, container: &ContainerKey) -> Result<(), String> {
+        let _ = container;
+        Ok(())
+    }
 
     /// Reverts and releases what the container `id` holds; nothing held is not an error.
     fn release(&self, id: &str) -> Result<(), String>;

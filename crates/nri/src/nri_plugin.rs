@@ -29,8 +29,12 @@ use crate::{Error, Plugin, Refusal, RuntimeClient};
 pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The events the plugin acts on; the others are not worth the runtime's round trips.
-pub const EVENTS: [Event; 4] = [
+/// PostStartContainer hands a latency-sensitive container to the backend once its process
+/// runs its own program (before, runc's init is there, with threads of its own that go at
+/// its exec).
+pub const EVENTS: [Event; 5] = [
     Event::CreateContainer,
+    Event::PostStartContainer,
     Event::UpdateContainer,
     Event::StopContainer,
     Event::RemoveContainer,
@@ -153,6 +157,21 @@ impl NriPlugin {
         }
     }
 
+    /// Container `id` started: one holding cores is handed to the backend. Its failure is
+    /// logged, not returned: the container runs already, on its cores.
+    fn started(&self, id: &str) {
+        let view = lock(&self.view);
+        let Some(tracked) = view.containers.get(id).filter(|t| t.grant.is_some()) else {
+            return;
+        };
+        if let Err(reason) = self.backend.started(&tracked.key) {
+            self.say(&format!(
+                "{}: cannot make it latency-sensitive: {reason}",
+                tracked.key
+            ));
+        }
+    }
+
     /// The view of the containers found at Synchronize, those holding cores adopted;
     /// what the ledger holds for containers that are gone or stopped is released.
     fn adopt(
@@ -234,6 +253,11 @@ impl NriPlugin {
                     "{key}: started while the plugin was away; admitted on CPUs {}",
                     grant.cpus
                 ));
+                if let Err(reason) = self.backend.started(key) {
+                    self.say(&format!(
+                        "{key}: cannot make it latency-sensitive: {reason}"
+                    ));
+                }
                 Some(grant)
             }
             Err(Refusal(reason)) => {
@@ -373,8 +397,13 @@ impl Plugin for NriPlugin {
     }
 
     fn state_change(&self, event: StateChangeEvent) -> Result<(), Refusal> {
-        if event.event() != Event::RemoveContainer {
-            return Ok(());
+        match event.event() {
+            Event::PostStartContainer => {
+                self.started(&event.container.unwrap_or_default().id);
+                return Ok(());
+            }
+            Event::RemoveContainer => {}
+            _ => return Ok(()),
         }
         let id = event.container.unwrap_or_default().id;
         let mut view = lock(&self.view);

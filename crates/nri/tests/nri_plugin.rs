@@ -41,6 +41,7 @@ pub struct FakeLedger {
 struct LedgerState {
     held: BTreeMap<String, Grant>,
     released: Vec<String>,
+    started: Vec<String>,
     /// Why release and held fail, when they do.
     broken: Option<String>,
 }
@@ -101,6 +102,12 @@ impl AdmissionBackend for FakeLedger {
         };
         state.held.insert(container.id.clone(), grant.clone());
         Ok(grant)
+    }
+
+    fn started(&self, container: &ContainerKey) -> Result<(), String> {
+        let mut state = self.state.lock().unwrap();
+        state.started.push(container.id.clone());
+        Ok(())
     }
 
     fn release(&self, id: &str) -> Result<(), String> {
@@ -204,10 +211,14 @@ fn register_and_configure(runtime: &mut FakeRuntime) {
         .call(CONFIGURE, &ConfigureRequest::default())
         .unwrap();
     let create = 1 << 3;
+    let post_start = 1 << 6;
     let update = 1 << 7;
     let stop = 1 << 9;
     let remove = 1 << 10;
-    assert_eq!(configured.events, create | update | stop | remove);
+    assert_eq!(
+        configured.events,
+        create | post_start | update | stop | remove
+    );
 }
 
 /// Synchronize with: a plain pod's running container `plain-1`; `held-1`, running and
@@ -501,4 +512,23 @@ fn a_plain_container_is_left_alone_while_no_core_is_exclusive() {
     plugin.synchronize(SynchronizeRequest::default()).unwrap();
     let plain = create_directly(&plugin, pod("plain", &[]), "plain-1").unwrap();
     assert_eq!(plain, CreateContainerResponse::default());
+}
+
+#[test]
+fn a_latency_sensitive_container_that_started_is_handed_to_the_backend() {
+    let ledger = Arc::new(FakeLedger::default());
+    let (plugin, _) = direct(&ledger, "0-3");
+    plugin.synchronize(SynchronizeRequest::default()).unwrap();
+    create_directly(&plugin, pod("ls", &[(POD, "high")]), "ls-1").unwrap();
+    create_directly(&plugin, pod("plain", &[]), "plain-1").unwrap();
+    for id in ["ls-1", "plain-1", "unknown"] {
+        plugin
+            .state_change(StateChangeEvent {
+                event: Event::PostStartContainer as i32,
+                pod: None,
+                container: Some(container(id, "", ContainerState::Running)),
+            })
+            .unwrap();
+    }
+    assert_eq!(ledger.state.lock().unwrap().started, ["ls-1"]);
 }

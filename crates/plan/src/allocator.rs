@@ -138,12 +138,22 @@ impl Admission<'_> {
             let cpus = &self.index.cores[core].cpus;
             request.within.as_ref().is_some_and(|w| !cpus.is_subset(w))
         };
-        let taken =
-            |core: usize| (self.core_taken[core] && !own_cores.contains(&core)) || outside(core);
-        let available = availability(self.index, taken, &protected);
+        let held = |core: usize| self.core_taken[core] && !own_cores.contains(&core);
         let need = need(request);
-        let placement = place(self.index, &available, request, need)
-            .map_err(|refusal| self.refusal(refusal, request, &available, need))?;
+        let placement = match &request.exact {
+            // The host keeps its cores whatever the scope: exact cores are checked against
+            // the whole host's availability, and against the scope's CPUs on their own.
+            Some(cpus) => {
+                let available = availability(self.index, held, &protected);
+                exact_placement(self.index, &available, request, need, cpus)?
+            }
+            None => {
+                let taken = |core: usize| held(core) || outside(core);
+                let available = availability(self.index, taken, &protected);
+                place(self.index, &available, request, need)
+                    .map_err(|refusal| self.refusal(refusal, request, &available, need))?
+            }
+        };
         Ok(build(self.index, request, need, placement, &held_by_others))
     }
 
@@ -204,13 +214,92 @@ fn check_pool(request: &AllocationRequest, cores: u32) -> Result<(), AdmissionEr
     let workload = request.workload.clone();
     match cores {
         0 => Err(AdmissionError::EmptyPool { workload }),
-        cores if cores > request.threads => Err(AdmissionError::PoolLargerThanThreads {
-            workload,
-            cores,
-            threads: request.threads,
-        }),
+        // Exact cores were admitted before the workload's threads existed (a container's).
+        cores if cores > request.threads && request.exact.is_none() => {
+            Err(AdmissionError::PoolLargerThanThreads {
+                workload,
+                cores,
+                threads: request.threads,
+            })
+        }
         _ => Ok(()),
     }
+}
+
+/// Exactly the whole cores of `cpus`, when they are free for this request, as many as it
+/// needs, and inside its scope; otherwise the refusal names the first reason.
+fn exact_placement(
+    index: &HostIndex,
+    available: &[NodeAvailability],
+    request: &AllocationRequest,
+    need: Need,
+    cpus: &CpuSet,
+) -> Result<Placement, AdmissionError> {
+    let refuse = |reason: String| AdmissionError::ExactCpus {
+        workload: request.workload.clone(),
+        cpus: cpus.clone(),
+        reason,
+    };
+    if let Some(cpu) = cpus.iter().find(|&cpu| index.core_of(cpu).is_none()) {
+        return Err(refuse(format!(
+            "CPU {cpu} is not an online CPU with a known core"
+        )));
+    }
+    let cores = cores_of(index, cpus);
+    let whole = cores
+        .iter()
+        .fold(CpuSet::new(), |all, &c| all.union(&index.cores[c].cpus));
+    if whole != *cpus {
+        let missing = whole.difference(cpus);
+        return Err(refuse(format!(
+            "not whole cores: CPUs {missing} share their cores"
+        )));
+    }
+    if need.io {
+        return Err(refuse(
+            "a dedicated I/O core cannot be given with exact CPUs".to_owned(),
+        ));
+    }
+    let wanted = cores_needed(index, need);
+    if cores.len() != wanted {
+        return Err(refuse(format!(
+            "{} core(s), but the request needs {wanted}",
+            cores.len()
+        )));
+    }
+    if let Some(within) = request.within.as_ref().filter(|w| !cpus.is_subset(w)) {
+        return Err(refuse(format!("outside the scope's CPUs {within}")));
+    }
+    let mut nodes = Vec::new();
+    for node in available {
+        let here: Vec<usize> = cores
+            .iter()
+            .copied()
+            .filter(|&c| index.cores[c].node == node.node)
+            .collect();
+        if here.is_empty() {
+            continue;
+        }
+        if let Some(&core) = here.iter().find(|c| !node.eligible.contains(c)) {
+            let core_cpus = &index.cores[core].cpus;
+            return Err(refuse(format!(
+                "the core of CPUs {core_cpus} is held by another workload or kept for the host"
+            )));
+        }
+        if here.len() > node.budget {
+            return Err(refuse(format!(
+                "node {} would be left without a core for the host",
+                node.node
+            )));
+        }
+        nodes.push(node.node);
+    }
+    Ok(Placement {
+        thread_cores: cores,
+        io_core: None,
+        nodes,
+        notes: Vec::new(),
+    })
 }
 
 /// What placement looks for. A pool of N cores is N cores whatever the level: one slot each,

@@ -49,6 +49,12 @@ pub enum AdmissionError {
         .0.summary(), .0.cores
     )]
     NoSingleNode(Shortage),
+    #[error("{workload} cannot have exactly CPUs {cpus}: {reason}")]
+    ExactCpus {
+        workload: WorkloadKey,
+        cpus: CpuSet,
+        reason: String,
+    },
     #[error("the ledger of exclusive allocations does not match this host")]
     Ledger(#[source] LedgerError),
 }

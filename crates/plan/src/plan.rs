@@ -102,6 +102,11 @@ pub fn replan(
             .map_err(|e| PlanError::Admission(AdmissionError::Ledger(e)))?;
         let mut kept = holds.clone();
         kept.request.within.clone_from(&wanted.within);
+        // Exact cores are the workload's whatever its thread count: a container's threads
+        // come and go, and its pool was admitted before any of them existed.
+        if wanted.exact.is_some() {
+            kept.request.threads = wanted.threads;
+        }
         if kept.request != *wanted {
             return Err(PlanError::AllocationNoLongerFits {
                 workload: wanted.workload.clone(),
@@ -229,6 +234,7 @@ pub(crate) fn allocation_request(
     wanted.allow_cpu0 = request.allow_cpu0;
     wanted.housekeeping = request.housekeeping.clone();
     wanted.spill = request.spill;
+    wanted.exact.clone_from(&request.exact);
     // Under cgroup v2 the target's cgroup may hold fewer CPUs than the whole host.
     let narrowed = *scope.cpus != host.topology.online;
     wanted.within = (scope.path != "/" || narrowed).then(|| scope.cpus.clone());

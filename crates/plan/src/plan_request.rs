@@ -36,6 +36,15 @@ pub struct PlanRequest {
     /// keeps knowing where they run. `None`: `qemu:///system`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub libvirt_uri: Option<String>,
+    /// The exact CPUs the workload must get, as whole cores (`AllocationRequest::exact`): a
+    /// container whose runtime already confined it to the cores admitted before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<CpuSet>,
+    /// Keep the host's own threads (unbound kernel threads, PID 1) off the exclusive CPUs
+    /// even when the scope is narrower than the whole host: for a workload whose cores are
+    /// the node's alone though its scope is its own cgroup (a Kubernetes container).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fence_host_threads: bool,
 }
 
 impl PlanRequest {
@@ -55,6 +64,8 @@ impl PlanRequest {
             spill: NumaSpill::Refuse,
             allow_cpu0: false,
             libvirt_uri: None,
+            exact: None,
+            fence_host_threads: false,
         }
     }
 }

@@ -124,6 +124,11 @@ pub struct AllocationRequest {
     /// each node keeps its housekeeping core inside it. `None`: the whole host.
     #[serde(default)]
     pub within: Option<CpuSet>,
+    /// `Some(cpus)`: exactly the whole cores of `cpus`, or a refusal; never other cores. For
+    /// a workload admitted before it existed whose runtime already confined it to those CPUs
+    /// (a container's cpuset), so the apply cannot land anywhere else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<CpuSet>,
 }
 
 impl AllocationRequest {
@@ -143,6 +148,7 @@ impl AllocationRequest {
             housekeeping: None,
             spill: NumaSpill::Refuse,
             within: None,
+            exact: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests of the allocator, one binary with a module per area.
 
 mod admit;
+mod exact;
 mod fixtures;
 mod kernel_rules;
 mod ledger;

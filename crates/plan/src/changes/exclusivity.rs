@@ -22,7 +22,9 @@
 //! later by processes outside the plan escape (an advisory says so).
 //!
 //! PID 1 and kernel threads never change cgroup. On the whole host, unbound kernel threads
-//! that allow it, and PID 1, get an affinity that leaves out the exclusive CPUs.
+//! that allow it, and PID 1, get an affinity that leaves out the exclusive CPUs; so they do
+//! in a narrower scope when the request asks (`fence_host_threads`: a container, whose cores
+//! are the node's alone though its scope is its pod).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -80,7 +82,7 @@ pub fn plan(context: &Context, out: &mut Changes) -> Result<(), PlanError> {
         }
         Fencing::AffinityOnly { .. } => affinity_changes(context, out),
     }
-    if context.scope.whole_host() {
+    if context.scope.whole_host() || context.request.fence_host_threads {
         host_thread_changes(context, out);
     }
     Ok(())

@@ -1,0 +1,168 @@
+//! The NRI plugin on the engine, on a furnished tree: a pod annotated latency-sensitive is
+//! admitted at CreateContainer, its container handed to the loop at PostStartContainer and
+//! applied on exactly its admitted cores (as the loop does, through `Containers::wanted`),
+//! found again by `held` as a restarted plugin would, and reverted exactly at its stop.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use nearnative_apply::StateDir;
+use nearnative_daemon::kubernetes::{Containers, EngineBackend};
+use nearnative_daemon::libvirt::Domains;
+use nearnative_engine::{load_ledger, Engine};
+use nearnative_host::{CpuSet, Root};
+use nearnative_knob::TreeBackend;
+use nearnative_nri::annotations::POD;
+use nearnative_nri::api::{
+    Container, ContainerState, CreateContainerRequest, Event, LinuxContainer, PodSandbox,
+    StateChangeEvent, StopContainerRequest,
+};
+use nearnative_nri::{AdmissionBackend, NriPlugin, Plugin};
+use nearnative_testkit::tree::{add_process_in, cpus, furnish, TreeImage};
+
+const CGROUP: &str = "/kubepods/podls/ctr-ls";
+const ID: &str = "ctr-ls";
+
+fn ls_container() -> (Container, PodSandbox) {
+    let pod = PodSandbox {
+        id: "pod-ls".to_owned(),
+        name: "mm-0".to_owned(),
+        namespace: "trading".to_owned(),
+        annotations: HashMap::from([(POD.to_owned(), "high".to_owned())]),
+        ..PodSandbox::default()
+    };
+    let container = Container {
+        id: ID.to_owned(),
+        pod_sandbox_id: pod.id.clone(),
+        name: "engine".to_owned(),
+        state: ContainerState::Created as i32,
+        linux: Some(LinuxContainer {
+            cgroups_path: CGROUP.to_owned(),
+            ..LinuxContainer::default()
+        }),
+        ..Container::default()
+    };
+    (container, pod)
+}
+
+#[test]
+fn a_latency_sensitive_container_is_admitted_applied_adopted_and_reverted_exactly() {
+    let snapshot = nearnative_testkit::extract("offline-cpu0-node0");
+    let root = snapshot.root.clone();
+    furnish(&root);
+    add_process_in(&root, 4100, CGROUP);
+    let before = TreeImage::take(&root);
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = StateDir::new(state_dir.path().join("state"));
+    let engine = {
+        let (root, state) = (root.clone(), state.clone());
+        move || {
+            Engine::new(
+                Root::new(&root),
+                Box::new(TreeBackend::new(&root)),
+                state.clone(),
+            )
+        }
+    };
+    let containers = Arc::new(Mutex::new(Containers::default()));
+    let (wake, woken) = mpsc::channel();
+    let backend = Arc::new(EngineBackend::new(
+        Box::new(engine.clone()),
+        Root::new(&root),
+        None,
+        Arc::clone(&containers),
+        Arc::new(Mutex::new(Domains::default())),
+        Arc::new(Mutex::new(())),
+        wake,
+    ));
+    let online = cpus(&root).online;
+    let (plugin, _refencer) = NriPlugin::new(backend.clone(), online, Arc::new(|_: &str| {}));
+    plugin.synchronize(Default::default()).unwrap();
+
+    let (container, pod) = ls_container();
+    let created = plugin
+        .create_container(CreateContainerRequest {
+            pod: Some(pod.clone()),
+            container: Some(container.clone()),
+        })
+        .unwrap();
+    let adjusted = created.adjust.unwrap().linux.unwrap().resources.unwrap();
+    let given = CpuSet::parse_list(&adjusted.cpu.unwrap().cpus).unwrap();
+    assert!(!given.is_empty());
+    assert!(
+        containers.lock().unwrap().wanted().is_empty(),
+        "admitted, not started"
+    );
+    assert!(
+        load_ledger(&state).unwrap().is_empty(),
+        "admission records nothing"
+    );
+
+    plugin
+        .state_change(StateChangeEvent {
+            event: Event::PostStartContainer as i32,
+            pod: Some(pod),
+            container: Some(container.clone()),
+        })
+        .unwrap();
+    assert!(woken.try_recv().is_ok(), "the loop is woken");
+    let wanted = containers.lock().unwrap().wanted();
+    assert_eq!(wanted.len(), 1);
+    assert_eq!(wanted[0].origin, "kubernetes:trading/mm-0/engine@ctr-ls");
+    let applied = engine()
+        .apply_from(&wanted[0].request, &wanted[0].origin)
+        .unwrap();
+    containers.lock().unwrap().applied(&wanted[0].key);
+    assert_eq!(
+        applied.plan.allocation.exclusive_cpus, given,
+        "exactly its cores"
+    );
+    assert_eq!(
+        applied.plan.scope.path, "/kubepods/podls",
+        "its pod's scope"
+    );
+    let steps: Vec<String> = applied
+        .plan
+        .changes
+        .iter()
+        .map(|c| c.step.describe().object)
+        .collect();
+    let pm_qos = format!(
+        "PM QoS resume latency of CPU {}",
+        given.iter().last().unwrap()
+    );
+    for host_wide in [
+        "default IRQ affinity",
+        "unbound workqueue CPU mask",
+        &pm_qos,
+    ] {
+        assert!(
+            steps.iter().any(|s| s == host_wide),
+            "{host_wide} is planned: {steps:#?}"
+        );
+    }
+    assert!(
+        steps.iter().all(|s| !s.contains("/kubepods/podls/ctr-ls ")),
+        "the container's own cgroup keeps the cpuset the runtime gave it: {steps:#?}"
+    );
+
+    let held = backend.held().unwrap();
+    assert_eq!(held.keys().collect::<Vec<_>>(), [ID]);
+    assert_eq!(
+        held[ID].cpus, given,
+        "a restarted plugin adopts it on its cores"
+    );
+
+    plugin
+        .stop_container(StopContainerRequest {
+            pod: None,
+            container: Some(container),
+        })
+        .unwrap();
+    assert!(backend.held().unwrap().is_empty());
+    assert!(load_ledger(&state).unwrap().is_empty());
+    let diff = TreeImage::take(&root).diff(&before);
+    assert!(diff.is_empty(), "reverted exactly; differs at {diff:?}");
+    backend.release(ID).unwrap();
+}

@@ -13,6 +13,7 @@ mod killed_live;
 mod lab_cmd;
 mod libvirt_hook;
 mod libvirt_live;
+mod nri_live;
 mod package;
 mod plan_cmd;
 mod probe_jitter;

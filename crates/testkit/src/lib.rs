@@ -7,6 +7,8 @@
 //! shipped. The helpers are `#[track_caller]`, so the one-line message ("needs the hwloc host
 //! snapshots at ...: absent", "needs QEMU: ...") points at the test that asked.
 
+pub mod containerd;
+pub mod cri;
 pub mod fixtures;
 pub mod hosts;
 pub mod libvirt;
@@ -16,6 +18,7 @@ pub mod qemu;
 pub mod synthetic;
 pub mod tree;
 
+pub use containerd::{Containerd, Pod};
 pub use fixtures::{extract, find_hosts_dir, hosts_dir, shared, topology, Snapshot, SNAPSHOTS};
 pub use libvirt::{small_domain, Libvirtd};
 pub use line_worker::LineWorker;

@@ -595,7 +595,11 @@ fn image_file_name(name: &str) -> String {
 /// Entrypoint is `sh -c COMMAND`, and an index naming the image `name` for containerd.
 #[track_caller]
 pub fn oci_image(name: &str, command: &str) -> Vec<u8> {
-    let layer = busybox_layer();
+    oci_image_of(name, command, busybox_layer())
+}
+
+/// An OCI image-layout tarball whose one layer is the tarball `layer`.
+fn oci_image_of(name: &str, command: &str, layer: Vec<u8>) -> Vec<u8> {
     let layer_digest = sha256(&layer);
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -768,7 +772,9 @@ mod tests {
     /// tarball under its digest.
     #[test]
     fn the_image_layout_names_the_image_and_holds_its_blobs() {
-        let image = oci_image("docker.io/library/x:1", "true");
+        let mut layer = tar::Builder::new(Vec::new());
+        add_file(&mut layer, "bin/true", b"#!", 0o755);
+        let image = oci_image_of("docker.io/library/x:1", "true", layer.into_inner().unwrap());
         let mut archive = tar::Archive::new(image.as_slice());
         let mut files = BTreeMap::new();
         for entry in archive.entries().unwrap() {

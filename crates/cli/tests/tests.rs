@@ -14,6 +14,7 @@ mod lab_cmd;
 mod libvirt_hook;
 mod libvirt_live;
 mod live_view;
+mod nri_live;
 mod package;
 mod plan_cmd;
 mod probe_jitter;

@@ -594,6 +594,9 @@ fn a_domain_with_the_switch_is_admitted_applied_released_and_adopted_under_a_rea
             affinity(thread) == BTreeSet::from([0]) && cpuset_of(thread).ends_with("/emulator");
         placed.then_some(())
     });
+    // Paused again for verify: the scope fences only the scope's threads, and a running
+    // vCPU here is preempted by the host's own unbound kernel threads outside it.
+    lab.libvirtd().virsh_ok(&["suspend", "nn-lat"]);
     assert_exclusive(lab.libvirtd(), "nn-lat");
     lab.verify("nn-lat");
     let xml = validated_xml(lab.libvirtd(), "nn-lat", &lab.state(), lab.tmp.path());

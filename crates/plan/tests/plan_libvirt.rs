@@ -279,6 +279,53 @@ fn dedicated_io_the_pool_and_the_uri_reach_the_pins() {
 }
 
 #[test]
+fn kvm_kernel_threads_of_the_scopes_vms_are_kept_off_the_exclusive_cpus() {
+    let mut host = libvirt_host(Layout::Plain);
+    add_kernel(
+        &mut host,
+        7001,
+        &format!("kvm-pit/{QEMU}"),
+        TaskKind::KernelUnbound,
+        false,
+    );
+    add_kernel(
+        &mut host,
+        7002,
+        &format!("kvm-pit/{OTHER_QEMU}"),
+        TaskKind::KernelUnbound,
+        false,
+    );
+    add_kernel(
+        &mut host,
+        7003,
+        "kvm-pit/9999",
+        TaskKind::KernelUnbound,
+        false,
+    );
+    add_kernel(
+        &mut host,
+        7004,
+        "kworker/u8:1",
+        TaskKind::KernelUnbound,
+        false,
+    );
+    let mut request = PlanRequest::new(Target::Vm("nn1".into()));
+    request.scope = Some("/machine".into());
+    let plan = planned(&host, &request);
+    let pinned: Vec<(u32, CpuSet)> = pins(&plan)
+        .into_iter()
+        .filter(|p| p.0 > 7000)
+        .map(|p| (p.1, p.2))
+        .collect();
+    let hk = plan.allocation.housekeeping.clone();
+    assert_eq!(
+        pinned,
+        [(7001, hk.clone()), (7002, hk)],
+        "the PIT threads of the scope's two VMs; not one of a pid outside it, nor other kthreads"
+    );
+}
+
+#[test]
 fn the_step_journals_as_libvirt_pin() {
     let host = libvirt_host(Layout::Plain);
     let plan = planned(&host, &PlanRequest::new(Target::Vm("nn1".into())));

@@ -84,6 +84,8 @@ pub fn plan(context: &Context, out: &mut Changes) -> Result<(), PlanError> {
     }
     if context.scope.whole_host() || context.request.fence_host_threads {
         host_thread_changes(context, out);
+    } else {
+        vm_kernel_thread_changes(context, out);
     }
     Ok(())
 }
@@ -577,4 +579,38 @@ fn host_thread_changes(context: &Context, out: &mut Changes) {
             }
         }
     }
+}
+
+/// In a narrower scope, the kernel threads KVM starts for each VM of the scope: `kvm-pit/PID`
+/// (the emulated PIT's timer, named after the VMM's pid) wakes on whichever CPU it last ran
+/// and preempts an exclusive vCPU there. They belong to the scope's VMs, so they are kept off
+/// the exclusive CPUs even though the host's other kernel threads are not the scope's to move.
+fn vm_kernel_thread_changes(context: &Context, out: &mut Changes) {
+    let in_scope = |pid: u32| {
+        let process = context.host.tasks.processes.iter().find(|p| p.pid == pid);
+        process.is_some_and(|p| context.scope.holds(p))
+    };
+    for process in &context.host.tasks.processes {
+        for task in &process.threads {
+            let Some(vm) = vm_kernel_thread_owner(&task.comm) else {
+                continue;
+            };
+            let movable = task.kind == nearnative_host::tasks::TaskKind::KernelUnbound
+                && !task.affinity_fixed;
+            if movable && in_scope(vm) && !task.affinity.is_disjoint(&context.exclusive) {
+                let to = without(&task.affinity, &context.exclusive, &context.housekeeping);
+                let why = format!(
+                    "{} is KVM's kernel thread for the VM of pid {vm}, in scope {}: kept off \
+                     the exclusive CPUs of {}",
+                    task.comm, context.scope.path, context.target.key
+                );
+                affinity_step(&ThreadRef { process, task }, &to, &why, out);
+            }
+        }
+    }
+}
+
+/// The VMM pid a KVM kernel thread is named after (`kvm-pit/4000`).
+fn vm_kernel_thread_owner(comm: &str) -> Option<u32> {
+    comm.strip_prefix("kvm-pit/")?.parse().ok()
 }

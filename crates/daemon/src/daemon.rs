@@ -147,7 +147,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
                 }),
                 nearnative_host::Root::default(),
                 config.scope.clone(),
-                containers,
+                Arc::clone(&containers),
                 Arc::clone(&domains),
                 Arc::clone(&turn),
                 tx.clone(),
@@ -156,7 +156,14 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         }
         None => None,
     };
-    let handler = ControlHandler::new(&config, Arc::clone(&status), Arc::clone(&turn), tx, domains);
+    let handler = ControlHandler::new(
+        &config,
+        Arc::clone(&status),
+        Arc::clone(&turn),
+        tx,
+        domains,
+        containers,
+    );
     let control = ControlServer::bind(&config.control_socket, Arc::new(handler))?;
     let _metrics_server = match config.metrics {
         Some(addr) => Some(

@@ -19,6 +19,7 @@ use nearnative_engine::{Engine, RevertWhich};
 use crate::control::{Handler, Request, Response};
 use crate::daemon::DaemonConfig;
 use crate::events::Wake;
+use crate::kubernetes::Containers;
 use crate::libvirt::answer::LibvirtSide;
 use crate::libvirt::Domains;
 use crate::status::DaemonStatus;
@@ -41,6 +42,7 @@ impl ControlHandler {
         turn: Arc<Mutex<()>>,
         loop_tx: Sender<Wake>,
         domains: Arc<Mutex<Domains>>,
+        containers: Arc<Mutex<Containers>>,
     ) -> ControlHandler {
         ControlHandler {
             state_dir: config.state_dir.clone(),
@@ -49,6 +51,7 @@ impl ControlHandler {
             loop_tx,
             libvirt: LibvirtSide {
                 domains,
+                containers,
                 scope: config.scope.clone(),
                 libvirt_uri: config.libvirt_uri.clone(),
                 root: nearnative_host::Root::default(),

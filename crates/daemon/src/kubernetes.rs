@@ -132,6 +132,20 @@ impl Admitted {
     }
 }
 
+/// Runs `call` again while a CLI apply or revert holds the state lock: within the runtime's
+/// wait for the plugin.
+fn while_busy<T>(call: impl Fn() -> Result<T, EngineError>) -> Result<T, EngineError> {
+    let deadline = Instant::now() + BUSY_FOR;
+    loop {
+        match call() {
+            Err(EngineError::Lock(LockError::Busy { .. })) if Instant::now() < deadline => {
+                std::thread::sleep(BUSY_RETRY);
+            }
+            other => return other,
+        }
+    }
+}
+
 fn grant_of(allocation: &Allocation) -> Grant {
     Grant {
         cpus: allocation.exclusive_cpus.clone(),
@@ -238,22 +252,18 @@ impl EngineBackend {
         }
     }
 
+    fn turn(&self) -> MutexGuard<'_, ()> {
+        self.turn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Runs `call` under the daemon's turn, again while a CLI command holds the state lock.
     fn with_engine<T>(
         &self,
         call: impl Fn(&Engine) -> Result<T, EngineError>,
     ) -> Result<T, EngineError> {
         let engine = (self.engine)();
-        let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
-        let deadline = Instant::now() + BUSY_FOR;
-        loop {
-            match call(&engine) {
-                Err(EngineError::Lock(LockError::Busy { .. })) if Instant::now() < deadline => {
-                    std::thread::sleep(BUSY_RETRY);
-                }
-                other => return other,
-            }
-        }
+        let _turn = self.turn();
+        while_busy(|| call(&engine))
     }
 
     /// The plan records of ours, by container id.
@@ -285,14 +295,17 @@ impl AdmissionBackend for EngineBackend {
         request.cores = Some(cores);
         request.scope = self.scope.clone();
         let key = WorkloadKey(request.target.to_string());
+        let engine = (self.engine)();
+        // Held until the admission is pending here: libvirt's prepare, on its own thread,
+        // counts it from then on, as this one counts libvirt's.
+        let _turn = self.turn();
         let now = Instant::now();
         let mut pending = self.containers().pending_except(&key, now);
         let mut domains = self.domains.lock().unwrap_or_else(|e| e.into_inner());
         pending.extend(domains.pending_except(&key, now));
         drop(domains);
-        let allocation = self
-            .with_engine(|engine| engine.admit(&request, cores, &pending))
-            .map_err(|e| error_line(&e))?;
+        let allocation =
+            while_busy(|| engine.admit(&request, cores, &pending)).map_err(|e| error_line(&e))?;
         log(&format!(
             "{key} ({}) admitted at CreateContainer on CPUs {}",
             origin_of(container),

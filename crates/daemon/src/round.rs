@@ -180,9 +180,13 @@ impl Runner {
             self.engine.revert(&RevertWhich::Target(key.0.clone()))
         };
         match result {
-            Ok(_) => {
-                log(&format!("{key} released ({})", reason.words()));
-                self.book.counters.reverts += 1;
+            Ok(reverted) => {
+                // Released meanwhile by its source (the NRI plugin at the container's stop,
+                // libvirt's release) while this round waited for its turn: not news.
+                if !reverted.nothing_to_revert() {
+                    log(&format!("{key} released ({})", reason.words()));
+                    self.book.counters.reverts += 1;
+                }
                 self.sampler.forget(&key.0);
                 self.book.forget(key);
                 self.book.settled_about(key, APPLY);

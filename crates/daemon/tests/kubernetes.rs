@@ -52,7 +52,6 @@ fn a_latency_sensitive_container_is_admitted_applied_adopted_and_reverted_exactl
     let root = snapshot.root.clone();
     furnish(&root);
     add_process_in(&root, 4100, CGROUP);
-    let before = TreeImage::take(&root);
     let state_dir = tempfile::tempdir().unwrap();
     let state = StateDir::new(state_dir.path().join("state"));
     let engine = {
@@ -90,6 +89,10 @@ fn a_latency_sensitive_container_is_admitted_applied_adopted_and_reverted_exactl
     let adjusted = created.adjust.unwrap().linux.unwrap().resources.unwrap();
     let given = CpuSet::parse_list(&adjusted.cpu.unwrap().cpus).unwrap();
     assert!(!given.is_empty());
+    // The runtime creates the container on the cpuset of the adjustment.
+    let cpuset = root.join(format!("sys/fs/cgroup/cpuset{CGROUP}/cpuset.cpus"));
+    std::fs::write(cpuset, format!("{}\n", given.to_list())).unwrap();
+    let before = TreeImage::take(&root);
     assert!(
         containers.lock().unwrap().wanted().is_empty(),
         "admitted, not started"
@@ -145,6 +148,10 @@ fn a_latency_sensitive_container_is_admitted_applied_adopted_and_reverted_exactl
     assert!(
         steps.iter().all(|s| !s.contains("/kubepods/podls/ctr-ls ")),
         "the container's own cgroup keeps the cpuset the runtime gave it: {steps:#?}"
+    );
+    assert!(
+        steps.iter().all(|s| !s.contains("-pool")),
+        "its threads stay in the cgroup the runtime confined to its cores: {steps:#?}"
     );
 
     let held = backend.held().unwrap();

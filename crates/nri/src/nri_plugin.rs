@@ -328,7 +328,10 @@ impl Plugin for NriPlugin {
                 }
             }
             Decision::LatencySensitive { level, cores } => {
-                let grant = self.admit(&view, &key, level, cores)?;
+                // The refusal goes to the pod's events through the runtime, and to our log.
+                let grant = self
+                    .admit(&view, &key, level, cores)
+                    .inspect_err(|Refusal(reason)| self.say(reason))?;
                 self.say(&format!(
                     "{key}: admitted on CPUs {} ({} at {level})",
                     grant.cpus,

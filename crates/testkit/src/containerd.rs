@@ -56,6 +56,9 @@ const CFS_PERIOD_US: i64 = 100_000;
 pub struct Pod {
     pub id: String,
     pub name: String,
+    /// The pod's own cgroup below the harness's `pods` (kubelet's `pod<UID>`), its
+    /// sandbox's and containers' cgroup parent.
+    pub cgroup: String,
     config: PodSandboxConfig,
 }
 
@@ -134,7 +137,7 @@ impl Containerd {
         Path::new(CPUSET).join(&self.scope_name)
     }
 
-    /// The cgroup parent of every pod, as the CRI takes it.
+    /// The cgroup every pod's own cgroup lies in (kubelet's `kubepods`).
     pub fn pods_cgroup(&self) -> String {
         format!("/{}/pods", self.scope_name)
     }
@@ -159,6 +162,9 @@ impl Containerd {
     /// Runs a host-network pod named `name` with `annotations`.
     #[track_caller]
     pub fn run_pod(&mut self, name: &str, annotations: &[(&str, &str)]) -> Pod {
+        // One cgroup per pod, as kubelet makes: the plugin's scope for a container is its
+        // pod's cgroup, which must not hold the other pods' containers.
+        let cgroup = format!("{}/pod-{name}", self.pods_cgroup());
         let config = PodSandboxConfig {
             metadata: Some(PodSandboxMetadata {
                 name: name.to_owned(),
@@ -172,7 +178,7 @@ impl Containerd {
             log_directory: self.path("logs").join(name).display().to_string(),
             annotations: owned(annotations),
             linux: Some(LinuxPodSandboxConfig {
-                cgroup_parent: self.pods_cgroup(),
+                cgroup_parent: cgroup.clone(),
                 security_context: Some(LinuxSandboxSecurityContext {
                     namespace_options: Some(host_network()),
                 }),
@@ -187,6 +193,7 @@ impl Containerd {
         Pod {
             id,
             name: name.to_owned(),
+            cgroup,
             config,
         }
     }
@@ -251,13 +258,19 @@ impl Containerd {
             panic!("pod {}: {e}\ncontainerd's log:\n{}", pod.name, self.log());
         }
         self.pods.retain(|id| *id != pod.id);
+        // As kubelet does once the pod is gone: runc removed only its own leaves.
+        for hierarchy in list(Path::new(CGROUP_ROOT)) {
+            let _ = std::fs::remove_dir(hierarchy.join(pod.cgroup.trim_start_matches('/')));
+        }
     }
 
     /// Container `id`'s cgroup in the v1 cpuset hierarchy.
     pub fn container_cgroup(&self, id: &str) -> PathBuf {
-        Path::new(CPUSET)
-            .join(self.pods_cgroup().trim_start_matches('/'))
-            .join(id)
+        let pods = Path::new(CPUSET).join(self.pods_cgroup().trim_start_matches('/'));
+        let mut found = list(&pods).into_iter().map(|pod| pod.join(id));
+        found
+            .find(|cgroup| cgroup.is_dir())
+            .unwrap_or_else(|| pods.join(id))
     }
 
     /// Container `id`'s `cpuset.cpus`, trimmed.

@@ -14,6 +14,7 @@ use super::{in_daemon, key_of, origin_of, Domains};
 use crate::control::{error_line, LibvirtAnswer, LibvirtEvent, LibvirtOp, Response};
 use crate::events::Wake;
 use crate::held;
+use crate::kubernetes::Containers;
 use crate::log::line as log;
 
 /// How long admission tries again while a CLI apply or revert (not through the daemon)
@@ -24,6 +25,8 @@ const BUSY_RETRY: Duration = Duration::from_millis(50);
 /// What answering the hook needs of the daemon.
 pub struct LibvirtSide {
     pub domains: Arc<Mutex<Domains>>,
+    /// The Kubernetes containers admitted and not applied yet: their cores are taken too.
+    pub containers: Arc<Mutex<Containers>>,
     /// The daemon's `--scope` (a cgroup path) and `--libvirt-uri`, for every domain's request.
     pub scope: Option<String>,
     pub libvirt_uri: Option<String>,
@@ -95,7 +98,11 @@ impl LibvirtSide {
     ) -> LibvirtAnswer {
         let threads = exclusive_vcpus(request.vcpus.as_ref(), vcpus);
         let key = key_of(name);
-        let pending = self.domains().pending_except(&key, Instant::now());
+        let now = Instant::now();
+        let mut pending = self.domains().pending_except(&key, now);
+        let mut containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+        pending.extend(containers.pending_except(&key, now));
+        drop(containers);
         let deadline = Instant::now() + BUSY_FOR;
         let admitted = loop {
             match engine.admit(request, threads, &pending) {

@@ -15,6 +15,9 @@
 //! affinity to that cpuset) and only then gets its exact prior affinity back. Every other
 //! thread directly in a cgroup of the chain moves to `-hk`.
 //!
+//! A container whose runtime already confined it to its exact cores (`exact`, Kubernetes
+//! through NRI) keeps its threads in its own cgroup: they only get their affinity.
+//!
 //! Under cgroup v2 the cgroups are threaded children of the target's own cgroup instead; see
 //! [`super::cpuset_v2`], which builds on the helpers here.
 //!
@@ -224,11 +227,16 @@ fn cpuset_changes(context: &Context, mount: &Path, out: &mut Changes) -> Result<
             }
         }
         None => {
-            create_cgroups(context, &mount, &placed, &chain, out);
+            let moved: Vec<(ThreadRef, Destination)> = placed
+                .iter()
+                .filter(|(t, d)| !t.task.kind.is_kernel() && !confined_by_runtime(context, t, d))
+                .cloned()
+                .collect();
+            create_cgroups(context, &mount, &moved, &chain, out);
             for (thread, destination) in &placed {
-                match thread.task.kind.is_kernel() {
-                    true => affinity_step(thread, &destination.cpus, &destination.why, out),
-                    false => move_thread(context, &hierarchy, thread, destination, out),
+                match moved.iter().any(|(t, _)| t.tid() == thread.tid()) {
+                    false => affinity_step(thread, &destination.cpus, &destination.why, out),
+                    true => move_thread(context, &hierarchy, thread, destination, out),
                 }
             }
         }
@@ -237,6 +245,24 @@ fn cpuset_changes(context: &Context, mount: &Path, out: &mut Changes) -> Result<
         move_thread(context, &hierarchy, thread, &housekeeping, out);
     }
     Ok(())
+}
+
+/// A thread its runtime already confined to the exclusive cores (a container given `exact`
+/// CPUs at its creation, its cgroup's cpuset set by the runtime): it stays in its cgroup,
+/// which keeps the runtime's limits, accounting and view of it, and only its affinity is set.
+fn confined_by_runtime(context: &Context, thread: &ThreadRef, destination: &Destination) -> bool {
+    if context.request.exact.is_none() {
+        return false;
+    }
+    let Some(path) = context.scope.cgroup_of(thread.process) else {
+        return false;
+    };
+    let cpusets = &context.host.isolation.cgroups.cpusets;
+    cpusets
+        .iter()
+        .find(|c| c.path == path)
+        .and_then(|c| c.cpus.as_ref())
+        .is_some_and(|cpus| destination.cpus.is_subset(cpus) && cpus.is_subset(&context.exclusive))
 }
 
 /// The movable threads directly in a cgroup of the chain that are not the target's nor

@@ -642,9 +642,9 @@ fn is_hang_up(e: &io::Error) -> bool {
 
 /// The CLI's way to a running daemon. Each call answers `Ok(None)` when the command should
 /// work directly: it names another tree than the live host (`--root`), or another state
-/// directory than the daemon's, or no daemon listens, or the caller is not root. The socket
-/// is root's alone, so a caller who is not root works directly and hears what the command
-/// needs ("apply changes the live host and must run as root"), not that a socket refused it.
+/// directory than the daemon's, or no daemon listens. An apply or revert by a caller who is
+/// not root also works directly, so it hears what the command needs ("apply changes the
+/// live host and must run as root"), not that the root-only socket refused it.
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
@@ -657,12 +657,15 @@ impl Client {
     pub fn new(socket: &Path, root: &Path, state_dir: &Path) -> Client {
         Client {
             socket: socket.to_owned(),
-            may_ask: root == Path::new("/") && nix::unistd::geteuid().is_root(),
+            may_ask: root == Path::new("/"),
             state_dir: state_dir.to_owned(),
         }
     }
 
     pub fn apply(&self, request: &PlanRequest) -> Result<Option<Applied>, ControlError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Ok(None);
+        }
         let request = Request::Apply {
             request: request.clone(),
         };
@@ -673,6 +676,9 @@ impl Client {
     }
 
     pub fn revert(&self, which: &RevertWhich) -> Result<Option<Reverted>, ControlError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Ok(None);
+        }
         let request = Request::Revert {
             which: which.into(),
         };

@@ -61,7 +61,7 @@ impl Virsh {
 
     /// The live XML of running `domain` (its persistent one when it does not run).
     pub fn dumpxml(&self, domain: &str) -> Result<String, VirshError> {
-        self.run(domain, &["dumpxml", domain])
+        self.run(domain, &["dumpxml", "--domain", domain])
     }
 
     /// `virsh -c URI ARGS` about `domain`; its stdout. A non-zero exit, or silence past the

@@ -56,7 +56,12 @@ impl LibvirtSide {
                 let _turn = turn.lock().unwrap_or_else(|e| e.into_inner());
                 self.admit(&event.domain, &request, event.vcpus, engine)
             }
-            (LibvirtOp::Prepare, None) => LibvirtAnswer::Noted,
+            // Started without the switch (it was removed since): an old declaration, left by
+            // a release the hook could not deliver, must not apply it again.
+            (LibvirtOp::Prepare, None) => {
+                self.domains().forget(&event.domain);
+                LibvirtAnswer::Noted
+            }
             (LibvirtOp::Started | LibvirtOp::Reconnect, request) => {
                 if let Some(request) = request {
                     if event.op == LibvirtOp::Reconnect {
@@ -70,6 +75,8 @@ impl LibvirtSide {
                         ));
                     }
                     self.domains().declare(&event.domain, self.request(request));
+                } else {
+                    self.domains().forget(&event.domain);
                 }
                 LibvirtAnswer::Noted
             }

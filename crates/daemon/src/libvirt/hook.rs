@@ -16,7 +16,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use nearnative_libvirt::metadata::Domain;
+use nearnative_libvirt::metadata::{Domain, NAMESPACE};
 
 use crate::control::{
     request, LibvirtAnswer, LibvirtEvent, LibvirtOp, Request, Response, LIBVIRT_TIMEOUT,
@@ -93,7 +93,10 @@ pub fn decide(guest: &str, op: &str, subop: &str, xml: &str) -> HookStep {
         };
     }
     match (op, Domain::parse(xml)) {
-        (LibvirtOp::Prepare, Err(err)) => HookStep::Refuse(err.to_string()),
+        // Only the switch may stop a start: XML nearnative cannot read is its own limit.
+        (LibvirtOp::Prepare, Err(err)) if xml.contains(NAMESPACE) => {
+            HookStep::Refuse(err.to_string())
+        }
         (LibvirtOp::Prepare, Ok(domain)) if domain.switch.is_none() => HookStep::Nothing,
         (_, Err(err)) => HookStep::Tell {
             event: event(None, 0),
@@ -125,9 +128,10 @@ pub fn run(socket: &Path, args: &[String], stdin: &mut dyn Read) -> HookExit {
     let xml = String::from_utf8_lossy(&xml);
     let step = match unread {
         Some(err) if operation(op, subop).is_some_and(|o| o != LibvirtOp::Release) => {
-            HookStep::Refuse(format!(
-                "domain {guest}: cannot read its XML on stdin: {err}"
-            ))
+            return HookExit::warning(format!(
+                "domain {guest}: cannot read its XML on stdin: {err}; it runs without latency \
+                 sensitivity"
+            ));
         }
         _ => decide(guest, op, subop, &xml),
     };
@@ -244,6 +248,24 @@ mod tests {
         assert_eq!((event.op, event.request), (LibvirtOp::Started, None));
         let (event, _) = told(decide("web", "reconnect", "begin", &xml(SWITCH)));
         assert!(event.request.is_some());
+    }
+
+    #[test]
+    fn xml_nearnative_cannot_read_stops_no_start_without_the_switch() {
+        let odd = "<domain type='kvm'><name>web</name><vcpu>many</vcpu></domain>";
+        let (event, warning) = told(decide("web", "prepare", "begin", odd));
+        assert_eq!(event.request, None);
+        assert!(warning
+            .unwrap()
+            .contains("runs without latency sensitivity"));
+        let with_switch = odd.replace(
+            "</domain>",
+            &format!("<metadata>{SWITCH}</metadata></domain>"),
+        );
+        assert!(matches!(
+            decide("web", "prepare", "begin", &with_switch),
+            HookStep::Refuse(_)
+        ));
     }
 
     #[test]

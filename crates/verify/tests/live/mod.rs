@@ -84,17 +84,26 @@ impl Drop for Busy {
 }
 
 /// Keeps every other thread of this process (the test harness, the calling thread) off CPU 1
-/// while it lives, so a sample of CPU 1 sees only the threads a test started there.
-pub struct OffCpu;
+/// while it lives, so a sample of CPU 1 sees only the threads a test started there. Threads
+/// the harness starts afterwards for other tests run where they like: `pinned` says which
+/// were kept off.
+pub struct OffCpu {
+    pinned: Vec<u32>,
+}
 
 impl OffCpu {
     pub fn new() -> OffCpu {
         let housekeeping = CpuSet::from_ids([0]);
         pin_current_thread_to(&housekeeping).unwrap();
-        for tid in own_threads() {
+        let pinned = own_threads();
+        for &tid in &pinned {
             set_affinity(tid, &[0]);
         }
-        OffCpu
+        OffCpu { pinned }
+    }
+
+    pub fn pinned(&self, tid: u32) -> bool {
+        self.pinned.contains(&tid)
     }
 }
 

@@ -67,13 +67,17 @@ fn an_intruder_is_named_and_the_target_is_not() {
 fn without_an_intruder_no_thread_of_this_process_is_listed() {
     let _live = serialize();
     need_cpus();
-    let _off = OffCpu::new();
+    let off = OffCpu::new();
     let target = Busy::start("nn-target", |_| {});
 
     let sample = sample_cpu(&[target.tid], None);
 
     let own = std::process::id();
-    let ours: Vec<_> = sample.threads.iter().filter(|t| t.pid == own).collect();
+    let ours: Vec<_> = sample
+        .threads
+        .iter()
+        .filter(|t| t.pid == own && off.pinned(t.tid))
+        .collect();
     assert!(ours.is_empty(), "{ours:#?}");
     let target_seen = sample.targets.iter().find(|t| t.tid == target.tid).unwrap();
     assert!(target_seen.runtime_ns > 50_000_000, "{target_seen:?}");

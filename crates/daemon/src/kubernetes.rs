@@ -41,6 +41,7 @@ use crate::events::Wake;
 use crate::held;
 use crate::libvirt::Domains;
 use crate::log::line as log;
+use crate::pending::pending_except;
 use crate::reconcile::Wanted;
 
 /// The origin of applies made for a container starts with this.
@@ -300,10 +301,7 @@ impl AdmissionBackend for EngineBackend {
         // counts it from then on, as this one counts libvirt's.
         let _turn = self.turn();
         let now = Instant::now();
-        let mut pending = self.containers().pending_except(&key, now);
-        let mut domains = self.domains.lock().unwrap_or_else(|e| e.into_inner());
-        pending.extend(domains.pending_except(&key, now));
-        drop(domains);
+        let pending = pending_except(&self.domains, &self.containers, &key, now);
         let allocation =
             while_busy(|| engine.admit(&request, cores, &pending)).map_err(|e| error_line(&e))?;
         log(&format!(

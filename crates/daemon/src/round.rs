@@ -16,6 +16,7 @@ use crate::daemon::DaemonError;
 use crate::discover;
 use crate::held::{self, Record};
 use crate::log::line as log;
+use crate::pending::pending_except;
 use crate::policy::OnDrift;
 use crate::readiness::{last_vcpu_start, since_boot, since_start, Readiness};
 use crate::reconcile::{decide, Action, Held, RevertReason, Wanted};
@@ -218,7 +219,9 @@ impl Runner {
         }
         let result = {
             let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
-            self.engine.apply_from(&wanted.request, &wanted.origin)
+            let pending = pending_except(&self.domains, &self.containers, &wanted.key, now);
+            self.engine
+                .apply_pending(&wanted.request, &wanted.origin, &pending)
         };
         match result {
             Ok(applied) => {

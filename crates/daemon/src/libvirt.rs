@@ -126,6 +126,11 @@ impl Domains {
             .collect()
     }
 
+    /// Whether the domain of ledger key `key` is declared.
+    pub fn declares(&self, key: &WorkloadKey) -> bool {
+        self.declared.keys().any(|name| key_of(name) == *key)
+    }
+
     pub fn is_declared(&self, name: &str) -> bool {
         self.declared.contains_key(name)
     }

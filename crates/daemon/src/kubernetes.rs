@@ -341,9 +341,17 @@ impl AdmissionBackend for EngineBackend {
     }
 
     fn started(&self, container: &ContainerKey) -> Result<(), String> {
-        match self.containers().admitted.get_mut(&container.id) {
-            Some(admitted) => admitted.started = true,
-            None => return Err("its admission is gone (expired, or released)".to_owned()),
+        let admitted = self
+            .containers()
+            .admitted
+            .get_mut(&container.id)
+            .map(|admitted| admitted.started = true);
+        if admitted.is_none() {
+            // Adopted at Synchronize, applied already: its plan record holds it.
+            return match self.records()?.contains_key(&container.id) {
+                true => Ok(()),
+                false => Err("its admission is gone (expired, or released)".to_owned()),
+            };
         }
         self.wake_loop();
         Ok(())

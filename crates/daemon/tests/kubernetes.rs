@@ -20,7 +20,7 @@ use nearnative_nri::api::{
     Container, ContainerState, CreateContainerRequest, Event, LinuxContainer, PodSandbox,
     StateChangeEvent, StopContainerRequest,
 };
-use nearnative_nri::{AdmissionBackend, NriPlugin, Plugin};
+use nearnative_nri::{AdmissionBackend, ContainerKey, NriPlugin, Plugin};
 use nearnative_testkit::tree::{add_process_in, cpus, furnish, TreeImage};
 
 const CGROUP: &str = "/kubepods/podls/ctr-ls";
@@ -299,6 +299,10 @@ fn a_latency_sensitive_container_is_admitted_applied_adopted_and_reverted_exactl
         held[ID].cpus, given,
         "a restarted plugin adopts it on its cores"
     );
+    let (ls, ls_pod) = ls_container();
+    backend
+        .started(&ContainerKey::of(&ls, Some(&ls_pod)))
+        .expect("handed over again at an adoption, applied already: no error");
 
     plugin
         .stop_container(StopContainerRequest {

@@ -532,3 +532,31 @@ fn a_latency_sensitive_container_that_started_is_handed_to_the_backend() {
     }
     assert_eq!(ledger.state.lock().unwrap().started, ["ls-1"]);
 }
+
+#[test]
+fn running_containers_adopted_or_admitted_at_synchronize_are_handed_over_after_the_answer() {
+    let ledger = Arc::new(FakeLedger::holding(&[("held-1", "3"), ("created-1", "2")]));
+    let (plugin, _) = direct(&ledger, "0-3");
+    plugin
+        .synchronize(SynchronizeRequest {
+            pods: vec![pod("held", &[(POD, "high")]), pod("late", &[(POD, "high")])],
+            containers: vec![
+                container("held-1", "held", ContainerState::Running),
+                container("created-1", "held", ContainerState::Created),
+                container("late-1", "late", ContainerState::Running),
+            ],
+        })
+        .unwrap();
+    assert!(
+        ledger.state.lock().unwrap().started.is_empty(),
+        "the runtime has not pinned them yet"
+    );
+    plugin.answered();
+    assert_eq!(
+        ledger.state.lock().unwrap().started,
+        ["held-1", "late-1"],
+        "the created one is handed over at its PostStartContainer"
+    );
+    plugin.answered();
+    assert_eq!(ledger.state.lock().unwrap().started.len(), 2, "once");
+}

@@ -119,6 +119,8 @@ struct Admitted {
     allocation: Allocation,
     since: Instant,
     started: bool,
+    /// The runtime reported it at Synchronize, created: it does not expire.
+    reported: bool,
 }
 
 impl Admitted {
@@ -170,10 +172,12 @@ pub struct Containers {
 
 impl Containers {
     /// The admissions still pending at `now` of every workload but `key`; those of
-    /// containers that never started go after [`PENDING_FOR`].
+    /// containers that never started, nor were reported by the runtime at Synchronize, go
+    /// after [`PENDING_FOR`].
     pub fn pending_except(&mut self, key: &WorkloadKey, now: Instant) -> Vec<Allocation> {
-        self.admitted
-            .retain(|_, a| a.started || now.saturating_duration_since(a.since) < PENDING_FOR);
+        self.admitted.retain(|_, a| {
+            a.started || a.reported || now.saturating_duration_since(a.since) < PENDING_FOR
+        });
         self.admitted
             .values()
             .filter(|a| a.allocation.workload() != key)
@@ -332,6 +336,7 @@ impl AdmissionBackend for EngineBackend {
             allocation,
             since: now,
             started: false,
+            reported: false,
         };
         let grant = admitted.grant();
         self.containers()
@@ -361,6 +366,12 @@ impl AdmissionBackend for EngineBackend {
     /// has the turn, and the loop, which checks under the turn that the container is still
     /// declared, applies nothing for it after. A turn not free in time leaves the revert to
     /// the loop, which releases the workload once the container's threads are gone.
+    fn reported(&self, container: &ContainerKey) {
+        if let Some(admitted) = self.containers().admitted.get_mut(&container.id) {
+            admitted.reported = true;
+        }
+    }
+
     fn release(&self, id: &str) -> Result<(), String> {
         let deadline = Instant::now() + BUSY_FOR;
         self.containers().forget(id);

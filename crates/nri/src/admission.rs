@@ -67,6 +67,13 @@ pub trait AdmissionBackend: Send + Sync {
         Ok(())
     }
 
+    /// The runtime reported `container`, created and not started yet, holding cores at
+    /// Synchronize: its admission stands (it must not expire) until the runtime starts,
+    /// stops or removes it.
+    fn reported(&self, container: &ContainerKey) {
+        let _ = container;
+    }
+
     /// Reverts and releases what the container `id` holds; nothing held is not an error.
     fn release(&self, id: &str) -> Result<(), String>;
 

@@ -202,8 +202,9 @@ impl NriPlugin {
                 // Its grant may be an admission its PostStartContainer never reached (the
                 // plugin was away): a running one is handed to the backend again, which
                 // applies it if it is not applied yet.
-                if container.state() == ContainerState::Running {
-                    view.started_after_answer.push(key.clone());
+                match container.state() {
+                    ContainerState::Running => view.started_after_answer.push(key.clone()),
+                    _ => self.backend.reported(&key),
                 }
             }
             view.containers

@@ -42,6 +42,7 @@ struct LedgerState {
     held: BTreeMap<String, Grant>,
     released: Vec<String>,
     started: Vec<String>,
+    reported: Vec<String>,
     /// Why release and held fail, when they do.
     broken: Option<String>,
 }
@@ -108,6 +109,11 @@ impl AdmissionBackend for FakeLedger {
         let mut state = self.state.lock().unwrap();
         state.started.push(container.id.clone());
         Ok(())
+    }
+
+    fn reported(&self, container: &ContainerKey) {
+        let mut state = self.state.lock().unwrap();
+        state.reported.push(container.id.clone());
     }
 
     fn release(&self, id: &str) -> Result<(), String> {
@@ -559,4 +565,9 @@ fn running_containers_adopted_or_admitted_at_synchronize_are_handed_over_after_t
     );
     plugin.answered();
     assert_eq!(ledger.state.lock().unwrap().started.len(), 2, "once");
+    assert_eq!(
+        ledger.state.lock().unwrap().reported,
+        ["created-1"],
+        "its admission stands while the runtime has it"
+    );
 }

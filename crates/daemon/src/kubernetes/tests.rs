@@ -25,6 +25,7 @@ fn admitted(id: &str, cgroup: &str, cpus: &str, since: Instant) -> Admitted {
         allocation: allocate(&topology, &Ledger::new(), &request).unwrap(),
         since,
         started: false,
+        reported: false,
     }
 }
 
@@ -121,6 +122,20 @@ fn pending_admissions_hold_their_cores_until_applied_or_expired_unstarted() {
     assert_eq!(later[0].exclusive_cpus, CpuSet::parse_list("2,6").unwrap());
     containers.forget("b");
     assert!(containers.pending_except(&asking, t0).is_empty());
+}
+
+#[test]
+fn an_admission_the_runtime_reported_at_synchronize_does_not_expire() {
+    let t0 = Instant::now();
+    let mut containers = Containers::default();
+    let mut a = admitted("a", "/p/a", "1,5", t0);
+    a.reported = true;
+    containers.admitted.insert("a".to_owned(), a);
+    let asking = WorkloadKey("cgroup:/p/c".to_owned());
+    assert_eq!(
+        containers.pending_except(&asking, t0 + PENDING_FOR).len(),
+        1
+    );
 }
 
 /// A backend on an empty state directory, its turn held by another thread for `held_for`.

@@ -13,8 +13,10 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use nearnative_engine::{Engine, RevertWhich};
+use nearnative_plan::{Allocation, PlanRequest, WorkloadKey};
 
 use crate::control::{Handler, Request, Response};
 use crate::daemon::DaemonConfig;
@@ -22,6 +24,7 @@ use crate::events::Wake;
 use crate::kubernetes::Containers;
 use crate::libvirt::answer::LibvirtSide;
 use crate::libvirt::Domains;
+use crate::pending::pending_except;
 use crate::status::DaemonStatus;
 
 /// The origin of applies made through the control socket.
@@ -59,6 +62,13 @@ impl ControlHandler {
         }
     }
 
+    /// The admissions not applied yet of every workload but `request`'s.
+    fn pending_except(&self, request: &PlanRequest) -> Vec<Allocation> {
+        let key = WorkloadKey(request.target.to_string());
+        let (domains, containers) = (&self.libvirt.domains, &self.libvirt.containers);
+        pending_except(domains, containers, &key, Instant::now())
+    }
+
     /// Wakes the loop for a sweep: the ledger changed under it.
     fn wake_loop(&self) {
         // The loop is gone only when the daemon is on its way out.
@@ -88,7 +98,8 @@ impl Handler for ControlHandler {
             }
             Request::Apply { request } => {
                 let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
-                match engine.apply_from(&request, CLI_ORIGIN) {
+                let pending = self.pending_except(&request);
+                match engine.apply_pending(&request, CLI_ORIGIN, &pending) {
                     Ok(applied) => Response::Applied(Box::new(applied)),
                     Err(err) => Response::error(&err),
                 }

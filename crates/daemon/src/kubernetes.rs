@@ -26,7 +26,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use nearnative_engine::{Engine, EngineError, RevertWhich};
@@ -41,6 +41,7 @@ use crate::events::Wake;
 use crate::held;
 use crate::libvirt::Domains;
 use crate::log::line as log;
+use crate::pending::pending_except;
 use crate::reconcile::Wanted;
 
 /// The origin of applies made for a container starts with this.
@@ -51,10 +52,16 @@ pub const KUBERNETES_ORIGIN: &str = "kubernetes:";
 /// (the runtime removes a container it could not start, which releases it anyway).
 pub const PENDING_FOR: Duration = Duration::from_secs(120);
 
-/// How long admission and release try again while a CLI apply or revert holds the state
-/// lock: within the runtime's wait for the plugin.
+/// How long admission and release wait for the daemon's turn (the loop holds it through a
+/// whole apply, virsh calls included) and for the state lock (a CLI apply or revert), all
+/// told: within containerd's 2 s wait for the plugin, past which it drops the plugin and
+/// creates the container unpinned.
 const BUSY_FOR: Duration = Duration::from_millis(1500);
 const BUSY_RETRY: Duration = Duration::from_millis(50);
+const TURN_RETRY: Duration = Duration::from_millis(10);
+
+/// Why an admission is refused when the daemon stays busy: kubelet retries CreateContainer.
+pub const BUSY: &str = "busy: the daemon is applying another workload; try again";
 
 /// The origin recorded for `container`'s apply: its name for people, its id for `held`.
 pub fn origin_of(container: &ContainerKey) -> String {
@@ -112,6 +119,8 @@ struct Admitted {
     allocation: Allocation,
     since: Instant,
     started: bool,
+    /// The runtime reported it at Synchronize, created: it does not expire.
+    reported: bool,
 }
 
 impl Admitted {
@@ -132,10 +141,11 @@ impl Admitted {
     }
 }
 
-/// Runs `call` again while a CLI apply or revert holds the state lock: within the runtime's
-/// wait for the plugin.
-fn while_busy<T>(call: impl Fn() -> Result<T, EngineError>) -> Result<T, EngineError> {
-    let deadline = Instant::now() + BUSY_FOR;
+/// Runs `call` again while a CLI apply or revert holds the state lock, until `deadline`.
+fn while_busy<T>(
+    deadline: Instant,
+    call: impl Fn() -> Result<T, EngineError>,
+) -> Result<T, EngineError> {
     loop {
         match call() {
             Err(EngineError::Lock(LockError::Busy { .. })) if Instant::now() < deadline => {
@@ -162,10 +172,12 @@ pub struct Containers {
 
 impl Containers {
     /// The admissions still pending at `now` of every workload but `key`; those of
-    /// containers that never started go after [`PENDING_FOR`].
+    /// containers that never started, nor were reported by the runtime at Synchronize, go
+    /// after [`PENDING_FOR`].
     pub fn pending_except(&mut self, key: &WorkloadKey, now: Instant) -> Vec<Allocation> {
-        self.admitted
-            .retain(|_, a| a.started || now.saturating_duration_since(a.since) < PENDING_FOR);
+        self.admitted.retain(|_, a| {
+            a.started || a.reported || now.saturating_duration_since(a.since) < PENDING_FOR
+        });
         self.admitted
             .values()
             .filter(|a| a.allocation.workload() != key)
@@ -185,6 +197,13 @@ impl Containers {
                 policy: None,
             })
             .collect()
+    }
+
+    /// Whether a started container of ledger key `key` waits to be applied.
+    pub fn wants(&self, key: &WorkloadKey) -> bool {
+        self.admitted
+            .values()
+            .any(|a| a.started && a.allocation.workload() == key)
     }
 
     /// `key` is applied: the ledger and its plan record hold it now.
@@ -252,18 +271,18 @@ impl EngineBackend {
         }
     }
 
-    fn turn(&self) -> MutexGuard<'_, ()> {
-        self.turn.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `call` under the daemon's turn, again while a CLI command holds the state lock.
-    fn with_engine<T>(
-        &self,
-        call: impl Fn(&Engine) -> Result<T, EngineError>,
-    ) -> Result<T, EngineError> {
-        let engine = (self.engine)();
-        let _turn = self.turn();
-        while_busy(|| call(&engine))
+    /// The daemon's turn, or `None` if it is not free by `deadline`.
+    fn turn_until(&self, deadline: Instant) -> Option<MutexGuard<'_, ()>> {
+        loop {
+            match self.turn.try_lock() {
+                Ok(turn) => return Some(turn),
+                Err(TryLockError::Poisoned(poisoned)) => return Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(TURN_RETRY);
+                }
+                Err(TryLockError::WouldBlock) => return None,
+            }
+        }
     }
 
     /// The plan records of ours, by container id.
@@ -283,11 +302,9 @@ impl EngineBackend {
 
 impl AdmissionBackend for EngineBackend {
     fn admit(&self, container: &ContainerKey, level: Level, cores: u32) -> Result<Grant, String> {
+        let deadline = Instant::now() + BUSY_FOR;
         if let Some(admitted) = self.containers().admitted.get(&container.id) {
             return Ok(admitted.grant());
-        }
-        if let Some(record) = self.records()?.get(&container.id) {
-            return Ok(grant_of(&record.applied.plan.allocation));
         }
         let cgroup = self.cgroup(container)?;
         let mut request = PlanRequest::new(Target::Cgroup(cgroup.clone()));
@@ -298,14 +315,14 @@ impl AdmissionBackend for EngineBackend {
         let engine = (self.engine)();
         // Held until the admission is pending here: libvirt's prepare, on its own thread,
         // counts it from then on, as this one counts libvirt's.
-        let _turn = self.turn();
+        let _turn = self.turn_until(deadline).ok_or(BUSY)?;
+        if let Some(record) = self.records()?.get(&container.id) {
+            return Ok(grant_of(&record.applied.plan.allocation));
+        }
         let now = Instant::now();
-        let mut pending = self.containers().pending_except(&key, now);
-        let mut domains = self.domains.lock().unwrap_or_else(|e| e.into_inner());
-        pending.extend(domains.pending_except(&key, now));
-        drop(domains);
-        let allocation =
-            while_busy(|| engine.admit(&request, cores, &pending)).map_err(|e| error_line(&e))?;
+        let pending = pending_except(&self.domains, &self.containers, &key, now);
+        let allocation = while_busy(deadline, || engine.admit(&request, cores, &pending))
+            .map_err(|e| error_line(&e))?;
         log(&format!(
             "{key} ({}) admitted at CreateContainer on CPUs {}",
             origin_of(container),
@@ -319,6 +336,7 @@ impl AdmissionBackend for EngineBackend {
             allocation,
             since: now,
             started: false,
+            reported: false,
         };
         let grant = admitted.grant();
         self.containers()
@@ -328,22 +346,51 @@ impl AdmissionBackend for EngineBackend {
     }
 
     fn started(&self, container: &ContainerKey) -> Result<(), String> {
-        match self.containers().admitted.get_mut(&container.id) {
-            Some(admitted) => admitted.started = true,
-            None => return Err("its admission is gone (expired, or released)".to_owned()),
+        let admitted = self
+            .containers()
+            .admitted
+            .get_mut(&container.id)
+            .map(|admitted| admitted.started = true);
+        if admitted.is_none() {
+            // Adopted at Synchronize, applied already: its plan record holds it.
+            return match self.records()?.contains_key(&container.id) {
+                true => Ok(()),
+                false => Err("its admission is gone (expired, or released)".to_owned()),
+            };
         }
         self.wake_loop();
         Ok(())
     }
 
+    /// Read under the turn: an apply the loop has in flight is recorded by the time this
+    /// has the turn, and the loop, which checks under the turn that the container is still
+    /// declared, applies nothing for it after. A turn not free in time leaves the revert to
+    /// the loop, which releases the workload once the container's threads are gone.
+    fn reported(&self, container: &ContainerKey) {
+        if let Some(admitted) = self.containers().admitted.get_mut(&container.id) {
+            admitted.reported = true;
+        }
+    }
+
     fn release(&self, id: &str) -> Result<(), String> {
+        let deadline = Instant::now() + BUSY_FOR;
         self.containers().forget(id);
+        let Some(_turn) = self.turn_until(deadline) else {
+            log(&format!(
+                "container {id} stopped while the daemon is busy: the loop releases its cores"
+            ));
+            self.wake_loop();
+            return Ok(());
+        };
         let Some(record) = self.records()?.remove(id) else {
             return Ok(());
         };
         let key = record.applied.plan.workload.clone();
-        self.with_engine(|engine| engine.revert(&RevertWhich::Target(key.0.clone())))
-            .map_err(|e| error_line(&e))?;
+        let engine = (self.engine)();
+        while_busy(deadline, || {
+            engine.revert(&RevertWhich::Target(key.0.clone()))
+        })
+        .map_err(|e| error_line(&e))?;
         log(&format!(
             "{key} released at the container's stop (source {})",
             record.applied.origin.as_deref().unwrap_or_default()

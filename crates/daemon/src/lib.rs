@@ -18,6 +18,7 @@
 //! - [`handler`]: the daemon's answers on the control socket.
 //! - [`libvirt`]: libvirt domains with the `<nn:latency>` switch, and the qemu hook.
 //! - [`kubernetes`]: containers the NRI plugin admits, applied once they run.
+//! - [`pending`]: the admissions of both not applied yet, counted by every apply.
 //! - [`control`]: the root-only control socket the CLI talks to while the daemon runs.
 //! - [`metrics`]: the Prometheus exposition on loopback.
 //! - [`notify`]: systemd's readiness and watchdog protocol.
@@ -37,6 +38,7 @@ mod log;
 pub mod metrics;
 pub mod notify;
 pub mod nri;
+pub mod pending;
 pub mod policy;
 mod publish;
 pub mod readiness;

@@ -104,17 +104,31 @@ impl Domains {
             .collect()
     }
 
-    /// The declared domains, as the loop wants them.
+    /// The declared domains, as the loop wants them: one admitted at `prepare` and not
+    /// applied yet on exactly the CPUs it was admitted on (`exact`), so its apply cannot land
+    /// on cores another admission holds, nor refuse what `prepare` promised.
     pub fn wanted(&self) -> Vec<Wanted> {
         self.declared
             .iter()
-            .map(|(name, request)| Wanted {
-                key: key_of(name),
-                request: request.clone(),
-                origin: origin_of(name),
-                policy: None,
+            .map(|(name, request)| {
+                let key = key_of(name);
+                let mut request = request.clone();
+                if let Some(pending) = self.pending.get(&key) {
+                    request.exact = Some(pending.allocation.exclusive_cpus.clone());
+                }
+                Wanted {
+                    key,
+                    request,
+                    origin: origin_of(name),
+                    policy: None,
+                }
             })
             .collect()
+    }
+
+    /// Whether the domain of ledger key `key` is declared.
+    pub fn declares(&self, key: &WorkloadKey) -> bool {
+        self.declared.keys().any(|name| key_of(name) == *key)
     }
 
     pub fn is_declared(&self, name: &str) -> bool {
@@ -206,8 +220,26 @@ mod tests {
         assert_eq!(wanted[0].origin, "libvirt:nn1");
         assert_eq!(wanted[0].policy, None);
         assert_eq!(wanted[0].request.scope.as_deref(), Some("/machine"));
+        assert_eq!(wanted[0].request.exact, None, "not admitted here");
         domains.forget("nn1");
         assert!(domains.wanted().is_empty());
+    }
+
+    #[test]
+    fn a_domain_admitted_at_prepare_is_wanted_on_exactly_its_admitted_cpus() {
+        let t0 = Instant::now();
+        let mut domains = Domains::default();
+        let admitted = allocation("vm:nn1");
+        let cpus = admitted.exclusive_cpus.clone();
+        domains.admitted(admitted, t0);
+        domains.declare("nn1", PlanRequest::new(Target::Vm("nn1".to_owned())));
+        assert_eq!(domains.wanted()[0].request.exact, Some(cpus));
+        domains.applied(&key_of("nn1"));
+        assert_eq!(
+            domains.wanted()[0].request.exact,
+            None,
+            "once applied, a re-plan takes any free cores"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::daemon::DaemonError;
 use crate::discover;
 use crate::held::{self, Record};
 use crate::log::line as log;
+use crate::pending::pending_except;
 use crate::policy::OnDrift;
 use crate::readiness::{last_vcpu_start, since_boot, since_start, Readiness};
 use crate::reconcile::{decide, Action, Held, RevertReason, Wanted};
@@ -218,7 +219,12 @@ impl Runner {
         }
         let result = {
             let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
-            self.engine.apply_from(&wanted.request, &wanted.origin)
+            if !self.still_declared(wanted) {
+                return false;
+            }
+            let pending = pending_except(&self.domains, &self.containers, &wanted.key, now);
+            self.engine
+                .apply_pending(&wanted.request, &wanted.origin, &pending)
         };
         match result {
             Ok(applied) => {
@@ -251,6 +257,18 @@ impl Runner {
                 false
             }
         }
+    }
+
+    /// Whether the domain or container `wanted` stands for is still declared by its source,
+    /// asked under the turn: a release (libvirt's, the container's stop) forgets it before it
+    /// takes the turn and reads the records, so an apply after that would be reverted by no one.
+    fn still_declared(&self, wanted: &Wanted) -> bool {
+        if wanted.policy.is_some() {
+            return true;
+        }
+        let domains = self.domains.lock().unwrap_or_else(|e| e.into_inner());
+        let containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+        domains.declares(&wanted.key) || containers.wants(&wanted.key)
     }
 
     /// `, 31 ms after its last vCPU thread started`, for the log line of a VM's apply: the

@@ -6,10 +6,12 @@
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use nearnative_apply::StateDir;
 use nearnative_daemon::kubernetes::{Containers, EngineBackend};
 use nearnative_daemon::libvirt::Domains;
+use nearnative_daemon::reconcile::Wanted;
 use nearnative_engine::{load_ledger, Engine};
 use nearnative_host::{CpuSet, Root};
 use nearnative_knob::TreeBackend;
@@ -18,7 +20,7 @@ use nearnative_nri::api::{
     Container, ContainerState, CreateContainerRequest, Event, LinuxContainer, PodSandbox,
     StateChangeEvent, StopContainerRequest,
 };
-use nearnative_nri::{AdmissionBackend, NriPlugin, Plugin};
+use nearnative_nri::{AdmissionBackend, ContainerKey, NriPlugin, Plugin};
 use nearnative_testkit::tree::{add_process_in, cpus, furnish, TreeImage};
 
 const CGROUP: &str = "/kubepods/podls/ctr-ls";
@@ -46,8 +48,21 @@ fn ls_container() -> (Container, PodSandbox) {
     (container, pod)
 }
 
-#[test]
-fn a_latency_sensitive_container_is_admitted_applied_adopted_and_reverted_exactly() {
+/// A furnished tree with the container's process, the plugin on an engine over it.
+struct Node {
+    _snapshot: nearnative_testkit::Snapshot,
+    root: std::path::PathBuf,
+    state: StateDir,
+    _state_dir: tempfile::TempDir,
+    engine: Box<dyn Fn() -> Engine>,
+    containers: Arc<Mutex<Containers>>,
+    turn: Arc<Mutex<()>>,
+    woken: mpsc::Receiver<nearnative_daemon::events::Wake>,
+    backend: Arc<EngineBackend>,
+    plugin: NriPlugin,
+}
+
+fn node() -> Node {
     let snapshot = nearnative_testkit::extract("offline-cpu0-node0");
     let root = snapshot.root.clone();
     furnish(&root);
@@ -65,6 +80,7 @@ fn a_latency_sensitive_container_is_admitted_applied_adopted_and_reverted_exactl
         }
     };
     let containers = Arc::new(Mutex::new(Containers::default()));
+    let turn = Arc::new(Mutex::new(()));
     let (wake, woken) = mpsc::channel();
     let backend = Arc::new(EngineBackend::new(
         Box::new(engine.clone()),
@@ -72,12 +88,135 @@ fn a_latency_sensitive_container_is_admitted_applied_adopted_and_reverted_exactl
         None,
         Arc::clone(&containers),
         Arc::new(Mutex::new(Domains::default())),
-        Arc::new(Mutex::new(())),
+        Arc::clone(&turn),
         wake,
     ));
     let online = cpus(&root).online;
     let (plugin, _refencer) = NriPlugin::new(backend.clone(), online, Arc::new(|_: &str| {}));
     plugin.synchronize(Default::default()).unwrap();
+    Node {
+        _snapshot: snapshot,
+        root,
+        state,
+        _state_dir: state_dir,
+        engine: Box::new(engine),
+        containers,
+        turn,
+        woken,
+        backend,
+        plugin,
+    }
+}
+
+/// The container created on the CPUs of its admission and started: the loop's `wanted`.
+fn created_and_started(node: &Node) -> (CpuSet, Wanted) {
+    let (container, pod) = ls_container();
+    let created = node
+        .plugin
+        .create_container(CreateContainerRequest {
+            pod: Some(pod.clone()),
+            container: Some(container.clone()),
+        })
+        .unwrap();
+    let adjusted = created.adjust.unwrap().linux.unwrap().resources.unwrap();
+    let given = CpuSet::parse_list(&adjusted.cpu.unwrap().cpus).unwrap();
+    let cpuset = node
+        .root
+        .join(format!("sys/fs/cgroup/cpuset{CGROUP}/cpuset.cpus"));
+    std::fs::write(cpuset, format!("{}\n", given.to_list())).unwrap();
+    node.plugin
+        .state_change(StateChangeEvent {
+            event: Event::PostStartContainer as i32,
+            pod: Some(pod),
+            container: Some(container),
+        })
+        .unwrap();
+    let wanted = node.containers.lock().unwrap().wanted();
+    (given, wanted.into_iter().next().unwrap())
+}
+
+fn stop(plugin: &NriPlugin) {
+    let (container, _) = ls_container();
+    plugin
+        .stop_container(StopContainerRequest {
+            pod: None,
+            container: Some(container),
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_stop_during_the_loops_apply_reverts_what_the_apply_made() {
+    let node = node();
+    let (_, wanted) = created_and_started(&node);
+    let before = TreeImage::take(&node.root);
+    let (stopped_tx, stopped) = mpsc::channel();
+    let plugin = &node.plugin;
+    std::thread::scope(|s| {
+        // The loop has the turn and applies; the container stops meanwhile.
+        let turn = node.turn.lock().unwrap();
+        s.spawn(|| {
+            stop(plugin);
+            stopped_tx.send(()).unwrap();
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        (node.engine)()
+            .apply_from(&wanted.request, &wanted.origin)
+            .unwrap();
+        drop(turn);
+        stopped.recv().unwrap();
+    });
+    assert!(
+        load_ledger(&node.state).unwrap().is_empty(),
+        "the stop found the apply's record once it had the turn"
+    );
+    let diff = TreeImage::take(&node.root).diff(&before);
+    assert!(diff.is_empty(), "reverted exactly; differs at {diff:?}");
+}
+
+#[test]
+fn a_stop_while_the_loop_is_busy_answers_at_once_and_leaves_the_revert_to_the_loop() {
+    let node = node();
+    let (_, wanted) = created_and_started(&node);
+    (node.engine)()
+        .apply_from(&wanted.request, &wanted.origin)
+        .unwrap();
+    while node.woken.try_recv().is_ok() {}
+    // The loop holds the turn through a long apply (virsh calls, a big VM).
+    let (taken, is_taken) = mpsc::channel();
+    let turn = Arc::clone(&node.turn);
+    let busy = std::thread::spawn(move || {
+        let _turn = turn.lock().unwrap();
+        taken.send(()).unwrap();
+        std::thread::sleep(Duration::from_secs(4));
+    });
+    is_taken.recv().unwrap();
+    let asked = Instant::now();
+    stop(&node.plugin);
+    let stopped = asked.elapsed();
+    busy.join().unwrap();
+    assert!(stopped < Duration::from_secs(2), "took {stopped:?}");
+    assert!(
+        node.woken.try_recv().is_ok(),
+        "the loop is woken to revert it"
+    );
+    assert!(!node.containers.lock().unwrap().wants(&wanted.key));
+}
+
+#[test]
+fn a_latency_sensitive_container_is_admitted_applied_adopted_and_reverted_exactly() {
+    let Node {
+        _snapshot,
+        root,
+        state,
+        _state_dir,
+        engine,
+        containers,
+        turn: _,
+        woken,
+        backend,
+        plugin,
+    } = node();
 
     let (container, pod) = ls_container();
     let created = plugin
@@ -160,6 +299,10 @@ fn a_latency_sensitive_container_is_admitted_applied_adopted_and_reverted_exactl
         held[ID].cpus, given,
         "a restarted plugin adopts it on its cores"
     );
+    let (ls, ls_pod) = ls_container();
+    backend
+        .started(&ContainerKey::of(&ls, Some(&ls_pod)))
+        .expect("handed over again at an adoption, applied already: no error");
 
     plugin
         .stop_container(StopContainerRequest {

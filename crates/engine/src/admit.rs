@@ -4,7 +4,7 @@
 use nearnative_plan::{admit, Allocation, PlanRequest};
 use nearnative_sys::lock::StateLock;
 
-use crate::engine::Engine;
+use crate::engine::{with_pending, Engine};
 use crate::error::EngineError;
 use crate::ledger_file::load_ledger_file;
 
@@ -21,14 +21,7 @@ impl Engine {
     ) -> Result<Allocation, EngineError> {
         self.state.ensure()?;
         let _lock = StateLock::acquire(self.state.dir())?;
-        let mut ledger = load_ledger_file(&self.state)?.ledger;
-        for allocation in pending {
-            // One whose cores were taken since (a CLI apply) is stale, not a conflict.
-            let free = allocation.held().intersection(&ledger.held()).is_empty();
-            if free && ledger.get(allocation.workload()).is_none() {
-                ledger.record(allocation.clone());
-            }
-        }
+        let ledger = with_pending(&load_ledger_file(&self.state)?.ledger, pending);
         let host = self.read_host(&request.target);
         Ok(admit(&host, request, threads, &ledger)?)
     }

@@ -11,7 +11,7 @@ use nearnative_apply::{
 };
 use nearnative_host::{Host, InspectOptions, Root};
 use nearnative_knob::{Backend, LiveBackend, Step};
-use nearnative_plan::{plan, Ledger, Note, Plan, PlanRequest, Target};
+use nearnative_plan::{plan, Allocation, Ledger, Note, Plan, PlanRequest, Target};
 use nearnative_sys::durable::DurableError;
 use nearnative_sys::lock::StateLock;
 
@@ -82,7 +82,7 @@ impl Engine {
     /// Entries of another boot are closed first, under the same lock, so a workload applied
     /// before a reboot is applied afresh rather than refused.
     pub fn apply(&self, request: &PlanRequest) -> Result<Applied, EngineError> {
-        self.apply_with(request, None, |steps, id, lock| {
+        self.apply_with(request, None, &[], |steps, id, lock| {
             apply_locked(steps, &*self.backend, &self.state, id, lock)
         })
     }
@@ -90,7 +90,20 @@ impl Engine {
     /// [`Engine::apply`], recording who asked for it (`cli`, `policy:FILE:LINE`,
     /// `libvirt:NAME`) in the plan record, for `status`.
     pub fn apply_from(&self, request: &PlanRequest, origin: &str) -> Result<Applied, EngineError> {
-        self.apply_with(request, Some(origin), |steps, id, lock| {
+        self.apply_pending(request, origin, &[])
+    }
+
+    /// [`Engine::apply_from`], planned with the allocations of `pending` (admitted, not
+    /// applied yet: a VM between libvirt's `prepare` and `started`) counted as held, as
+    /// [`Engine::admit`] counts them, so the apply cannot take cores promised to another.
+    /// Only the plan sees them: the ledger stored records this workload alone.
+    pub fn apply_pending(
+        &self,
+        request: &PlanRequest,
+        origin: &str,
+        pending: &[Allocation],
+    ) -> Result<Applied, EngineError> {
+        self.apply_with(request, Some(origin), pending, |steps, id, lock| {
             apply_locked(steps, &*self.backend, &self.state, id, lock)
         })
     }
@@ -103,7 +116,7 @@ impl Engine {
         request: &PlanRequest,
         crash: nearnative_apply::Crash,
     ) -> Result<Applied, EngineError> {
-        self.apply_with(request, None, |steps, id, lock| {
+        self.apply_with(request, None, &[], |steps, id, lock| {
             nearnative_apply::apply_locked_with_crash(
                 steps,
                 &*self.backend,
@@ -119,6 +132,7 @@ impl Engine {
         &self,
         request: &PlanRequest,
         origin: Option<&str>,
+        pending: &[Allocation],
         execute: impl Fn(&[Step], &JournalId, &StateLock) -> Result<ApplyReport, ApplyError>,
     ) -> Result<Applied, EngineError> {
         self.check_privilege("apply")?;
@@ -126,7 +140,8 @@ impl Engine {
         let lock = StateLock::acquire(self.state.dir())?;
         let closed = self.close_other_boots_locked(&lock)?;
         let mut ledger = load_ledger_file(&self.state)?;
-        let mut record = self.planned_record(request, &ledger.ledger)?;
+        let planned_against = with_pending(&ledger.ledger, pending);
+        let mut record = self.planned_record(request, &planned_against)?;
         record.origin = origin.map(str::to_owned);
         let id = record.id()?;
         self.refuse_conflicts(&record, &id)?;
@@ -294,6 +309,19 @@ impl Engine {
         AppliedPlan::remove(&self.state, id)?;
         Ok(())
     }
+}
+
+/// `ledger` with the allocations of `pending` recorded too, unless their workload is held
+/// already or their cores were taken since (a CLI apply): those are stale, not conflicts.
+pub(crate) fn with_pending(ledger: &Ledger, pending: &[Allocation]) -> Ledger {
+    let mut ledger = ledger.clone();
+    for allocation in pending {
+        let free = allocation.held().intersection(&ledger.held()).is_empty();
+        if free && ledger.get(allocation.workload()).is_none() {
+            ledger.record(allocation.clone());
+        }
+    }
+    ledger
 }
 
 fn unix_ms() -> u64 {

@@ -216,3 +216,30 @@ fn revert_all_undoes_every_one_newest_first() {
         assert!(bench.engine().status().unwrap().workloads.is_empty());
     }
 }
+
+#[test]
+fn an_apply_counting_pending_admissions_leaves_their_cores_and_records_only_itself() {
+    let mut bench = Bench::new("offline-cpu0-node0");
+    add_process(bench.root(), 4100, &[4100, 4101], &cpus(bench.root()));
+    bench.before = TreeImage::take(bench.root());
+    let engine = bench.engine();
+    let promised = engine.admit(&request(4100), 1, &[]).unwrap();
+    let alone = engine.plan(&worker_request()).unwrap().allocation;
+    assert_eq!(
+        alone.exclusive_cpus, promised.exclusive_cpus,
+        "planned against the ledger alone, it lands on the promised cores"
+    );
+
+    let applied = engine
+        .apply_pending(&worker_request(), "cli", std::slice::from_ref(&promised))
+        .unwrap();
+    let cpus = &applied.plan.allocation.exclusive_cpus;
+    assert!(
+        cpus.intersection(&promised.exclusive_cpus).is_empty(),
+        "{cpus} overlaps the admission {}",
+        promised.exclusive_cpus
+    );
+    assert_ledger_holds(&engine, &bench, &[4000], "the admission is not recorded");
+    engine.revert(&target(4000)).unwrap();
+    bench.assert_unchanged("reverted");
+}

@@ -60,10 +60,18 @@ pub trait AdmissionBackend: Send + Sync {
 
     /// `container`, admitted, now runs (its cgroup, its process and its cpuset exist): the
     /// backend may make it latency-sensitive on the cores it was given. It must not wait for
-    /// the work: the runtime waits for the plugin's answer.
+    /// the work: the runtime waits for the plugin's answer. Called again for a container
+    /// adopted at Synchronize, which may be made latency-sensitive already: that is no error.
     fn started(&self, container: &ContainerKey) -> Result<(), String> {
         let _ = container;
         Ok(())
+    }
+
+    /// The runtime reported `container`, created and not started yet, holding cores at
+    /// Synchronize: its admission stands (it must not expire) until the runtime starts,
+    /// stops or removes it.
+    fn reported(&self, container: &ContainerKey) {
+        let _ = container;
     }
 
     /// Reverts and releases what the container `id` holds; nothing held is not an error.

@@ -68,6 +68,10 @@ struct View {
     generation: u64,
     /// Set by a handler whose answer could not carry the fence; taken once it is answered.
     refence_after_answer: bool,
+    /// Running containers Synchronize found or admitted holding cores, handed to the backend
+    /// once the answer is out: the answer carries their pinning, and the backend applies
+    /// them on it, so before the runtime has it the backend would find their cpusets wide.
+    started_after_answer: Vec<ContainerKey>,
 }
 
 struct Tracked {
@@ -157,17 +161,20 @@ impl NriPlugin {
         }
     }
 
-    /// Container `id` started: one holding cores is handed to the backend. Its failure is
-    /// logged, not returned: the container runs already, on its cores.
+    /// Container `id` started: one holding cores is handed to the backend.
     fn started(&self, id: &str) {
         let view = lock(&self.view);
-        let Some(tracked) = view.containers.get(id).filter(|t| t.grant.is_some()) else {
-            return;
-        };
-        if let Err(reason) = self.backend.started(&tracked.key) {
+        if let Some(tracked) = view.containers.get(id).filter(|t| t.grant.is_some()) {
+            self.hand_over(&tracked.key);
+        }
+    }
+
+    /// `key`, running on its cores, handed to the backend. Its failure is logged, not
+    /// returned: the container runs already, on its cores.
+    fn hand_over(&self, key: &ContainerKey) {
+        if let Err(reason) = self.backend.started(key) {
             self.say(&format!(
-                "{}: cannot make it latency-sensitive: {reason}",
-                tracked.key
+                "{key}: cannot make it latency-sensitive: {reason}"
             ));
         }
     }
@@ -192,6 +199,13 @@ impl NriPlugin {
             let grant = alive.then(|| held.remove(&key.id)).flatten();
             if let Some(grant) = &grant {
                 self.say(&format!("{key}: adopted on CPUs {}", grant.cpus));
+                // Its grant may be an admission its PostStartContainer never reached (the
+                // plugin was away): a running one is handed to the backend again, which
+                // applies it if it is not applied yet.
+                match container.state() {
+                    ContainerState::Running => view.started_after_answer.push(key.clone()),
+                    _ => self.backend.reported(&key),
+                }
             }
             view.containers
                 .insert(key.id.clone(), Tracked { key, alive, grant });
@@ -223,6 +237,9 @@ impl NriPlugin {
             let pod = pods.get(container.pod_sandbox_id.as_str()).copied();
             let key = ContainerKey::of(container, pod);
             let grant = self.admit_late(view, &key, container, pod);
+            if grant.is_some() {
+                view.started_after_answer.push(key.clone());
+            }
             if let Some(tracked) = view.containers.get_mut(&key.id) {
                 tracked.grant = grant;
             }
@@ -253,11 +270,6 @@ impl NriPlugin {
                     "{key}: started while the plugin was away; admitted on CPUs {}",
                     grant.cpus
                 ));
-                if let Err(reason) = self.backend.started(key) {
-                    self.say(&format!(
-                        "{key}: cannot make it latency-sensitive: {reason}"
-                    ));
-                }
                 Some(grant)
             }
             Err(Refusal(reason)) => {
@@ -427,7 +439,14 @@ impl Plugin for NriPlugin {
     }
 
     fn answered(&self) {
-        let due = std::mem::take(&mut lock(&self.view).refence_after_answer);
+        let (due, started) = {
+            let mut view = lock(&self.view);
+            let due = std::mem::take(&mut view.refence_after_answer);
+            (due, std::mem::take(&mut view.started_after_answer))
+        };
+        for key in &started {
+            self.hand_over(key);
+        }
         if due {
             // The refencer has gone only if its connection has; nothing is left to fence then.
             let _ = self.refence.send(());

@@ -42,6 +42,7 @@ struct LedgerState {
     held: BTreeMap<String, Grant>,
     released: Vec<String>,
     started: Vec<String>,
+    reported: Vec<String>,
     /// Why release and held fail, when they do.
     broken: Option<String>,
 }
@@ -108,6 +109,11 @@ impl AdmissionBackend for FakeLedger {
         let mut state = self.state.lock().unwrap();
         state.started.push(container.id.clone());
         Ok(())
+    }
+
+    fn reported(&self, container: &ContainerKey) {
+        let mut state = self.state.lock().unwrap();
+        state.reported.push(container.id.clone());
     }
 
     fn release(&self, id: &str) -> Result<(), String> {
@@ -531,4 +537,37 @@ fn a_latency_sensitive_container_that_started_is_handed_to_the_backend() {
             .unwrap();
     }
     assert_eq!(ledger.state.lock().unwrap().started, ["ls-1"]);
+}
+
+#[test]
+fn running_containers_adopted_or_admitted_at_synchronize_are_handed_over_after_the_answer() {
+    let ledger = Arc::new(FakeLedger::holding(&[("held-1", "3"), ("created-1", "2")]));
+    let (plugin, _) = direct(&ledger, "0-3");
+    plugin
+        .synchronize(SynchronizeRequest {
+            pods: vec![pod("held", &[(POD, "high")]), pod("late", &[(POD, "high")])],
+            containers: vec![
+                container("held-1", "held", ContainerState::Running),
+                container("created-1", "held", ContainerState::Created),
+                container("late-1", "late", ContainerState::Running),
+            ],
+        })
+        .unwrap();
+    assert!(
+        ledger.state.lock().unwrap().started.is_empty(),
+        "the runtime has not pinned them yet"
+    );
+    plugin.answered();
+    assert_eq!(
+        ledger.state.lock().unwrap().started,
+        ["held-1", "late-1"],
+        "the created one is handed over at its PostStartContainer"
+    );
+    plugin.answered();
+    assert_eq!(ledger.state.lock().unwrap().started.len(), 2, "once");
+    assert_eq!(
+        ledger.state.lock().unwrap().reported,
+        ["created-1"],
+        "its admission stands while the runtime has it"
+    );
 }

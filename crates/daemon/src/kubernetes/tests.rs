@@ -25,6 +25,7 @@ fn admitted(id: &str, cgroup: &str, cpus: &str, since: Instant) -> Admitted {
         allocation: allocate(&topology, &Ledger::new(), &request).unwrap(),
         since,
         started: false,
+        reported: false,
     }
 }
 
@@ -121,4 +122,64 @@ fn pending_admissions_hold_their_cores_until_applied_or_expired_unstarted() {
     assert_eq!(later[0].exclusive_cpus, CpuSet::parse_list("2,6").unwrap());
     containers.forget("b");
     assert!(containers.pending_except(&asking, t0).is_empty());
+}
+
+#[test]
+fn an_admission_the_runtime_reported_at_synchronize_does_not_expire() {
+    let t0 = Instant::now();
+    let mut containers = Containers::default();
+    let mut a = admitted("a", "/p/a", "1,5", t0);
+    a.reported = true;
+    containers.admitted.insert("a".to_owned(), a);
+    let asking = WorkloadKey("cgroup:/p/c".to_owned());
+    assert_eq!(
+        containers.pending_except(&asking, t0 + PENDING_FOR).len(),
+        1
+    );
+}
+
+/// A backend on an empty state directory, its turn held by another thread for `held_for`.
+fn backend_while_busy(held_for: Duration) -> (EngineBackend, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = nearnative_apply::StateDir::new(dir.path().join("state"));
+    let engine = move || {
+        Engine::new(
+            Root::default(),
+            Box::new(nearnative_knob::TreeBackend::new("/nonexistent")),
+            state.clone(),
+        )
+    };
+    let turn = Arc::new(Mutex::new(()));
+    let (wake, _) = std::sync::mpsc::channel();
+    let backend = EngineBackend::new(
+        Box::new(engine),
+        Root::default(),
+        None,
+        Arc::new(Mutex::new(Containers::default())),
+        Arc::new(Mutex::new(Domains::default())),
+        Arc::clone(&turn),
+        wake,
+    );
+    let (taken, is_taken) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _turn = turn.lock().unwrap();
+        taken.send(()).unwrap();
+        std::thread::sleep(held_for);
+    });
+    is_taken.recv().unwrap();
+    (backend, dir)
+}
+
+/// containerd drops a plugin that takes 2 s to answer, and creates the container unpinned.
+const RUNTIME_WAIT: Duration = Duration::from_secs(2);
+
+#[test]
+fn an_admission_refuses_as_busy_within_the_runtimes_wait_while_the_loop_holds_the_turn() {
+    let (backend, _dir) = backend_while_busy(Duration::from_secs(4));
+    let asked = Instant::now();
+    let refused = backend
+        .admit(&container("a", "/kubepods/pod1/a"), Level::High, 1)
+        .unwrap_err();
+    assert!(asked.elapsed() < RUNTIME_WAIT, "took {:?}", asked.elapsed());
+    assert_eq!(refused, BUSY);
 }

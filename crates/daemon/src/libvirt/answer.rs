@@ -16,6 +16,7 @@ use crate::events::Wake;
 use crate::held;
 use crate::kubernetes::Containers;
 use crate::log::line as log;
+use crate::pending::pending_except;
 
 /// How long admission tries again while a CLI apply or revert (not through the daemon)
 /// holds the state lock: well within the hook's wait.
@@ -106,10 +107,7 @@ impl LibvirtSide {
         let threads = exclusive_vcpus(request.vcpus.as_ref(), vcpus);
         let key = key_of(name);
         let now = Instant::now();
-        let mut pending = self.domains().pending_except(&key, now);
-        let mut containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
-        pending.extend(containers.pending_except(&key, now));
-        drop(containers);
+        let pending = pending_except(&self.domains, &self.containers, &key, now);
         let deadline = Instant::now() + BUSY_FOR;
         let admitted = loop {
             match engine.admit(request, threads, &pending) {

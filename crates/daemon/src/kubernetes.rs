@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use nearnative_engine::{Engine, EngineError, RevertWhich};
-use nearnative_host::cgroup::{is_within, parent_of};
+use nearnative_host::cgroup::{is_within, parent_of, parse_scope};
 use nearnative_host::Root;
 use nearnative_nri::{AdmissionBackend, ContainerKey, Grant};
 use nearnative_plan::{Allocation, Level, PlanRequest, Target, WorkloadKey};
@@ -82,19 +82,29 @@ pub fn id_of_origin(origin: &str) -> Option<&str> {
 /// `-` of a slice's name a level: `a-b.slice` lies in `a.slice`).
 pub fn cgroup_of(cgroups_path: &str) -> Result<String, String> {
     let fields: Vec<&str> = cgroups_path.split(':').collect();
-    match fields.as_slice() {
-        [path] if path.starts_with('/') => Ok(path.trim_end_matches('/').to_owned()),
-        [slice, prefix, name] if slice.ends_with(".slice") && !name.is_empty() => {
+    let path = match fields.as_slice() {
+        [path] if path.starts_with('/') => path.trim_end_matches('/').to_owned(),
+        [slice, prefix, name]
+            if slice.ends_with(".slice")
+                && !name.is_empty()
+                && !fields.iter().any(|f| f.contains('/')) =>
+        {
             let scope = match prefix.is_empty() {
                 true => format!("{name}.scope"),
                 false => format!("{prefix}-{name}.scope"),
             };
-            Ok(format!("{}/{scope}", slice_path(slice)))
+            format!("{}/{scope}", slice_path(slice))
         }
-        _ => Err(format!(
-            "cgroups path {cgroups_path:?} is neither a cgroup path nor systemd's SLICE:PREFIX:NAME"
-        )),
-    }
+        _ => {
+            return Err(format!(
+                "cgroups path {cgroups_path:?} is neither a cgroup path nor systemd's \
+                 SLICE:PREFIX:NAME"
+            ))
+        }
+    };
+    // The scope check compares paths as strings: `/kubepods/../system.slice` must not pass it.
+    parse_scope(&format!("cgroup:{path}"))
+        .map_err(|e| format!("cgroups path {cgroups_path:?}: {}", e.reason))
 }
 
 /// `/a.slice/a-b.slice` for `a-b.slice`; the root slice `-.slice` is `/`'s own.

@@ -62,6 +62,17 @@ fn cgroups_paths_of_both_drivers_are_cgroup_paths() {
         "cgroups path \"kubepods:abc\" is neither a cgroup path nor systemd's SLICE:PREFIX:NAME"
     );
     assert!(cgroup_of("").is_err());
+    for odd in [
+        "/kubepods/../system.slice/x",
+        "/kubepods/./pod1",
+        "/kubepods//pod1",
+        "/",
+        "kubepods.slice:cri-containerd:../x",
+        "kubepods.slice:a/b:abc",
+    ] {
+        let err = cgroup_of(odd).unwrap_err();
+        assert!(err.contains(&format!("{odd:?}")), "{odd}: {err}");
+    }
 }
 
 #[test]

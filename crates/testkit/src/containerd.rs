@@ -305,7 +305,7 @@ impl Containerd {
     pub fn restart(&mut self) {
         self.cri = None;
         if let Some(child) = self.child.take() {
-            stop(child, Signal::SIGTERM);
+            crate::process::stop(child, Signal::SIGTERM, PATIENCE);
         }
         self.launch();
     }
@@ -472,7 +472,7 @@ state = "{r}/state"
         }
         self.cri = None;
         if let Some(child) = self.child.take() {
-            stop(child, Signal::SIGTERM);
+            crate::process::stop(child, Signal::SIGTERM, PATIENCE);
         }
         self.kill_processes();
         unmount_below(self.dir.path());
@@ -761,20 +761,6 @@ fn list(dir: &Path) -> BTreeSet<PathBuf> {
     std::fs::read_dir(dir)
         .map(|entries| entries.flatten().map(|e| e.path()).collect())
         .unwrap_or_default()
-}
-
-/// Asks `child` to stop with `signal`, waits, then kills it.
-fn stop(mut child: Child, signal: Signal) {
-    let _ = kill(Pid::from_raw(child.id() as i32), signal);
-    let deadline = Instant::now() + PATIENCE;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[cfg(test)]

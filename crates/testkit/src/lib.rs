@@ -16,6 +16,7 @@ pub mod fixtures;
 pub mod hosts;
 pub mod libvirt;
 pub mod line_worker;
+mod process;
 pub mod prometheus;
 pub mod qemu;
 pub mod synthetic;

@@ -183,7 +183,7 @@ impl Libvirtd {
     #[track_caller]
     pub fn restart(&mut self) {
         if let Some(child) = self.libvirtd.take() {
-            stop(child, Signal::SIGTERM);
+            crate::process::stop(child, Signal::SIGTERM, PATIENCE);
         }
         self.start_libvirtd();
     }
@@ -294,7 +294,7 @@ impl Drop for Libvirtd {
             .into_iter()
             .flatten()
         {
-            stop(child, Signal::SIGTERM);
+            crate::process::stop(child, Signal::SIGTERM, PATIENCE);
         }
         drop(self.kvm.take());
         for cgroup in std::mem::take(&mut self.machine_cgroups) {
@@ -391,20 +391,6 @@ fn collect_cpusets(dir: &Path, values: &mut BTreeMap<PathBuf, String>) {
             collect_cpusets(&entry.path(), values);
         }
     }
-}
-
-/// Asks `child` to stop with `signal`, waits up to 30 s, then kills it.
-fn stop(mut child: Child, signal: Signal) {
-    let _ = kill(Pid::from_raw(child.id() as i32), signal);
-    let deadline = Instant::now() + PATIENCE;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Runs `command` to completion, killing it after `timeout`.

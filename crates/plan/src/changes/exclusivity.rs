@@ -536,20 +536,8 @@ pub(super) fn move_thread(
         return;
     };
     affinity_step(thread, &destination.cpus, &destination.why, out);
-    out.push(
-        Change {
-            knob: TaskCgroup {
-                pid: thread.pid(),
-                tid: thread.tid(),
-                start_time: thread.task.start_time,
-                hierarchy: hierarchy.clone(),
-            },
-            from,
-            to,
-        },
-        MECHANISM,
-        format!("{} (its cgroup enforces it)", destination.why),
-    );
+    let why = format!("{} (its cgroup enforces it)", destination.why);
+    task_cgroup_step(thread, hierarchy, from, to, why, out);
 }
 
 pub(super) fn affinity_step(thread: &ThreadRef, cpus: &CpuSet, why: &str, out: &mut Changes) {
@@ -639,4 +627,22 @@ fn vm_kernel_thread_changes(context: &Context, out: &mut Changes) {
 /// The VMM pid a KVM kernel thread is named after (`kvm-pit/4000`).
 fn vm_kernel_thread_owner(comm: &str) -> Option<u32> {
     comm.strip_prefix("kvm-pit/")?.parse().ok()
+}
+
+/// Moves `thread` from cgroup `from` to `to` in `hierarchy`.
+pub(super) fn task_cgroup_step(
+    thread: &ThreadRef,
+    hierarchy: &Hierarchy,
+    from: CgroupPath,
+    to: CgroupPath,
+    why: String,
+    out: &mut Changes,
+) {
+    let knob = TaskCgroup {
+        pid: thread.pid(),
+        tid: thread.tid(),
+        start_time: thread.task.start_time,
+        hierarchy: hierarchy.clone(),
+    };
+    out.push(Change { knob, from, to }, MECHANISM, why);
 }

@@ -23,11 +23,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use nearnative_host::libvirt::{libvirt_child, LibvirtChild, LibvirtDomain};
 use nearnative_host::CpuSet;
-use nearnative_knob::exclusivity::cgroup::{Hierarchy, TaskCgroup};
+use nearnative_knob::exclusivity::cgroup::Hierarchy;
 use nearnative_knob::exclusivity::libvirt::LibvirtPin;
 use nearnative_knob::{CgroupMount, CgroupPath, Change};
 
-use super::exclusivity::{cgroup, Destination, MECHANISM};
+use super::exclusivity::{cgroup, task_cgroup_step, Destination, MECHANISM};
 use super::{Changes, Context};
 use crate::decisions::Note;
 use crate::scope::Scope;
@@ -229,18 +229,5 @@ fn move_to_emulator(
         });
         return;
     };
-    out.push(
-        Change {
-            knob: TaskCgroup {
-                pid: thread.pid(),
-                tid: thread.tid(),
-                start_time: thread.task.start_time,
-                hierarchy: hierarchy.clone(),
-            },
-            from,
-            to,
-        },
-        MECHANISM,
-        why,
-    );
+    task_cgroup_step(thread, hierarchy, from, to, why, out);
 }
